@@ -1,0 +1,102 @@
+"""Aggregation: per (suite, model) metric estimates with 95% CIs, breakdowns by tag, and gates."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vnllmtest.metrics import Estimate, estimate
+from vnllmtest.suite import Gate, SuiteSpec
+
+PERCENT = 100.0  # item metrics lie in [0, 1]; aggregates are reported in points (0-100)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    suite: str
+    model: str
+    metric: str
+    gate: str  # readable form, e.g. "accuracy >= 25 (ci_low)"
+    value: float
+    passed: bool
+    reason: str = ""
+
+
+@dataclass
+class GroupSummary:
+    """One suite evaluated by one model."""
+
+    suite: str
+    model: str
+    items: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    failure_classes: Counter = field(default_factory=Counter)
+    metrics: dict[str, Estimate] = field(default_factory=dict)
+    breakdowns: dict[str, dict[str, dict[str, Estimate]]] = field(default_factory=dict)
+    gates: list[GateResult] = field(default_factory=list)
+
+
+def summarize(
+    records: Iterable[Mapping[str, Any]], specs: Mapping[str, SuiteSpec], *, seed: int = 0, iterations: int = 1000
+) -> list[GroupSummary]:
+    """Group item records by (suite, model) and compute every metric, breakdown and gate."""
+    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for record in records:
+        grouped[(record["suite"], record["model"])].append(record)
+    summaries = []
+    for (suite, model), members in grouped.items():
+        spec = specs[suite]
+        summary = GroupSummary(suite=suite, model=model, items=len(members))
+        summary.statuses.update(r["status"] for r in members)
+        summary.failure_classes.update(r["failure_class"] for r in members if r["failure_class"])
+        scored = [r for r in members if r["status"] != "error"]
+        for metric in spec.metrics:
+            values = [r["metrics"][metric] for r in scored]
+            summary.metrics[metric] = estimate(values, scale=PERCENT, seed=seed, iterations=iterations)
+        summary.breakdowns = _breakdowns(scored, spec, seed, iterations)
+        summary.gates = [_check(gate, summary) for gate in spec.gates]
+        summaries.append(summary)
+    return sorted(summaries, key=lambda s: (s.suite, s.model))
+
+
+def _breakdowns(scored: list[Mapping[str, Any]], spec: SuiteSpec, seed: int, iterations: int) -> dict:
+    by_tag: dict[str, dict[str, list[Mapping[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for record in scored:
+        for tag, value in record.get("tags", {}).items():
+            by_tag[tag][value].append(record)
+    return {
+        tag: {
+            value: {
+                metric: estimate([r["metrics"][metric] for r in members], scale=PERCENT, seed=seed, iterations=iterations)
+                for metric in spec.metrics
+            }
+            for value, members in sorted(groups.items())
+        }
+        for tag, groups in sorted(by_tag.items())
+    }
+
+
+def describe_gate(gate: Gate) -> str:
+    parts = []
+    if gate.min is not None:
+        parts.append(f">= {gate.min:g}")
+    if gate.max is not None:
+        parts.append(f"<= {gate.max:g}")
+    bound = "" if gate.bound == "value" else f" ({gate.bound})"
+    return f"{gate.metric} {' and '.join(parts)}{bound}"
+
+
+def _check(gate: Gate, summary: GroupSummary) -> GateResult:
+    described = describe_gate(gate)
+    found = summary.metrics[gate.metric]
+    value = {"value": found.value, "ci_low": found.low, "ci_high": found.high}[gate.bound]
+    if found.n == 0:
+        return GateResult(summary.suite, summary.model, gate.metric, described, value, False, "no scored items")
+    if math.isnan(value):
+        return GateResult(summary.suite, summary.model, gate.metric, described, value, False, "value is NaN")
+    passed = (gate.min is None or value >= gate.min) and (gate.max is None or value <= gate.max)
+    reason = "" if passed else "threshold not met"
+    return GateResult(summary.suite, summary.model, gate.metric, described, value, passed, reason)

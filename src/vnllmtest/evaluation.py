@@ -1,0 +1,118 @@
+"""Evaluates one (model, suite) group: render prompts, run them in batches, score every item."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from vnllmtest.backends.base import Backend, Request
+from vnllmtest.loaders import BadRecord, Item, LoadedData
+from vnllmtest.prompts import PromptBuilder, PromptError
+from vnllmtest.runner import Prediction, Runner
+from vnllmtest.scoring import score
+from vnllmtest.suite import Suite
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """Everything known about one item of one model: the line it gets in items.jsonl."""
+
+    suite: str
+    model: str
+    id: str
+    status: str  # "passed", "missed" or "error"
+    failure_class: str | None
+    message: str | None
+    prompt: str | None
+    references: list[str]
+    output: str | None
+    answer: str | None
+    metrics: dict[str, float]
+    mode: str | None
+    finish_reason: str | None
+    new_tokens: int
+    cache_key: str | None
+    cached: bool
+    choice_logprobs: dict[str, float] | None
+    origin: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate(
+    backend: Backend, suite: Suite, data: LoadedData, entries: Sequence[Item | BadRecord], runner: Runner
+) -> dict[str, ItemResult]:
+    """Results by item id for `entries` (a subset of the suite's selected records)."""
+    spec = suite.spec
+    builder = PromptBuilder(spec.prompt, data.pool)
+    results: dict[str, ItemResult] = {}
+    requests: list[Request] = []
+    answerable: list[Item] = []
+    for entry in entries:
+        if isinstance(entry, BadRecord):
+            results[entry.id] = _error(suite, backend, entry.id, entry.origin, "bad_record", f"{entry.origin}: {entry.problem}")
+            continue
+        try:
+            prompt = backend.format_prompt(builder.messages(entry))
+        except PromptError as exc:
+            results[entry.id] = _error(suite, backend, entry.id, entry.origin, "bad_prompt", f"{entry.origin}: record {entry.id}: {exc}")
+            continue
+        requests.append(
+            Request(spec.name, entry.id, prompt, entry.labels, spec.generation.max_new_tokens, tuple(spec.generation.stop))
+        )
+        answerable.append(entry)
+    predictions = runner.run(backend, requests, spec.scoring.mode, description=f"{spec.name} × {backend.label}")
+    for item, request, prediction in zip(answerable, requests, predictions):
+        results[item.id] = _scored(suite, backend, item, request, prediction)
+    return results
+
+
+def _scored(suite: Suite, backend: Backend, item: Item, request: Request, prediction: Prediction) -> ItemResult:
+    outcome = score(suite.spec, item, prediction)
+    return ItemResult(
+        suite=suite.name,
+        model=backend.label,
+        id=item.id,
+        status=outcome.status,
+        failure_class=outcome.failure_class,
+        message=outcome.message,
+        prompt=request.prompt,
+        references=list(item.references),
+        output=prediction.text,
+        answer=outcome.answer,
+        metrics=outcome.metrics,
+        mode=prediction.mode,
+        finish_reason=prediction.finish_reason,
+        new_tokens=prediction.new_tokens,
+        cache_key=prediction.cache_key,
+        cached=prediction.cached,
+        choice_logprobs=prediction.choice_logprobs,
+        origin=item.origin,
+        tags=dict(item.tags),
+    )
+
+
+def _error(suite: Suite, backend: Backend, item_id: str, origin: str, failure_class: str, message: str) -> ItemResult:
+    return ItemResult(
+        suite=suite.name,
+        model=backend.label,
+        id=item_id,
+        status="error",
+        failure_class=failure_class,
+        message=message,
+        prompt=None,
+        references=[],
+        output=None,
+        answer=None,
+        metrics={},
+        mode=None,
+        finish_reason=None,
+        new_tokens=0,
+        cache_key=None,
+        cached=False,
+        choice_logprobs=None,
+        origin=origin,
+    )

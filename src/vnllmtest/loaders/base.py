@@ -1,0 +1,81 @@
+"""What every dataset adapter produces: items to evaluate, or bad records that become item errors."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class DataError(Exception):
+    """A dataset that cannot be used at all; the message says where it looked and how to fix it."""
+
+
+class RecordError(Exception):
+    """One record that cannot be used: names the offending field."""
+
+    def __init__(self, field_name: str, problem: str):
+        super().__init__(f"field '{field_name}': {problem}")
+        self.field_name = field_name
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A record as read from its source, with where it came from (`file:line`, `file row N`...)."""
+
+    origin: str
+    data: Mapping[str, Any] | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing to ask a model: template fields, gold references (empty = unanswerable), labels."""
+
+    id: str
+    fields: Mapping[str, Any]
+    references: tuple[str, ...]
+    labels: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A record that could not become an item; its test case reports `problem` as an error."""
+
+    id: str
+    origin: str
+    problem: str
+
+
+def nfc(value: Any) -> Any:
+    """NFC-normalise every string inside `value` (dicts and lists are walked)."""
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value)
+    if isinstance(value, Mapping):
+        return {key: nfc(inner) for key, inner in value.items()}
+    if isinstance(value, list | tuple):
+        return [nfc(inner) for inner in value]
+    return value
+
+
+def require_text(data: Mapping[str, Any], name: str, *, allow_empty: bool = False) -> str:
+    """The string field `name`, NFC-normalised, or a RecordError saying what is wrong with it."""
+    if name not in data or data[name] is None:
+        raise RecordError(name, "missing")
+    value = data[name]
+    if not isinstance(value, str):
+        raise RecordError(name, f"expected text, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise RecordError(name, "empty")
+    return nfc(value)
+
+
+def record_id(data: Mapping[str, Any]) -> str:
+    """The record's `id` field as text."""
+    value = data.get("id")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise RecordError("id", "missing")
+    return nfc(str(value)).strip()

@@ -1,0 +1,91 @@
+"""ViMs multi-document summarisation: the original release folder layout, or a JSONL of clusters.
+
+Folder layout: `original/Cluster_NNN/original/K.txt` (header lines, then `Content:` and the body),
+`summary/Cluster_NNN/{0,1}.gold.txt` and `S3_summary/Cluster_NNN/{0,1}.s3.txt` (`label<TAB>sentence`).
+A JSONL record holds `id`, `documents` (list of {title, content}) and `summaries`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from vnllmtest.loaders.base import DataError, Item, RawRecord, RecordError, nfc, record_id
+from vnllmtest.loaders.sources import read_file
+
+
+def read_records(path: Path) -> Iterator[RawRecord]:
+    if not path.is_dir():
+        yield from read_file(path)
+        return
+    original = path / "original"
+    if not original.is_dir():
+        raise DataError(f"{path}: not a ViMs folder (expected {original})")
+    for cluster in sorted(p for p in original.iterdir() if p.is_dir()):
+        yield _read_cluster(path, cluster.name)
+
+
+def _read_cluster(root: Path, name: str) -> RawRecord:
+    origin = str(root / "original" / name)
+    try:
+        documents = [
+            _parse_document(doc.read_text(encoding="utf-8"), doc)
+            for doc in sorted((root / "original" / name / "original").glob("*.txt"), key=_numeric_stem)
+        ]
+        summaries = [p.read_text(encoding="utf-8") for p in sorted((root / "summary" / name).glob("*.gold.txt"))]
+        selections = [p.read_text(encoding="utf-8") for p in sorted((root / "S3_summary" / name).glob("*.s3.txt"))]
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return RawRecord(origin, None, str(exc))
+    data = {"id": name, "documents": documents, "summaries": summaries, "selected_sentences": _selected(selections)}
+    return RawRecord(origin, data)
+
+
+def _numeric_stem(path: Path) -> tuple[int, str]:
+    return (int(path.stem), "") if path.stem.isdigit() else (1 << 30, path.stem)
+
+
+def _parse_document(text: str, path: Path) -> dict[str, str]:
+    header, separator, body = text.partition("\nContent:")
+    if not separator:
+        raise ValueError(f"{path}: no 'Content:' line")
+    fields = {}
+    for line in header.splitlines():
+        key, colon, value = line.partition(":")
+        if colon:
+            fields[key.strip().lower().replace(" ", "_")] = value.strip()
+    return {"title": fields.get("title", ""), "summary": fields.get("summary", ""), "content": body.strip()}
+
+
+def _selected(selections: list[str]) -> list[str]:
+    """Sentences labelled 1 in the S3 files, in file order, without repeats."""
+    chosen: dict[str, None] = {}
+    for text in selections:
+        for line in text.splitlines():
+            label, tab, sentence = line.partition("\t")
+            if tab and label.strip() == "1":
+                chosen[sentence.strip()] = None
+    return list(chosen)
+
+
+def to_item(record: RawRecord) -> Item:
+    data = record.data
+    item_id = record_id(data)
+    documents = data.get("documents")
+    if not isinstance(documents, list) or not documents:
+        raise RecordError("documents", "expected a non-empty list of documents")
+    for position, document in enumerate(documents, start=1):
+        if not isinstance(document, dict) or not str(document.get("content", "")).strip():
+            raise RecordError("documents", f"document {position} has no 'content'")
+    summaries = data.get("summaries")
+    if not isinstance(summaries, list) or not summaries or not all(isinstance(s, str) and s.strip() for s in summaries):
+        raise RecordError("summaries", "expected a non-empty list of gold summaries")
+    return Item(
+        id=item_id,
+        fields={
+            "id": item_id,
+            "documents": nfc(documents),
+            "selected_sentences": nfc(list(data.get("selected_sentences") or [])),
+        },
+        references=tuple(nfc([s.strip() for s in summaries])),
+        origin=record.origin,
+    )

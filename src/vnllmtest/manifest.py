@@ -1,0 +1,46 @@
+"""The run manifest: versions, machine, options, models (fingerprints, loads) and suites (hashes, data)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+PACKAGES = ("vnllmtest", "pytest", "torch", "transformers", "tokenizers", "numpy", "pytest-xdist")
+
+
+def versions() -> dict[str, str]:
+    found = {"python": sys.version.split()[0]}
+    for package in PACKAGES:
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def build_manifest(contexts: Iterable[Mapping[str, Any]], options: Mapping[str, Any], model_order: list[str]) -> dict:
+    """Merge the per-item run contexts (they travel with each test report, also from xdist workers)."""
+    models: dict[str, dict[str, Any]] = {label: {} for label in model_order}
+    suites: dict[str, dict[str, Any]] = {}
+    for context in contexts:
+        model = models.setdefault(context["model"], {})
+        model.setdefault("spec", context["model_spec"])
+        load = context.get("model_load")
+        if load:
+            model["fingerprint"] = load["fingerprint"]
+            if load not in model.setdefault("loads", []):
+                model["loads"].append(load)
+        suites.setdefault(context["suite"], {key: context[key] for key in _SUITE_KEYS if key in context})
+    return {
+        "versions": versions(),
+        "platform": platform.platform(),
+        "options": dict(options),
+        "models": {label: info for label, info in models.items() if info},
+        "suites": suites,
+    }
+
+
+_SUITE_KEYS = ("suite_path", "suite_sha256", "data_origin", "records_total", "records_selected", "sampling")

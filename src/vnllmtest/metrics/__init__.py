@@ -1,0 +1,21 @@
+"""Vietnamese-aware scoring: text normalisation, reference scores, choice extraction, statistics."""
+
+from vnllmtest.metrics.choice import extract_choice
+from vnllmtest.metrics.scores import accuracy, exact_match, rouge_l, rouge_n, token_f1
+from vnllmtest.metrics.stats import Estimate, bootstrap_ci, estimate
+from vnllmtest.metrics.text import is_abstention, normalize_text, syllables
+
+__all__ = [
+    "Estimate",
+    "accuracy",
+    "bootstrap_ci",
+    "estimate",
+    "exact_match",
+    "extract_choice",
+    "is_abstention",
+    "normalize_text",
+    "rouge_l",
+    "rouge_n",
+    "syllables",
+    "token_f1",
+]

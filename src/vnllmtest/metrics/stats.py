@@ -1,0 +1,76 @@
+"""Point estimates with percentile-bootstrap confidence intervals."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its confidence interval, on the caller's scale, over n items."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+
+
+def _as_array(values: Sequence[float]) -> np.ndarray:
+    """Values as a float array; NaN is rejected because its meaning is the caller's decision."""
+    data = np.asarray(values, dtype=float).reshape(-1)
+    nan_count = int(np.isnan(data).sum())
+    if nan_count:
+        raise ValueError(f"{nan_count} NaN value(s) in input; drop or replace them first")
+    return data
+
+
+def _cluster_totals(
+    data: np.ndarray, clusters: Sequence[Hashable] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster sums and item counts; without clusters every item is its own cluster."""
+    if clusters is None:
+        return data, np.ones_like(data)
+    if len(clusters) != data.size:
+        raise ValueError(f"{len(clusters)} cluster keys for {data.size} values")
+    codes: dict[Hashable, int] = {}
+    index = np.array([codes.setdefault(key, len(codes)) for key in clusters])
+    return np.bincount(index, weights=data), np.bincount(index).astype(float)
+
+
+def bootstrap_ci(
+    values: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    iterations: int = 1000,
+    seed: int = 0,
+    clusters: Sequence[Hashable] | None = None,
+) -> tuple[float, float]:
+    """Percentile-bootstrap CI of the mean, resampling whole clusters when they are given."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if iterations < 1:
+        raise ValueError(f"iterations must be at least 1, got {iterations}")
+    data = _as_array(values)
+    if data.size == 0:
+        return _NAN, _NAN
+    sums, counts = _cluster_totals(data, clusters)
+    draws = np.random.default_rng(seed).integers(0, sums.size, size=(iterations, sums.size))
+    means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def estimate(values: Sequence[float], *, scale: float = 1.0, **bootstrap_options: Any) -> Estimate:
+    """Mean and bootstrap CI (options as in bootstrap_ci), all multiplied by scale."""
+    data = _as_array(values)
+    if data.size == 0:
+        return Estimate(_NAN, _NAN, _NAN, 0)
+    low, high = bootstrap_ci(data, **bootstrap_options)
+    return Estimate(float(data.mean()) * scale, low * scale, high * scale, int(data.size))

@@ -1,0 +1,491 @@
+"""pytest plugin: options, YAML suite collection, model fixtures, item outcomes, gates, reports, exit code.
+
+Every dataset record of a suite becomes one test item per `--model`. The items are ordinary
+pytest Functions parametrized by the session-scoped `vnllm_model` fixture, so pytest groups them
+by model and finishes (unloads) one model before it loads the next. The first item of a
+(model, suite) group computes the whole group in batches; each item then checks its own result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest.python import FunctionDefinition, Metafunc
+
+from vnllmtest.aggregate import GroupSummary, summarize
+from vnllmtest.backends import LOAD_LOG, Backend, HFSettings, ModelError, ModelSpec, load_backend, parse_model_specs
+from vnllmtest.cache import PredictionCache
+from vnllmtest.evaluation import ItemResult, evaluate
+from vnllmtest.loaders import DATA_DIR_ENV, BadRecord, DataError, DataOptions, Item, LoadedData, load_data
+from vnllmtest.manifest import build_manifest
+from vnllmtest.report import format_estimate, new_run_folder, write_run
+from vnllmtest.runner import Runner
+from vnllmtest.suite import Suite, SuiteError, SuiteSpec, is_suite_file, load_suite
+
+DEFAULT_MODEL = "gemma3-270m"
+PROPERTY = "vnllmtest"
+STATE = pytest.StashKey["RunState"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vnllmtest", "vnllmtest: evaluate LLMs on Vietnamese benchmark suites")
+    group.addoption(
+        "--model",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="model to evaluate, repeatable: an alias (gemma3-270m, smollm2-135m, qwen3-8b, qwen3.5-9b, "
+        "seallms-v3-7b), a hub id owner/name, a local checkpoint folder, or replay:PREDICTIONS.jsonl. "
+        f"Default: {DEFAULT_MODEL}.",
+    )
+    group.addoption(
+        "--data",
+        choices=("full", "sample"),
+        default="full",
+        help="'full': each suite's declared dataset (with its sampling); 'sample': the small bundled "
+        "sample of each suite, run whole (offline). Default: full.",
+    )
+    group.addoption(
+        "--data-dir",
+        metavar="DIR",
+        help=f"folder with local copies of the datasets (each suite's dataset.local path inside it); "
+        f"also ${DATA_DIR_ENV}.",
+    )
+    group.addoption("--limit", type=int, metavar="N", help="evaluate at most N records per suite (deterministic).")
+    group.addoption("--batch-size", type=int, default=8, metavar="N", help="prompts per model call. Default: 8.")
+    group.addoption("--device", default="auto", help="torch device for local models (auto, cpu, cuda, cuda:1...).")
+    group.addoption("--dtype", default="auto", help="weights dtype: auto, float32, float16, bfloat16.")
+    group.addoption("--cache-dir", metavar="DIR", help="prediction cache folder. Default: <rootdir>/.vnllmtest-cache.")
+    group.addoption("--no-cache", action="store_true", help="neither read nor write the prediction cache.")
+    group.addoption("--report-dir", default="reports", metavar="DIR", help="where run folders go. Default: reports.")
+    group.addoption("--strict-items", action="store_true", help="a missed item fails the run (default: only gates do).")
+    group.addoption("--bootstrap-iterations", type=int, default=1000, metavar="N", help="bootstrap resamples for CIs.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "vnllmtest: an item of a vnllmtest YAML suite")
+    try:
+        specs = parse_model_specs(config.getoption("model") or [DEFAULT_MODEL])
+    except ModelError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    state = RunState(config, specs)
+    config.stash[STATE] = state
+    if not state.is_worker:
+        config.pluginmanager.register(ResultCollector(state), "vnllmtest-results")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistScheduling(), "vnllmtest-xdist")
+
+
+class ItemMissed(Exception):
+    """The model's answer to this item is wrong (a miss, not a run failure unless --strict-items)."""
+
+
+class ItemErrored(Exception):
+    """This item could not be evaluated (bad record, bad prompt, model failure)."""
+
+
+class RunState:
+    """Everything vnllmtest keeps for one pytest session."""
+
+    def __init__(self, config: pytest.Config, specs: list[ModelSpec]):
+        self.config = config
+        self.specs = specs
+        self.is_worker = hasattr(config, "workerinput")
+        self.data_options = DataOptions.from_environment(
+            config.getoption("data"), config.getoption("data_dir"), config.getoption("limit")
+        )
+        self.hf_settings = HFSettings(device=config.getoption("device"), dtype=config.getoption("dtype"))
+        self.suites_by_name: dict[str, Suite] = {}
+        self.data: dict[Path, LoadedData] = {}
+        self.items: list[pytest.Item] = []
+        self.results: dict[tuple[str, Path], dict[str, ItemResult]] = {}
+        self.load_events: dict[str, dict[str, Any]] = {}
+        self._runner: Runner | None = None
+
+    # --- collection -------------------------------------------------------------------------
+    def register(self, suite: Suite, data: LoadedData) -> None:
+        other = self.suites_by_name.get(suite.name)
+        if other is not None and other.path != suite.path:
+            raise SuiteError(f"{suite.path}: suite name '{suite.name}' is already used by {other.path}; names must be unique")
+        self.suites_by_name[suite.name] = suite
+        self.data[suite.path] = data
+
+    # --- evaluation -------------------------------------------------------------------------
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            cache = None
+            if not self.config.getoption("no_cache"):
+                folder = self.config.getoption("cache_dir") or self.config.rootpath / ".vnllmtest-cache"
+                cache = PredictionCache(Path(folder))
+            self._runner = Runner(cache, self.config.getoption("batch_size"), self._progress)
+        return self._runner
+
+    def load(self, spec: ModelSpec) -> Backend:
+        backend = load_backend(spec, self.hf_settings)
+        event = LOAD_LOG[-1]
+        self.load_events[spec.label] = {
+            "pid": event.pid,
+            "number": len(LOAD_LOG),
+            "seconds": round(event.seconds, 3),
+            "fingerprint": event.fingerprint,
+        }
+        return backend
+
+    def result(self, backend: Backend, case: SuiteCase) -> ItemResult:
+        key = (backend.label, case.suite.path)
+        if key not in self.results:
+            members = [
+                item.entry
+                for item in self.items
+                if isinstance(item, SuiteCase) and item.suite.path == case.suite.path and item.model_label == backend.label
+            ]
+            self.results[key] = evaluate(backend, case.suite, self.data[case.suite.path], members, self.runner)
+        return self.results[key][case.entry.id]
+
+    def context(self, case: SuiteCase) -> dict[str, Any]:
+        """Run facts that travel with each item's report, for the manifest."""
+        data = self.data[case.suite.path]
+        spec = next(s for s in self.specs if s.label == case.model_label)
+        sampling = case.suite.spec.dataset.sampling
+        return {
+            "suite": case.suite.name,
+            "suite_path": str(case.suite.path),
+            "suite_sha256": case.suite.sha256,
+            "data_origin": data.origin,
+            "records_total": data.total,
+            "records_selected": len(data.entries),
+            "sampling": sampling.model_dump() if sampling and self.data_options.mode == "full" else None,
+            "model": case.model_label,
+            "model_spec": spec.text,
+            "model_load": self.load_events.get(case.model_label),
+        }
+
+    @contextmanager
+    def _progress(self, description: str, total: int) -> Iterator[Any]:
+        if self.is_worker or total == 0:
+            yield lambda done: None
+            return
+        from tqdm import tqdm
+
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else nullcontext():
+            sys.stderr.write("\n")
+            with tqdm(total=total, desc=description, unit="item", file=sys.stderr, mininterval=1.0) as bar:
+                yield bar.update
+
+    # --- reporting ----------------------------------------------------------------------------
+    def options_for_manifest(self) -> dict[str, Any]:
+        option = self.config.getoption
+        return {
+            "argv": list(self.config.invocation_params.args),
+            "data": self.data_options.mode,
+            "data_dir": str(self.data_options.data_dir) if self.data_options.data_dir else None,
+            "limit": self.data_options.limit,
+            "batch_size": option("batch_size"),
+            "device": option("device"),
+            "dtype": option("dtype"),
+            "cache": not option("no_cache"),
+            "strict_items": option("strict_items"),
+            "bootstrap_iterations": option("bootstrap_iterations"),
+            "bootstrap_seed": 0,
+        }
+
+
+class SuiteFile(pytest.Module):
+    """A YAML suite file: one test item per (model, selected record)."""
+
+    def _getobj(self) -> types.ModuleType:
+        module = types.ModuleType(f"vnllmtest_suite_{self.path.stem}")
+        module.__file__ = str(self.path)
+        return module
+
+    def collect(self) -> Iterator[pytest.Item]:
+        state = self.config.stash[STATE]
+        try:
+            suite = load_suite(self.path)
+            data = load_data(suite, state.data_options)
+            state.register(suite, data)
+        except (SuiteError, DataError) as exc:
+            raise self.CollectError(str(exc)) from None
+        for marker in (suite.name, suite.spec.task.value):
+            self.config.addinivalue_line("markers", f"{marker}: vnllmtest suite or task type")
+            self.add_marker(marker)
+        self.add_marker("vnllmtest")
+        definition = FunctionDefinition.from_parent(self, name=suite.name, callobj=_evaluate_case)
+        metafunc = Metafunc(definition, definition._fixtureinfo, self.config, cls=None, module=self.obj, _ispytest=True)
+        self.ihook.pytest_generate_tests.call_extra([], {"metafunc": metafunc})
+        for callspec in metafunc._calls:
+            for entry in data.entries:
+                keywords = {f"{tag}_{value}".replace(" ", "_"): True for tag, value in _tags(entry).items()}
+                case_id = f"{callspec.id}:{entry.id}"
+                case = SuiteCase.from_parent(
+                    self,
+                    name=f"{suite.name}[{case_id}]",
+                    callobj=_evaluate_case,
+                    callspec=dataclasses.replace(callspec, _idlist=[case_id]),
+                    fixtureinfo=definition._fixtureinfo,
+                    keywords=keywords,
+                    originalname=suite.name,
+                )
+                case.suite, case.entry, case.model_label = suite, entry, callspec.params["vnllm_model"].label
+                yield case
+
+
+def _tags(entry: Item | BadRecord) -> dict[str, str]:
+    return dict(entry.tags) if isinstance(entry, Item) else {}
+
+
+class SuiteCase(pytest.Function):
+    """One dataset record evaluated by one model."""
+
+    suite: Suite
+    entry: Item | BadRecord
+    model_label: str
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> Any:
+        if isinstance(excinfo.value, ItemMissed | ItemErrored):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
+
+
+def _evaluate_case(vnllm_model: Backend, request: pytest.FixtureRequest) -> None:
+    """The body of every suite item: look up (or trigger) its batched result and judge it."""
+    case: SuiteCase = request.node
+    state = request.config.stash[STATE]
+    result = state.result(vnllm_model, case)
+    payload = {"item": result.to_record(), "context": state.context(case)}
+    case.user_properties.append((PROPERTY, json.dumps(payload, ensure_ascii=False)))
+    if result.status == "error":
+        raise ItemErrored(f"ERROR {result.failure_class}: {result.message}")
+    if result.status == "missed":
+        raise ItemMissed(_miss_detail(result))
+
+
+def _miss_detail(result: ItemResult, limit: int = 1500) -> str:
+    prompt = result.prompt or ""
+    if len(prompt) > limit:
+        prompt = f"{prompt[: limit // 2]}\n[... {len(prompt) - limit} characters trimmed ...]\n{prompt[-limit // 2:]}"
+    metrics = ", ".join(f"{name}={value:.3f}" for name, value in result.metrics.items())
+    lines = [
+        f"MISSED ({result.failure_class}) {result.suite} [{result.model}] item {result.id} ({result.origin})",
+        f"reference: {json.dumps(result.references, ensure_ascii=False)}",
+        f"output:    {json.dumps(result.output, ensure_ascii=False)}",
+        f"answer:    {json.dumps(result.answer, ensure_ascii=False)}",
+        f"metrics:   {metrics}",
+    ]
+    if result.choice_logprobs:
+        scores = ", ".join(f"{label}={value:.2f}" for label, value in result.choice_logprobs.items())
+        lines.append(f"option log-probabilities: {scores}")
+    lines += [f"finish: {result.finish_reason}, mode: {result.mode}, cache key: {result.cache_key}", "prompt:", prompt]
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="session")
+def vnllm_model(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The model under test, loaded once per process and unloaded before the next one loads."""
+    state = request.config.stash[STATE]
+    spec: ModelSpec = request.param
+    try:
+        backend = state.load(spec)
+    except ModelError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "vnllm_model" in metafunc.fixturenames:
+        specs = metafunc.config.stash[STATE].specs
+        metafunc.parametrize("vnllm_model", specs, ids=[s.label for s in specs], indirect=True, scope="session")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if is_suite_file(file_path):
+        return SuiteFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[STATE].items = session.items
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not session.config.stash[STATE].is_worker:
+        _check_writable(Path(session.config.getoption("report_dir")))
+
+
+def _check_writable(report_dir: Path) -> None:
+    """Fail before any model loads when the report folder could not be written."""
+    existing = report_dir.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise pytest.UsageError(f"--report-dir {report_dir}: {existing} is not a writable folder")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if isinstance(item, SuiteCase) and report.when == "setup" and report.failed:
+        state = item.config.stash[STATE]
+        message = str(report.longrepr)
+        record = _error_record(item, message)
+        report.user_properties.append((PROPERTY, json.dumps({"item": record, "context": state.context(item)})))
+    return report
+
+
+def _error_record(case: SuiteCase, message: str) -> dict[str, Any]:
+    return {
+        "suite": case.suite.name,
+        "model": case.model_label,
+        "id": case.entry.id,
+        "status": "error",
+        "failure_class": "model_error",
+        "message": message,
+        "metrics": {},
+        "tags": _tags(case.entry),
+    }
+
+
+def _payload(report: pytest.TestReport) -> dict[str, Any] | None:
+    for name, value in report.user_properties:
+        if name == PROPERTY:
+            return json.loads(value)
+    return None
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:
+    if report.when == "call" and report.failed:
+        payload = _payload(report)
+        if payload and payload["item"]["status"] == "missed":
+            return "missed", "m", ("MISSED", {"yellow": True})
+    return None
+
+
+class ResultCollector:
+    """Where test reports arrive (the single process, or the xdist controller): gathers every
+    item's result, then aggregates, writes the run report, prints the gates and sets the exit code."""
+
+    def __init__(self, state: RunState):
+        self.state = state
+        self.config = state.config
+        self.records: list[dict[str, Any]] = []
+        self.hard_failures = 0  # failures that are not item misses: errors, crashes, collection
+        self.started = datetime.now(timezone.utc)
+        self.summaries: list[GroupSummary] = []
+        self.run_folder: Path | None = None
+        self.report_error: str | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        payload = _payload(report)
+        if payload is not None and (report.when == "call" or report.failed):
+            self.records.append(payload)
+        if report.failed and not (payload and payload["item"]["status"] == "missed"):
+            self.hard_failures += 1
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.hard_failures += 1
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.records:
+            return
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldfail or session.shouldstop)
+        items = [record["item"] for record in self.records]
+        self.summaries = summarize(items, self._specs(), iterations=self.config.getoption("bootstrap_iterations"))
+        manifest = build_manifest(
+            (record["context"] for record in self.records),
+            self.state.options_for_manifest(),
+            [spec.label for spec in self.state.specs],
+        )
+        status = self._exit_status(session.exitstatus, interrupted)
+        run = {
+            "id": "",
+            "started": self.started.isoformat(timespec="seconds"),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "complete": not interrupted,
+            "exit_status": int(status),
+        }
+        try:
+            self.run_folder = new_run_folder(Path(self.config.getoption("report_dir")))
+            run["id"] = self.run_folder.name
+            write_run(self.run_folder, self.summaries, items, manifest, run)
+        except OSError as exc:
+            self.report_error = f"could not write the report: {exc}"
+            status = pytest.ExitCode.INTERNAL_ERROR
+        session.exitstatus = status
+
+    def _specs(self) -> dict[str, SuiteSpec]:
+        """Suite specs by name, re-read from the files named in the reports (xdist workers collect,
+        the controller does not)."""
+        paths = {record["context"]["suite"]: record["context"]["suite_path"] for record in self.records}
+        return {name: load_suite(Path(path)).spec for name, path in paths.items()}
+
+    def _exit_status(self, status: int, interrupted: bool) -> int:
+        """Misses alone do not fail the run (unless --strict-items); errors and failed gates do."""
+        misses_only = status == pytest.ExitCode.TESTS_FAILED and self.hard_failures == 0 and not interrupted
+        if misses_only and not self.config.getoption("strict_items"):
+            status = pytest.ExitCode.OK
+        if status == pytest.ExitCode.OK and not all(g.passed for s in self.summaries for g in s.gates):
+            status = pytest.ExitCode.TESTS_FAILED
+        return status
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.summaries:
+            return
+        terminalreporter.section("vnllmtest gates")
+        rows = [("suite", "model", "items", "pass/miss/err", "gate", "value", "result")]
+        for summary in self.summaries:
+            counts = "/".join(str(summary.statuses.get(s, 0)) for s in ("passed", "missed", "error"))
+            for gate in summary.gates or [None]:
+                if gate is None:
+                    rows.append((summary.suite, summary.model, str(summary.items), counts, "(no gates)", "", ""))
+                    continue
+                verdict = "PASS" if gate.passed else f"FAIL ({gate.reason})"
+                value = format_estimate(summary.metrics[gate.metric])
+                rows.append((summary.suite, summary.model, str(summary.items), counts, gate.gate, value, verdict))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for number, row in enumerate(rows):
+            line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+            terminalreporter.write_line(line, bold=number == 0, red=row[-1].startswith("FAIL"), green=row[-1] == "PASS")
+        if self.report_error:
+            terminalreporter.write_line(f"vnllmtest: {self.report_error}", red=True)
+        elif self.run_folder is not None:
+            terminalreporter.write_line(f"vnllmtest report: {self.run_folder}/summary.md (also summary.json, items.jsonl)")
+
+
+class XdistScheduling:
+    """With pytest-xdist's default `--dist load`, send each (suite, model) group to one worker, so the
+    group is computed once, in batches, and each worker loads each model at most once."""
+
+    @pytest.hookimpl
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        if config.getoption("dist") != "load":
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        class SuiteGroupScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                head, bracket, params = nodeid.partition("[")
+                if bracket and (".yaml::" in head or ".yml::" in head):
+                    return f"{head}[{params.split(':', 1)[0]}"
+                return nodeid
+
+        return SuiteGroupScheduling(config, log)

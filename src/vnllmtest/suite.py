@@ -1,0 +1,269 @@
+"""Suite files: the schema of a vnllmtest suite and YAML loading with exact error locations."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from jinja2 import TemplateSyntaxError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from vnllmtest.prompts import compile_template
+
+SUITE_MARKER = "vnllmtest"
+_MARKER_LINE = re.compile(rf"^{SUITE_MARKER}\s*:", re.MULTILINE)
+
+MetricName = Literal["accuracy", "exact_match", "f1", "rouge_1", "rouge_2", "rouge_l"]
+GENERATIVE_METRICS = {"exact_match", "f1", "rouge_1", "rouge_2", "rouge_l"}
+
+
+class SuiteError(Exception):
+    """A suite file that cannot be used; the message names the file, the place and the fix."""
+
+
+class TaskType(str, Enum):
+    multiple_choice = "multiple_choice"
+    extractive_qa = "extractive_qa"
+    summarization = "summarization"
+    instruction = "instruction"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sampling(_Strict):
+    """Deterministic subset of the records: a fraction or a count, per stratum if stratified."""
+
+    fraction: float | None = Field(default=None, gt=0, le=1)
+    count: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    stratify: str | None = None
+
+    @model_validator(mode="after")
+    def _one_size(self) -> Sampling:
+        if (self.fraction is None) == (self.count is None):
+            raise ValueError("give exactly one of 'fraction' or 'count'")
+        return self
+
+
+class DatasetSpec(_Strict):
+    adapter: Literal["vmlu", "squad_v2", "vims", "vtsnlp"]
+    source: str | None = None
+    split: str | None = None
+    revision: str | None = None
+    local: str | None = None
+    sample: str | None = None
+    sampling: Sampling | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_origin(self) -> DatasetSpec:
+        if not (self.source or self.local or self.sample):
+            raise ValueError("give at least one of 'source', 'local' or 'sample'")
+        return self
+
+
+class FewShot(_Strict):
+    k: int = Field(default=0, ge=0)
+    seed: int = 0
+    target: str
+
+
+class PromptSpec(_Strict):
+    system: str | None = None
+    template: str
+    fewshot: FewShot | None = None
+
+
+class ScoringSpec(_Strict):
+    mode: Literal["loglikelihood", "generate"] = "generate"
+    abstentions: list[str] = Field(default_factory=list)
+
+
+class GenerationSpec(_Strict):
+    max_new_tokens: int = Field(default=64, ge=1)
+    stop: list[str] = Field(default_factory=list)
+
+
+class ItemPass(_Strict):
+    """An item passes when its value of `metric` is at least `min` (item values lie in [0, 1])."""
+
+    metric: MetricName
+    min: float = Field(ge=0, le=1)
+
+
+class Gate(_Strict):
+    """A suite-level threshold on an aggregate (0-100 scale), on the point value or a CI bound."""
+
+    metric: MetricName
+    min: float | None = Field(default=None, ge=0, le=100)
+    max: float | None = Field(default=None, ge=0, le=100)
+    bound: Literal["value", "ci_low", "ci_high"] = "value"
+
+    @model_validator(mode="after")
+    def _has_threshold(self) -> Gate:
+        if self.min is None and self.max is None:
+            raise ValueError("give 'min', 'max' or both")
+        return self
+
+
+class SuiteSpec(_Strict):
+    vnllmtest: Literal[1]
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    task: TaskType
+    dataset: DatasetSpec
+    prompt: PromptSpec
+    scoring: ScoringSpec = ScoringSpec()
+    generation: GenerationSpec = GenerationSpec()
+    metrics: list[MetricName] = Field(min_length=1)
+    item_pass: ItemPass
+    gates: list[Gate] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SuiteSpec:
+        multiple_choice = self.task is TaskType.multiple_choice
+        for metric in self.metrics:
+            if multiple_choice != (metric == "accuracy"):
+                raise ValueError(
+                    f"metric '{metric}' does not fit task '{self.task.value}': multiple_choice "
+                    f"suites use 'accuracy', the other tasks use {sorted(GENERATIVE_METRICS)}"
+                )
+        if self.scoring.mode == "loglikelihood" and not multiple_choice:
+            raise ValueError("scoring.mode 'loglikelihood' needs task 'multiple_choice'")
+        used = [self.item_pass.metric] + [gate.metric for gate in self.gates]
+        for metric in used:
+            if metric not in self.metrics:
+                raise ValueError(f"'{metric}' is used by item_pass or gates but not listed in metrics")
+        return self
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite together with the file it came from."""
+
+    spec: SuiteSpec
+    path: Path
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def resolve(self, relative: str) -> Path:
+        """A path written in the suite, taken relative to the suite file."""
+        return (self.path.parent / relative).resolve()
+
+
+def is_suite_file(path: Path) -> bool:
+    """True for YAML files that declare themselves vnllmtest suites (top-level `vnllmtest:` key)."""
+    if path.suffix not in (".yaml", ".yml"):
+        return False
+    try:
+        return _MARKER_LINE.search(path.read_text(encoding="utf-8", errors="replace")) is not None
+    except OSError:
+        return False
+
+
+def load_suite(path: Path) -> Suite:
+    """Parse and validate a suite file; every problem is a SuiteError naming file, line and key."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}{_mark(exc)}: YAML syntax error: {_yaml_problem(exc)}") from None
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: a suite must be a mapping of keys, got {type(data).__name__}")
+    try:
+        spec = SuiteSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SuiteError(_describe_validation(path, root, exc)) from None
+    _check_templates(path, root, spec)
+    return Suite(spec=spec, path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest())
+
+
+def _check_templates(path: Path, root: yaml.Node, spec: SuiteSpec) -> None:
+    templates = {("prompt", "template"): spec.prompt.template}
+    if spec.prompt.system:
+        templates[("prompt", "system")] = spec.prompt.system
+    if spec.prompt.fewshot:
+        templates[("prompt", "fewshot", "target")] = spec.prompt.fewshot.target
+    for loc, source in templates.items():
+        try:
+            compile_template(source)
+        except TemplateSyntaxError as exc:
+            raise SuiteError(
+                f"{path}:{_line_of(root, loc)}: {'.'.join(loc)}: Jinja template syntax error on "
+                f"line {exc.lineno} of the template: {exc.message}"
+            ) from None
+
+
+def _mark(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    return ", ".join(p for p in parts if p) or str(exc)
+
+
+def _describe_validation(path: Path, root: yaml.Node, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid suite ({exc.error_count()} problem{'s' * (exc.error_count() > 1)}):"]
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        key = ".".join(loc) or "(top level)"
+        where = f"line {_line_of(root, loc)}"
+        if error["type"] == "extra_forbidden":
+            allowed = ", ".join(sorted(_allowed_keys(loc[:-1])))
+            lines.append(f"  {where}: {key}: unknown key; expected one of: {allowed}")
+        elif error["type"] == "missing":
+            lines.append(f"  {where}: {key}: required key is missing")
+        else:
+            got = error.get("input")
+            shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+            lines.append(f"  {where}: {key}: {error['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: tuple[str, ...]) -> list[str]:
+    model: type[BaseModel] = SuiteSpec
+    for part in loc:
+        if part.isdigit():
+            continue
+        annotation = model.model_fields[part].annotation
+        nested = [a for a in getattr(annotation, "__args__", (annotation,)) if _is_model(a)]
+        if not nested:
+            return []
+        model = nested[0]
+    return list(model.model_fields)
+
+
+def _is_model(candidate: Any) -> bool:
+    return isinstance(candidate, type) and issubclass(candidate, BaseModel)
+
+
+def _line_of(root: yaml.Node, loc: tuple[str, ...]) -> int:
+    """1-based line of the deepest YAML node that `loc` reaches."""
+    node = root
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            child = node.value[int(part)]
+        if child is None:
+            break
+        node = child
+    return node.start_mark.line + 1
