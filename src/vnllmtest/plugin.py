@@ -69,6 +69,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--no-cache", action="store_true", help="neither read nor write the prediction cache.")
     group.addoption("--report-dir", default="reports", metavar="DIR", help="where run folders go. Default: reports.")
     group.addoption("--strict-items", action="store_true", help="a missed item fails the run (default: only gates do).")
+    group.addoption(
+        "--show-misses",
+        type=int,
+        default=10,
+        metavar="N",
+        help="print the details of the first N missed items (default 10; -rm lists them all in one line each).",
+    )
     group.addoption("--bootstrap-iterations", type=int, default=1000, metavar="N", help="bootstrap resamples for CIs.")
 
 
@@ -227,7 +234,6 @@ class SuiteFile(pytest.Module):
         self.ihook.pytest_generate_tests.call_extra([], {"metafunc": metafunc})
         for callspec in metafunc._calls:
             for entry in data.entries:
-                keywords = {f"{tag}_{value}".replace(" ", "_"): True for tag, value in _tags(entry).items()}
                 case_id = f"{callspec.id}:{entry.id}"
                 case = SuiteCase.from_parent(
                     self,
@@ -235,9 +241,9 @@ class SuiteFile(pytest.Module):
                     callobj=_evaluate_case,
                     callspec=dataclasses.replace(callspec, _idlist=[case_id]),
                     fixtureinfo=definition._fixtureinfo,
-                    keywords=keywords,
                     originalname=suite.name,
                 )
+                case.extra_keyword_matches.update(f"{t}_{v}".replace(" ", "_") for t, v in _tags(entry).items())
                 case.suite, case.entry, case.model_label = suite, entry, callspec.params["vnllm_model"].label
                 yield case
 
@@ -345,7 +351,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if isinstance(item, SuiteCase) and report.when == "setup" and report.failed:
         state = item.config.stash[STATE]
-        message = str(report.longrepr)
+        message = call.excinfo.exconly() if call.excinfo else str(report.longrepr)
         record = _error_record(item, message)
         report.user_properties.append((PROPERTY, json.dumps({"item": record, "context": state.context(item)})))
     return report
@@ -387,6 +393,7 @@ class ResultCollector:
         self.state = state
         self.config = state.config
         self.records: list[dict[str, Any]] = []
+        self.misses: list[tuple[str, str]] = []  # (node id, detail) of missed items
         self.hard_failures = 0  # failures that are not item misses: errors, crashes, collection
         self.started = datetime.now(timezone.utc)
         self.summaries: list[GroupSummary] = []
@@ -397,7 +404,9 @@ class ResultCollector:
         payload = _payload(report)
         if payload is not None and (report.when == "call" or report.failed):
             self.records.append(payload)
-        if report.failed and not (payload and payload["item"]["status"] == "missed"):
+        if report.failed and payload and payload["item"]["status"] == "missed":
+            self.misses.append((report.nodeid, report.longreprtext))
+        elif report.failed:
             self.hard_failures += 1
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -450,6 +459,28 @@ class ResultCollector:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.summaries:
             return
+        self._show_misses(terminalreporter)
+        self._show_gates(terminalreporter)
+
+    def _show_misses(self, terminalreporter: Any) -> None:
+        """Details of the first --show-misses misses, then `-rm` one-liners for all of them."""
+        shown = self.config.getoption("show_misses")
+        if self.misses and shown and self.config.getoption("tbstyle") != "no":
+            terminalreporter.section("misses")
+            for nodeid, detail in self.misses[:shown]:
+                terminalreporter.write_sep("_", nodeid)
+                terminalreporter.write_line(detail)
+            if len(self.misses) > shown:
+                terminalreporter.write_line(
+                    f"... {len(self.misses) - shown} more misses: see items.jsonl in the report, "
+                    "or re-run items with -k ID, --lf, or more details with --show-misses N"
+                )
+        if "m" in self.config.option.reportchars and self.misses:
+            terminalreporter.section("short summary of missed items")
+            for nodeid, detail in self.misses:
+                terminalreporter.write_line(f"MISSED {nodeid} - {detail.splitlines()[0]}")
+
+    def _show_gates(self, terminalreporter: Any) -> None:
         terminalreporter.section("vnllmtest gates")
         rows = [("suite", "model", "items", "pass/miss/err", "gate", "value", "result")]
         for summary in self.summaries:

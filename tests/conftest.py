@@ -1,0 +1,15 @@
+"""Shared fixtures for the test suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from support import build_tiny_model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny random-weight Qwen3 checkpoint folder (real from_pretrained path)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen3"))

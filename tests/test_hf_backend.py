@@ -1,0 +1,128 @@
+"""The transformers backend on real models: a tiny random-weight Qwen3 and the bundled Gemma 3 270M."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from vnllmtest.backends import HFSettings, ModelError, Request, load_backend
+from vnllmtest.backends.hf import folder_digest
+from vnllmtest.backends.registry import parse_model_spec
+from vnllmtest.runner import Runner
+
+from support import build_tiny_model
+
+PROMPTS = [
+    "Thủ đô của Việt Nam là",
+    "Câu hỏi: Sông nào dài nhất Việt Nam?\nTrả lời:",
+    "Hãy viết một câu về mùa thu Hà Nội.",
+    "Đáp án:",
+    "Phở là món ăn truyền thống của người Việt, thường được ăn vào buổi sáng. Nguyên liệu chính gồm",
+]
+
+
+def _requests(prompts: list[str], max_new_tokens: int = 6) -> list[Request]:
+    return [Request("t", str(i), p, ("A", "B", "C", "D"), max_new_tokens) for i, p in enumerate(prompts)]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    backend = load_backend(parse_model_spec(str(tiny_model_dir)), HFSettings(device="cpu"))
+    yield backend
+    backend.close()
+
+
+def test_batched_and_unbatched_greedy_generation_agree(tiny):
+    requests = _requests(PROMPTS, max_new_tokens=8)
+    together = Runner(batch_size=len(requests)).run(tiny, requests, "generate")
+    alone = Runner(batch_size=1).run(tiny, requests, "generate")
+    assert [p.text for p in together] == [p.text for p in alone]
+    assert all(p.new_tokens > 0 for p in together)
+
+
+def test_loglikelihood_matches_an_unpadded_forward_pass(tiny, tiny_model_dir):
+    """The option scored highest is the label whose token the model itself ranks highest."""
+    requests = _requests([tiny.format_prompt([{"role": "user", "content": p}]) for p in PROMPTS])
+    scores = tiny.score_choices(requests)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    for request, found in zip(requests, scores):
+        ids = tokenizer(request.prompt, return_tensors="pt").input_ids
+        with torch.inference_mode():
+            logprobs = torch.log_softmax(model(ids).logits[0, -1].float(), dim=-1)
+        expected = {}
+        for label in request.labels:
+            variants = sorted({tokenizer(t).input_ids[0] for t in (label, f" {label}")})
+            expected[label] = torch.logsumexp(logprobs[variants], dim=0).item()
+        assert found == pytest.approx(expected, abs=1e-4)
+        assert max(found, key=found.get) == max(expected, key=expected.get)
+
+
+def test_loglikelihood_is_batch_size_invariant(tiny):
+    requests = _requests(PROMPTS)
+    one = Runner(batch_size=1).run(tiny, requests, "loglikelihood")
+    many = Runner(batch_size=4).run(tiny, requests, "loglikelihood")
+    for a, b in zip(one, many):
+        assert a.choice_logprobs == pytest.approx(b.choice_logprobs, abs=1e-4)
+
+
+def test_chat_template_is_used_when_the_tokenizer_has_one(tiny, tmp_path):
+    chat = tiny.format_prompt([{"role": "system", "content": "Hệ thống"}, {"role": "user", "content": "Xin chào"}])
+    assert chat == "<|im_start|>system\nHệ thống<|im_end|>\n<|im_start|>user\nXin chào<|im_end|>\n<|im_start|>assistant\n"
+    plain_dir = build_tiny_model(tmp_path / "plain", chat_template=None)
+    plain = load_backend(parse_model_spec(str(plain_dir)))
+    assert plain.format_prompt([{"role": "system", "content": "Hệ thống"}, {"role": "user", "content": "Xin chào"}]) == (
+        "Hệ thống\n\nXin chào"
+    )
+
+
+def test_fingerprint_follows_content_not_location(tiny_model_dir, tmp_path):
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "copy")
+    assert folder_digest(copy) == folder_digest(tiny_model_dir)
+    other = build_tiny_model(tmp_path / "other", seed=1)
+    assert folder_digest(other) != folder_digest(tiny_model_dir)
+
+
+def test_missing_folder_and_unreachable_hub_id_are_clear_errors(tmp_path, monkeypatch):
+    with pytest.raises(ModelError, match="unknown model"):
+        parse_model_spec(str(tmp_path / "no-such-checkpoint"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    with pytest.raises(ModelError, match="hub id 'vnllmtest-nobody/not-a-model' could not be fetched"):
+        load_backend(parse_model_spec("vnllmtest-nobody/not-a-model"))
+
+
+def test_corrupted_weights_are_a_model_error(tiny_model_dir, tmp_path):
+    broken = shutil.copytree(tiny_model_dir, tmp_path / "broken")
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelError, match="cannot load"):
+        load_backend(parse_model_spec(str(broken)))
+
+
+@pytest.fixture(scope="module")
+def gemma():
+    backend = load_backend(parse_model_spec("gemma3-270m"))
+    yield backend
+    backend.close()
+
+
+def test_bundled_gemma_batches_like_single_prompts(gemma):
+    prompts = [gemma.format_prompt([{"role": "user", "content": p}]) for p in PROMPTS[:4]]
+    assert prompts[0].startswith("<bos><start_of_turn>user\n")
+    requests = _requests(prompts, max_new_tokens=6)
+    together = Runner(batch_size=4).run(gemma, requests, "generate")
+    alone = Runner(batch_size=1).run(gemma, requests, "generate")
+    assert [p.text for p in together] == [p.text for p in alone]
+    choices_together = Runner(batch_size=4).run(gemma, requests, "loglikelihood")
+    choices_alone = Runner(batch_size=1).run(gemma, requests, "loglikelihood")
+    for a, b in zip(choices_together, choices_alone):
+        assert a.choice_logprobs == pytest.approx(b.choice_logprobs, abs=1e-3)
+
+
+def test_bundled_gemma_knows_vietnamese(gemma):
+    prompt = "Câu hỏi: Thủ đô của Việt Nam là thành phố nào?\nTrả lời:"
+    [answer] = gemma.generate([Request("t", "1", prompt, max_new_tokens=12)])
+    assert "Hà Nội" in answer.text

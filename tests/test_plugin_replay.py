@@ -1,0 +1,223 @@
+"""End to end through pytest (pytester) with the replay backend, where every metric is known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from support import write_jsonl
+
+MC_RECORDS = [
+    {"id": "01-0001", "question": "1 + 1 bằng mấy?", "choices": ["A. 2", "B. 3", "C. 4", "D. 5"], "answer": "A"},
+    {"id": "01-0002", "question": "2 + 2 bằng mấy?", "choices": ["A. 3", "B. 5", "C. 4"], "answer": "C"},
+    {"id": "32-0003", "question": "Năm 1010 dời đô về đâu?", "choices": ["A. Huế", "B. Thăng Long"], "answer": "B"},
+    {"id": "32-0004", "question": "Sông dài nhất?", "choices": ["A. Hồng", "B. Đà", "C. Mê Kông", "D. Mã"], "answer": "C"},
+]
+# accuracy: A right, B wrong (gold C), no letter (extraction failed), (C) right -> 2/4 = 50.
+MC_PREDICTIONS = {"01-0001": "Đáp án: A", "01-0002": "B", "32-0003": "Tôi không biết", "32-0004": "(C) Mê Kông"}
+
+QA_RECORDS = [
+    {"id": "q1", "context": "Hà Nội là thủ đô.", "question": "Thủ đô?", "answers": {"text": ["Hà Nội"], "answer_start": [0]}},
+    {
+        "id": "q2",
+        "context": "Sông Mê Kông chảy qua sáu nước.",
+        "question": "Sông nào?",
+        "answers": {"text": ["sông Mê Kông", "Mê Kông"], "answer_start": [0, 5]},
+    },
+    {"id": "q3", "context": "Trời mưa.", "question": "Ai thắng?", "answers": {"text": [], "answer_start": []}, "is_impossible": True},
+    {"id": "q4", "context": "Trời nắng.", "question": "Bao nhiêu?", "answers": {"text": [], "answer_start": []}, "is_impossible": True},
+]
+# EM: 1, 0, 1 (abstention), 0 -> 50.  F1: 1, 0.8 (best ref "Mê Kông": P 2/3, R 1), 1, 0 -> 70.
+QA_PREDICTIONS = {"q1": "Hà Nội", "q2": "Mê Kông dài", "q3": "Không có câu trả lời.", "q4": "Hà Nội"}
+
+SUM_RECORDS = [
+    {"id": "c1", "documents": [{"title": "A", "content": "Bài một."}], "summaries": ["Hà Nội là thủ đô của Việt Nam", "Khác hẳn"]},
+    {"id": "c2", "documents": [{"title": "B", "content": "Bài hai."}], "summaries": ["Hà Nội là thủ đô của Việt Nam"]},
+]
+# ROUGE-L: c1 equals a gold summary -> 1; c2: LCS "thủ đô việt nam" = 4 syllables, prediction 7,
+# reference 8 -> P 4/7, R 4/8, F = 2*4/(7+8) = 8/15. Mean (1 + 8/15) / 2 = 76.67.
+SUM_PREDICTIONS = {"c1": "Hà Nội là thủ đô của Việt Nam", "c2": "Thủ đô Việt Nam là Hà Nội"}
+
+SUITES = {
+    "mc": ("multiple_choice", "vmlu", "mc.jsonl", "[accuracy]", "{metric: accuracy, min: 1}", "accuracy"),
+    "qa": ("extractive_qa", "squad_v2", "qa.jsonl", "[exact_match, f1]", "{metric: f1, min: 0.5}", "f1"),
+    "summ": ("summarization", "vims", "summ.jsonl", "[rouge_l]", "{metric: rouge_l, min: 0.9}", "rouge_l"),
+}
+
+
+def write_suite(folder: Path, name: str, gate_min: float = 40, **overrides: str) -> Path:
+    task, adapter, data, metrics, item_pass, gate_metric = SUITES[name]
+    text = f"""vnllmtest: 1
+name: {name}
+task: {task}
+dataset:
+  adapter: {adapter}
+  source: data/{data}
+prompt:
+  template: "Hỏi: {{{{ id }}}}"
+scoring:
+  mode: generate
+  abstentions: ["không có câu trả lời"]
+metrics: {metrics}
+item_pass: {item_pass}
+gates:
+  - {{metric: {gate_metric}, min: {gate_min}}}
+"""
+    for key, value in overrides.items():
+        text = text.replace(key, value)
+    path = folder / "suites" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    data = pytester.path / "suites" / "data"
+    write_jsonl(data / "mc.jsonl", MC_RECORDS)
+    write_jsonl(data / "qa.jsonl", QA_RECORDS)
+    write_jsonl(data / "summ.jsonl", SUM_RECORDS)
+    for name in SUITES:
+        write_suite(pytester.path, name)
+    predictions = {**MC_PREDICTIONS, **QA_PREDICTIONS, **SUM_PREDICTIONS}
+    write_jsonl(pytester.path / "preds.jsonl", [{"id": k, "prediction": v, "model": "mymodel"} for k, v in predictions.items()])
+    return pytester
+
+
+def latest_run(pytester: pytest.Pytester) -> Path:
+    runs = sorted((pytester.path / "reports").iterdir())
+    assert runs, "no report folder written"
+    return runs[-1]
+
+
+def summary_metrics(run: Path) -> dict[tuple[str, str, str], float]:
+    document = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    return {(r["suite"], r["model"], name): m["value"] for r in document["results"] for name, m in r["metrics"].items()}
+
+
+def test_replay_gives_the_hand_computed_metrics_and_passing_gates_exit_zero(project):
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl")
+    assert result.ret == 0
+    outcomes = result.parseoutcomes()
+    # misses: mc 01-0002 (wrong) and 32-0003 (no letter), qa q4, summ c2.
+    assert outcomes["missed"] == 4 and outcomes["passed"] == 6
+    metrics = summary_metrics(latest_run(project))
+    assert metrics[("mc", "mymodel", "accuracy")] == pytest.approx(50.0)
+    assert metrics[("qa", "mymodel", "exact_match")] == pytest.approx(50.0)
+    assert metrics[("qa", "mymodel", "f1")] == pytest.approx(70.0)
+    assert metrics[("summ", "mymodel", "rouge_l")] == pytest.approx(100 * (1 + 8 / 15) / 2)
+    result.stdout.fnmatch_lines(["*vnllmtest gates*", "mc*mymodel*accuracy >= 40*PASS", "*vnllmtest report: reports/*"])
+
+
+def test_items_report_the_miss_details(project):
+    project.runpytest("suites", "--model", "replay:preds.jsonl")
+    items = [json.loads(line) for line in (latest_run(project) / "items.jsonl").read_text("utf-8").splitlines()]
+    by_id = {item["id"]: item for item in items}
+    assert by_id["32-0003"]["status"] == "missed"
+    assert by_id["32-0003"]["failure_class"] == "extraction_failed"
+    assert by_id["01-0002"]["failure_class"] == "wrong"
+    assert by_id["01-0002"]["answer"] == "B" and by_id["01-0002"]["references"] == ["C"]
+    assert by_id["q3"]["metrics"] == {"exact_match": 1.0, "f1": 1.0}
+    assert by_id["q1"]["prompt"] == "Hỏi: q1"
+    assert {item["status"] for item in items} == {"passed", "missed"}
+
+
+def test_a_failing_gate_fails_the_run_while_misses_alone_do_not(project):
+    write_suite(project.path, "mc", gate_min=60)
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl")
+    assert result.ret == 1
+    assert result.parseoutcomes()["missed"] == 4
+    result.stdout.fnmatch_lines(["mc*mymodel*accuracy >= 60*FAIL (threshold not met)"])
+
+
+def test_strict_items_fails_on_misses(project):
+    assert project.runpytest("suites", "--model", "replay:preds.jsonl", "--strict-items").ret == 1
+
+
+def test_miss_shows_reference_output_and_prompt(project):
+    result = project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl", "-k", "01-0002")
+    result.stdout.fnmatch_lines(
+        [
+            "*MISSED (wrong) mc [[]mymodel] item 01-0002*",
+            'reference: ["C"]',
+            'output:    "B"',
+            "prompt:",
+            "Hỏi: 01-0002",
+        ]
+    )
+    assert result.parseoutcomes() == {"missed": 1, "deselected": 3}
+
+
+def test_misses_are_listed_with_rm_and_details_are_capped(project):
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl", "-rm", "--show-misses", "1")
+    result.stdout.fnmatch_lines(
+        [
+            "*= misses =*",
+            "*MISSED (wrong) mc [[]mymodel] item 01-0002*",
+            "... 3 more misses: see items.jsonl*",
+            "*short summary of missed items*",
+            "MISSED suites/mc.yaml::mc[[]mymodel:01-0002] - MISSED (wrong)*",
+            "MISSED suites/mc.yaml::mc[[]mymodel:32-0003] - MISSED (extraction_failed)*",
+        ]
+    )
+
+
+def test_last_failed_reselects_the_missed_items(project):
+    project.runpytest("suites", "--model", "replay:preds.jsonl")
+    again = project.runpytest("suites", "--model", "replay:preds.jsonl", "--lf")
+    outcomes = again.parseoutcomes()
+    assert outcomes["missed"] == 4 and "passed" not in outcomes
+
+
+def test_item_ids_markers_and_keywords(project):
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["suites/mc.yaml::mc[[]mymodel:01-0001]", "suites/qa.yaml::qa[[]mymodel:q3]"])
+    assert project.runpytest("suites", "--model", "replay:preds.jsonl", "-m", "extractive_qa").parseoutcomes()["passed"] == 3
+    by_subject = project.runpytest("suites", "--model", "replay:preds.jsonl", "-k", "subject_32")
+    assert by_subject.parseoutcomes() == {"missed": 1, "passed": 1, "deselected": 8}
+
+
+def test_two_models_get_one_column_each(project):
+    write_jsonl(project.path / "other.jsonl", [{"id": k, "prediction": "A"} for k in MC_PREDICTIONS])
+    result = project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl", "--model", "replay:other.jsonl")
+    assert result.ret == 1  # "other" answers A everywhere: 25 < 40
+    result.stdout.fnmatch_lines(["mc*mymodel*PASS", "mc*other*FAIL (threshold not met)"])
+    markdown = (latest_run(project) / "summary.md").read_text(encoding="utf-8")
+    assert "| Dataset | Metric | mymodel | other |" in markdown
+    assert "| mc | accuracy | 50.0 [" in markdown
+    metrics = summary_metrics(latest_run(project))
+    assert metrics[("mc", "other", "accuracy")] == pytest.approx(25.0)
+
+
+def test_missing_prediction_is_an_item_error_that_fails_the_run(project):
+    write_jsonl(project.path / "partial.jsonl", [{"id": "01-0001", "prediction": "A"}])
+    result = project.runpytest("suites/mc.yaml", "--model", "replay:partial.jsonl")
+    assert result.ret == 1
+    assert result.parseoutcomes()["failed"] == 3
+    result.stdout.fnmatch_lines(["*ERROR model_error: replay file * has no prediction for id '01-0002'*"])
+
+
+def test_invalid_suite_is_a_collection_error_naming_file_line_and_key(project):
+    path = write_suite(project.path, "mc", **{"  source: data/mc.jsonl": "  source: data/mc.jsonl\n  sampel: 3"})
+    result = project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        [f"*{path}: invalid suite (1 problem):", "*line 7: dataset.sampel: unknown key; expected one of: adapter, *"]
+    )
+
+
+def test_yaml_without_the_marker_is_not_collected(project):
+    (project.path / "suites" / "other.yaml").write_text("name: not a suite\n", encoding="utf-8")
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl", "--collect-only", "-q")
+    assert "other.yaml" not in result.stdout.str()
+
+
+def test_xdist_gives_the_same_summary_as_one_process(project):
+    single = project.runpytest("suites", "--model", "replay:preds.jsonl")
+    assert single.ret == 0
+    single_metrics = summary_metrics(latest_run(project))
+    parallel = project.runpytest_subprocess("suites", "--model", "replay:preds.jsonl", "-n", "2")
+    assert parallel.ret == 0
+    assert summary_metrics(latest_run(project)) == single_metrics
