@@ -98,8 +98,11 @@ def test_missing_folder_and_unreachable_hub_id_are_clear_errors(tmp_path, monkey
 def test_corrupted_weights_are_a_model_error(tiny_model_dir, tmp_path):
     broken = shutil.copytree(tiny_model_dir, tmp_path / "broken")
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    backend = load_backend(parse_model_spec(str(broken)))  # weights load on first use
     with pytest.raises(ModelError, match="cannot load"):
-        load_backend(parse_model_spec(str(broken)))
+        backend.generate(_requests(PROMPTS[:1]))
+    with pytest.raises(ModelError, match="cannot load"):  # remembered, not retried
+        backend.score_choices(_requests(PROMPTS[:1]))
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +114,7 @@ def gemma():
 
 def test_bundled_gemma_batches_like_single_prompts(gemma):
     prompts = [gemma.format_prompt([{"role": "user", "content": p}]) for p in PROMPTS[:4]]
-    assert prompts[0].startswith("<bos><start_of_turn>user\n")
+    assert prompts[0] == PROMPTS[0]  # a base model: plain completion prompts (the tokenizer adds BOS)
     requests = _requests(prompts, max_new_tokens=6)
     together = Runner(batch_size=4).run(gemma, requests, "generate")
     alone = Runner(batch_size=1).run(gemma, requests, "generate")
@@ -120,9 +123,3 @@ def test_bundled_gemma_batches_like_single_prompts(gemma):
     choices_alone = Runner(batch_size=1).run(gemma, requests, "loglikelihood")
     for a, b in zip(choices_together, choices_alone):
         assert a.choice_logprobs == pytest.approx(b.choice_logprobs, abs=1e-3)
-
-
-def test_bundled_gemma_knows_vietnamese(gemma):
-    prompt = "Câu hỏi: Thủ đô của Việt Nam là thành phố nào?\nTrả lời:"
-    [answer] = gemma.generate([Request("t", "1", prompt, max_new_tokens=12)])
-    assert "Hà Nội" in answer.text

@@ -75,6 +75,7 @@ gates:
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini("[pytest]\n")
     data = pytester.path / "suites" / "data"
     write_jsonl(data / "mc.jsonl", MC_RECORDS)
     write_jsonl(data / "qa.jsonl", QA_RECORDS)

@@ -43,10 +43,16 @@ class ItemResult:
 
 
 def evaluate(
-    backend: Backend, suite: Suite, data: LoadedData, entries: Sequence[Item | BadRecord], runner: Runner
+    backend: Backend,
+    suite: Suite,
+    data: LoadedData,
+    entries: Sequence[Item | BadRecord],
+    runner: Runner,
+    max_new_tokens_cap: int | None = None,
 ) -> dict[str, ItemResult]:
     """Results by item id for `entries` (a subset of the suite's selected records)."""
     spec = suite.spec
+    max_new_tokens = min(spec.generation.max_new_tokens, max_new_tokens_cap or spec.generation.max_new_tokens)
     builder = PromptBuilder(spec.prompt, data.pool)
     results: dict[str, ItemResult] = {}
     requests: list[Request] = []
@@ -61,7 +67,7 @@ def evaluate(
             results[entry.id] = _error(suite, backend, entry.id, entry.origin, "bad_prompt", f"{entry.origin}: record {entry.id}: {exc}")
             continue
         requests.append(
-            Request(spec.name, entry.id, prompt, entry.labels, spec.generation.max_new_tokens, tuple(spec.generation.stop))
+            Request(spec.name, entry.id, prompt, entry.labels, max_new_tokens, tuple(spec.generation.stop))
         )
         answerable.append(entry)
     predictions = runner.run(backend, requests, spec.scoring.mode, description=f"{spec.name} × {backend.label}")

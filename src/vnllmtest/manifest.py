@@ -28,11 +28,12 @@ def build_manifest(contexts: Iterable[Mapping[str, Any]], options: Mapping[str, 
     for context in contexts:
         model = models.setdefault(context["model"], {})
         model.setdefault("spec", context["model_spec"])
+        model.setdefault("loads", [])
+        if context.get("model_fingerprint"):
+            model["fingerprint"] = context["model_fingerprint"]
         load = context.get("model_load")
-        if load:
-            model["fingerprint"] = load["fingerprint"]
-            if load not in model.setdefault("loads", []):
-                model["loads"].append(load)
+        if load and load not in model["loads"]:
+            model["loads"].append(load)
         suites.setdefault(context["suite"], {key: context[key] for key in _SUITE_KEYS if key in context})
     return {
         "versions": versions(),

@@ -63,6 +63,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--limit", type=int, metavar="N", help="evaluate at most N records per suite (deterministic).")
     group.addoption("--batch-size", type=int, default=8, metavar="N", help="prompts per model call. Default: 8.")
+    group.addoption(
+        "--max-new-tokens", type=int, metavar="N", help="cap every suite's generation length (quick smoke runs)."
+    )
     group.addoption("--device", default="auto", help="torch device for local models (auto, cpu, cuda, cuda:1...).")
     group.addoption("--dtype", default="auto", help="weights dtype: auto, float32, float16, bfloat16.")
     group.addoption("--cache-dir", metavar="DIR", help="prediction cache folder. Default: <rootdir>/.vnllmtest-cache.")
@@ -116,7 +119,7 @@ class RunState:
         self.data: dict[Path, LoadedData] = {}
         self.items: list[pytest.Item] = []
         self.results: dict[tuple[str, Path], dict[str, ItemResult]] = {}
-        self.load_events: dict[str, dict[str, Any]] = {}
+        self.loads_before = len(LOAD_LOG)  # loads of earlier sessions in this process are not ours
         self._runner: Runner | None = None
 
     # --- collection -------------------------------------------------------------------------
@@ -138,17 +141,6 @@ class RunState:
             self._runner = Runner(cache, self.config.getoption("batch_size"), self._progress)
         return self._runner
 
-    def load(self, spec: ModelSpec) -> Backend:
-        backend = load_backend(spec, self.hf_settings)
-        event = LOAD_LOG[-1]
-        self.load_events[spec.label] = {
-            "pid": event.pid,
-            "number": len(LOAD_LOG),
-            "seconds": round(event.seconds, 3),
-            "fingerprint": event.fingerprint,
-        }
-        return backend
-
     def result(self, backend: Backend, case: SuiteCase) -> ItemResult:
         key = (backend.label, case.suite.path)
         if key not in self.results:
@@ -157,10 +149,11 @@ class RunState:
                 for item in self.items
                 if isinstance(item, SuiteCase) and item.suite.path == case.suite.path and item.model_label == backend.label
             ]
-            self.results[key] = evaluate(backend, case.suite, self.data[case.suite.path], members, self.runner)
+            cap = self.config.getoption("max_new_tokens")
+            self.results[key] = evaluate(backend, case.suite, self.data[case.suite.path], members, self.runner, cap)
         return self.results[key][case.entry.id]
 
-    def context(self, case: SuiteCase) -> dict[str, Any]:
+    def context(self, case: SuiteCase, backend: Backend | None) -> dict[str, Any]:
         """Run facts that travel with each item's report, for the manifest."""
         data = self.data[case.suite.path]
         spec = next(s for s in self.specs if s.label == case.model_label)
@@ -175,7 +168,8 @@ class RunState:
             "sampling": sampling.model_dump() if sampling and self.data_options.mode == "full" else None,
             "model": case.model_label,
             "model_spec": spec.text,
-            "model_load": self.load_events.get(case.model_label),
+            "model_fingerprint": backend.fingerprint if backend else None,
+            "model_load": _last_load(case.model_label, self.loads_before),
         }
 
     @contextmanager
@@ -200,6 +194,7 @@ class RunState:
             "data_dir": str(self.data_options.data_dir) if self.data_options.data_dir else None,
             "limit": self.data_options.limit,
             "batch_size": option("batch_size"),
+            "max_new_tokens": option("max_new_tokens"),
             "device": option("device"),
             "dtype": option("dtype"),
             "cache": not option("no_cache"),
@@ -248,6 +243,14 @@ class SuiteFile(pytest.Module):
                 yield case
 
 
+def _last_load(label: str, since: int) -> dict[str, Any] | None:
+    """The latest load of this model's weights in this session (LOAD_LOG entries after `since`)."""
+    for number, event in reversed(list(enumerate(LOAD_LOG[since:], start=1))):
+        if event.label == label:
+            return {"pid": event.pid, "number": number, "seconds": round(event.seconds, 3)}
+    return None
+
+
 def _tags(entry: Item | BadRecord) -> dict[str, str]:
     return dict(entry.tags) if isinstance(entry, Item) else {}
 
@@ -273,7 +276,7 @@ def _evaluate_case(vnllm_model: Backend, request: pytest.FixtureRequest) -> None
     case: SuiteCase = request.node
     state = request.config.stash[STATE]
     result = state.result(vnllm_model, case)
-    payload = {"item": result.to_record(), "context": state.context(case)}
+    payload = {"item": result.to_record(), "context": state.context(case, vnllm_model)}
     case.user_properties.append((PROPERTY, json.dumps(payload, ensure_ascii=False)))
     if result.status == "error":
         raise ItemErrored(f"ERROR {result.failure_class}: {result.message}")
@@ -303,10 +306,9 @@ def _miss_detail(result: ItemResult, limit: int = 1500) -> str:
 @pytest.fixture(scope="session")
 def vnllm_model(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """The model under test, loaded once per process and unloaded before the next one loads."""
-    state = request.config.stash[STATE]
     spec: ModelSpec = request.param
     try:
-        backend = state.load(spec)
+        backend = load_backend(spec, request.config.stash[STATE].hf_settings)
     except ModelError as exc:
         pytest.fail(str(exc), pytrace=False)
     try:
@@ -353,7 +355,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         state = item.config.stash[STATE]
         message = call.excinfo.exconly() if call.excinfo else str(report.longrepr)
         record = _error_record(item, message)
-        report.user_properties.append((PROPERTY, json.dumps({"item": record, "context": state.context(item)})))
+        report.user_properties.append((PROPERTY, json.dumps({"item": record, "context": state.context(item, None)})))
     return report
 
 

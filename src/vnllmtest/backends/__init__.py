@@ -2,40 +2,31 @@
 
 from __future__ import annotations
 
-import os
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from vnllmtest.backends.base import Backend, Generation, HFSettings, ModelError, Request
+from vnllmtest.backends.base import LOAD_LOG, Backend, Generation, HFSettings, LoadEvent, ModelError, Request
 from vnllmtest.backends.registry import ModelSpec, parse_model_specs
 
-__all__ = ["Backend", "Generation", "HFSettings", "LoadEvent", "ModelError", "ModelSpec", "Request", "load_backend", "parse_model_specs"]
-
-
-@dataclass(frozen=True)
-class LoadEvent:
-    """One model load in this process: the evidence that each model is loaded once per run."""
-
-    label: str
-    fingerprint: str
-    pid: int
-    seconds: float
-
-
-LOAD_LOG: list[LoadEvent] = []
+__all__ = [
+    "LOAD_LOG",
+    "Backend",
+    "Generation",
+    "HFSettings",
+    "LoadEvent",
+    "ModelError",
+    "ModelSpec",
+    "Request",
+    "load_backend",
+    "parse_model_specs",
+]
 
 
 def load_backend(spec: ModelSpec, hf_settings: HFSettings | None = None) -> Backend:
-    """Load the model a spec names and record the load in LOAD_LOG."""
-    started = time.perf_counter()
+    """The backend for a model spec; local weights load on first use (see LOAD_LOG)."""
     if spec.kind == "replay":
         from vnllmtest.backends.replay import ReplayBackend
 
-        backend: Backend = ReplayBackend(spec.label, Path(spec.target))
-    else:
-        from vnllmtest.backends.hf import HFBackend
+        return ReplayBackend(spec.label, Path(spec.target))
+    from vnllmtest.backends.hf import HFBackend
 
-        backend = HFBackend(spec, hf_settings or HFSettings())
-    LOAD_LOG.append(LoadEvent(spec.label, backend.fingerprint, os.getpid(), time.perf_counter() - started))
-    return backend
+    return HFBackend(spec, hf_settings or HFSettings())

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vnllmtest.prompts import Message, plain_prompt
+
+
+@dataclass(frozen=True)
+class LoadEvent:
+    """One load of model weights in this process: the evidence that each model loads once per run."""
+
+    label: str
+    fingerprint: str
+    pid: int
+    seconds: float
+
+
+LOAD_LOG: list[LoadEvent] = []
+
+
+def record_load(backend: Backend, seconds: float) -> None:
+    LOAD_LOG.append(LoadEvent(backend.label, backend.fingerprint, os.getpid(), seconds))
 
 
 class ModelError(Exception):

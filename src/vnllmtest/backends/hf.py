@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from vnllmtest.backends import bundled
-from vnllmtest.backends.base import Backend, Generation, HFSettings, ModelError, Request
-from vnllmtest.backends.chat_templates import TEMPLATES
+from vnllmtest.backends.base import Backend, Generation, HFSettings, ModelError, Request, record_load
 from vnllmtest.backends.registry import ModelSpec
 from vnllmtest.prompts import Message, plain_prompt
 
@@ -20,40 +20,61 @@ _SAMPLED_BYTES = 1 << 20
 
 
 class HFBackend(Backend):
+    """Tokenizer and fingerprint at construction; weights on first use, so a run answered entirely
+    from the cache never loads the model."""
+
     supports_loglikelihood = True
 
     def __init__(self, spec: ModelSpec, settings: HFSettings):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer, GenerationConfig
 
         self.label = spec.label
         self.spec = spec
-        folder, source_id = _resolve_folder(spec)
+        self.folder, source_id = _resolve_folder(spec)
         self.device = _pick_device(settings.device)
         self.dtype = _pick_dtype(settings.dtype, self.device)
-        trust = bool(spec.alias and spec.alias.trust_remote_code)
+        self.trust_remote_code = bool(spec.alias and spec.alias.trust_remote_code)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust)
-            self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, trust_remote_code=trust)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelError(f"model '{spec.text}': cannot load {folder}: {exc}") from None
-        self.model.to(self.device).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(self.folder, trust_remote_code=self.trust_remote_code)
+        except Exception as exc:  # tokenizer files come in many formats, each with its own errors
+            raise ModelError(f"model '{spec.text}': cannot load the tokenizer from {self.folder}: {exc}") from None
+        try:
+            self.generation_defaults = GenerationConfig.from_pretrained(self.folder)
+        except OSError:
+            self.generation_defaults = GenerationConfig()
         self.fingerprint = f"{source_id}|dtype={str(self.dtype).removeprefix('torch.')}|quant=none"
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.chat_template = self._chat_template()
+        self.chat_template = getattr(self.tokenizer, "chat_template", None)
         self.end_token_ids = self._end_token_ids()
         self._label_token_ids: dict[tuple[str, ...], list[list[int]]] = {}
+        self._model = None
+        self._load_error: ModelError | None = None
 
-    def _chat_template(self) -> str | None:
-        alias = self.spec.alias
-        if alias and alias.chat_template:
-            return TEMPLATES[alias.chat_template]
-        return getattr(self.tokenizer, "chat_template", None)
+    @property
+    def model(self):
+        """The weights, loaded (and logged in LOAD_LOG) on first use; a failed load is not retried."""
+        if self._load_error is not None:
+            raise self._load_error
+        if self._model is None:
+            from transformers import AutoModelForCausalLM
+
+            started = time.perf_counter()
+            try:
+                model = AutoModelForCausalLM.from_pretrained(
+                    self.folder, dtype=self.dtype, trust_remote_code=self.trust_remote_code
+                )
+            except Exception as exc:  # safetensors, torch and transformers raise many types here
+                self._load_error = ModelError(f"model '{self.spec.text}': cannot load {self.folder}: {exc}")
+                raise self._load_error from None
+            self._model = model.to(self.device).eval()
+            record_load(self, time.perf_counter() - started)
+        return self._model
 
     def _end_token_ids(self) -> list[int]:
         ids = {self.tokenizer.eos_token_id}
-        configured = self.model.generation_config.eos_token_id
+        configured = self.generation_defaults.eos_token_id
         ids.update(configured if isinstance(configured, list) else [configured])
         for token in self.spec.alias.end_tokens if self.spec.alias else ():
             token_id = self.tokenizer.convert_tokens_to_ids(token)
@@ -131,7 +152,7 @@ class HFBackend(Backend):
         return self._label_token_ids[labels]
 
     def close(self) -> None:
-        del self.model
+        self._model = None
         gc.collect()
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()

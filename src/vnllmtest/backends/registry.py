@@ -24,7 +24,6 @@ class Alias:
     description: str = ""
     hf: str | None = None
     bundled: str | None = None
-    chat_template: str | None = None
     end_tokens: tuple[str, ...] = ()
     trust_remote_code: bool = False
 

