@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from support import build_tiny_model
+from vnllmtest.backends.bundled import HOME_ENV, home
+
+# pytester points HOME at a temporary folder; keep using the one converted copy of the bundled model.
+os.environ.setdefault(HOME_ENV, str(home()))
 
 
 @pytest.fixture(scope="session")

@@ -93,3 +93,20 @@ def test_bundled_model_runs_every_bundled_suite(bundled_suites):
     assert all(r["items"] == 3 for r in document["results"])
     assert len(document["manifest"]["models"]["gemma3-270m"]["loads"]) == 1
     assert all("bundled sample" in s["data_origin"] for s in document["manifest"]["suites"].values())
+
+
+def test_users_own_tests_get_the_model_and_runner_fixtures(pytester, tiny_model_dir, tmp_path):
+    pytester.makeini("[pytest]\n")
+    second = build_tiny_model(tmp_path / "second-model", seed=1)
+    pytester.makepyfile(
+        test_custom='''
+        from vnllmtest.backends import Request
+
+        def test_answers_in_vietnamese(vnllm_model, vnllm_runner):
+            [prediction] = vnllm_runner.run(vnllm_model, [Request("custom", "1", "Xin chào", max_new_tokens=4)], "generate")
+            assert prediction.new_tokens > 0
+        '''
+    )
+    result = pytester.runpytest("-v", f"--model={tiny_model_dir}", f"--model={second}")
+    result.stdout.fnmatch_lines(["*test_answers_in_vietnamese[[]tiny-qwen3*] PASSED*", "*[[]second-model] PASSED*"])
+    assert result.ret == 0

@@ -31,6 +31,7 @@ def build_manifest(contexts: Iterable[Mapping[str, Any]], options: Mapping[str, 
         model.setdefault("loads", [])
         if context.get("model_fingerprint"):
             model["fingerprint"] = context["model_fingerprint"]
+            model["device"] = context["model_device"]
         load = context.get("model_load")
         if load and load not in model["loads"]:
             model["loads"].append(load)

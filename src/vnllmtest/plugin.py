@@ -169,6 +169,7 @@ class RunState:
             "model": case.model_label,
             "model_spec": spec.text,
             "model_fingerprint": backend.fingerprint if backend else None,
+            "model_device": backend.device_name if backend else None,
             "model_load": _last_load(case.model_label, self.loads_before),
         }
 
@@ -301,6 +302,12 @@ def _miss_detail(result: ItemResult, limit: int = 1500) -> str:
         lines.append(f"option log-probabilities: {scores}")
     lines += [f"finish: {result.finish_reason}, mode: {result.mode}, cache key: {result.cache_key}", "prompt:", prompt]
     return "\n".join(lines)
+
+
+@pytest.fixture(scope="session")
+def vnllm_runner(request: pytest.FixtureRequest) -> Runner:
+    """The session's batching, caching runner, for custom checks in users' own test files."""
+    return request.config.stash[STATE].runner
 
 
 @pytest.fixture(scope="session")

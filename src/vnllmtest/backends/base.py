@@ -64,6 +64,7 @@ class Backend(ABC):
 
     label: str
     fingerprint: str
+    device_name: str = "none"  # where the model computes, for the run manifest
     supports_loglikelihood: bool = False
     cacheable: bool = True
 

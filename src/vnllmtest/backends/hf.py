@@ -32,6 +32,7 @@ class HFBackend(Backend):
         self.spec = spec
         self.folder, source_id = _resolve_folder(spec)
         self.device = _pick_device(settings.device)
+        self.device_name = describe_device(self.device)
         self.dtype = _pick_dtype(settings.dtype, self.device)
         self.trust_remote_code = bool(spec.alias and spec.alias.trust_remote_code)
         try:
@@ -59,7 +60,9 @@ class HFBackend(Backend):
             raise self._load_error
         if self._model is None:
             from transformers import AutoModelForCausalLM
+            from transformers.utils import logging as transformers_logging
 
+            transformers_logging.disable_progress_bar()  # our own progress bar is on screen
             started = time.perf_counter()
             try:
                 model = AutoModelForCausalLM.from_pretrained(
@@ -107,18 +110,22 @@ class HFBackend(Backend):
         from transformers import GenerationConfig
 
         encoded = self._encode([request.prompt for request in requests])
+        stops = sorted({stop for request in requests for stop in request.stop})
         config = GenerationConfig(
             max_new_tokens=max(request.max_new_tokens for request in requests),
             do_sample=False,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.end_token_ids,
+            stop_strings=stops or None,
         )
-        output = self.model.generate(**encoded, generation_config=config)
+        output = self.model.generate(**encoded, generation_config=config, tokenizer=self.tokenizer)
         new_tokens = output[:, encoded["input_ids"].shape[1]:].tolist()
         return [self._decode(tokens, request) for tokens, request in zip(new_tokens, requests)]
 
     def _decode(self, tokens: list[int], request: Request) -> Generation:
-        end = next((i for i, token in enumerate(tokens) if token in self.end_token_ids), None)
+        """Text up to the end of the turn; a row stopped by a stop string is padded after it."""
+        ends = {*self.end_token_ids, self.tokenizer.pad_token_id}
+        end = next((i for i, token in enumerate(tokens) if token in ends), None)
         finish = "stop" if end is not None and end < request.max_new_tokens else "length"
         kept = tokens[: min(end if end is not None else len(tokens), request.max_new_tokens)]
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
@@ -162,6 +169,13 @@ def _pick_device(requested: str) -> str:
     if requested != "auto":
         return requested
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def describe_device(device: str) -> str:
+    """The device with the accelerator's name, e.g. "cuda (Tesla T4)"."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return device
 
 
 def _pick_dtype(requested: str, device: str) -> torch.dtype:
