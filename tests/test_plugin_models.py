@@ -110,3 +110,33 @@ def test_users_own_tests_get_the_model_and_runner_fixtures(pytester, tiny_model_
     result = pytester.runpytest("-v", f"--model={tiny_model_dir}", f"--model={second}")
     result.stdout.fnmatch_lines(["*test_answers_in_vietnamese[[]tiny-qwen3*] PASSED*", "*[[]second-model] PASSED*"])
     assert result.ret == 0
+
+
+def test_unreachable_model_fails_setup_and_is_reported(bundled_suites, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    result = bundled_suites.runpytest("suites/vmlu.yaml", "--data", "sample", "--limit", "2", "--model", "nobody/none")
+    assert result.ret == 1
+    assert result.parseoutcomes()["errors"] == 2
+    result.stdout.fnmatch_lines(["*hub id 'nobody/none' could not be fetched*"])
+    [run] = runs(bundled_suites)
+    items = items_of(run)
+    assert [i["status"] for i in items] == ["error", "error"] and items[0]["failure_class"] == "model_error"
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    assert summary["gates_passed"] is False
+    assert summary["results"][0]["gates"][0]["reason"] == "no scored items"
+
+
+def test_xdist_workers_load_each_model_at_most_once(bundled_suites, tiny_model_dir, tmp_path):
+    second = build_tiny_model(tmp_path / "second-model", seed=1)
+    args = ["suites/vmlu.yaml", "suites/visquad2.yaml", "--data", "sample", "--limit", "4", "--max-new-tokens", "4"]
+    models = [f"--model={tiny_model_dir}", f"--model={second}"]
+    single = bundled_suites.runpytest(*args, *models, "--no-cache")
+    parallel = bundled_suites.runpytest_subprocess(*args, *models, "--no-cache", "-n", "2")
+    assert single.ret == parallel.ret
+    first_run, second_run = runs(bundled_suites)
+    one, two = (json.loads((run / "summary.json").read_text(encoding="utf-8")) for run in (first_run, second_run))
+    assert [r["metrics"] for r in one["results"]] == [r["metrics"] for r in two["results"]]
+    for model in two["manifest"]["models"].values():
+        pids = [load["pid"] for load in model["loads"]]
+        assert pids and len(pids) == len(set(pids)), "a worker loaded the same model twice"

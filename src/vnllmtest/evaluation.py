@@ -24,18 +24,18 @@ class ItemResult:
     status: str  # "passed", "missed" or "error"
     failure_class: str | None
     message: str | None
-    prompt: str | None
-    references: list[str]
-    output: str | None
-    answer: str | None
-    metrics: dict[str, float]
-    mode: str | None
-    finish_reason: str | None
-    new_tokens: int
-    cache_key: str | None
-    cached: bool
-    choice_logprobs: dict[str, float] | None
     origin: str
+    prompt: str | None = None
+    references: list[str] = field(default_factory=list)
+    output: str | None = None
+    answer: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    mode: str | None = None
+    finish_reason: str | None = None
+    new_tokens: int = 0
+    cache_key: str | None = None
+    cached: bool = False
+    choice_logprobs: dict[str, float] | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
@@ -85,6 +85,7 @@ def _scored(suite: Suite, backend: Backend, item: Item, request: Request, predic
         status=outcome.status,
         failure_class=outcome.failure_class,
         message=outcome.message,
+        origin=item.origin,
         prompt=request.prompt,
         references=list(item.references),
         output=prediction.text,
@@ -96,29 +97,9 @@ def _scored(suite: Suite, backend: Backend, item: Item, request: Request, predic
         cache_key=prediction.cache_key,
         cached=prediction.cached,
         choice_logprobs=prediction.choice_logprobs,
-        origin=item.origin,
         tags=dict(item.tags),
     )
 
 
 def _error(suite: Suite, backend: Backend, item_id: str, origin: str, failure_class: str, message: str) -> ItemResult:
-    return ItemResult(
-        suite=suite.name,
-        model=backend.label,
-        id=item_id,
-        status="error",
-        failure_class=failure_class,
-        message=message,
-        prompt=None,
-        references=[],
-        output=None,
-        answer=None,
-        metrics={},
-        mode=None,
-        finish_reason=None,
-        new_tokens=0,
-        cache_key=None,
-        cached=False,
-        choice_logprobs=None,
-        origin=origin,
-    )
+    return ItemResult(suite.name, backend.label, item_id, "error", failure_class, message, origin)

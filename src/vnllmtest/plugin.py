@@ -361,22 +361,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if isinstance(item, SuiteCase) and report.when == "setup" and report.failed:
         state = item.config.stash[STATE]
         message = call.excinfo.exconly() if call.excinfo else str(report.longrepr)
-        record = _error_record(item, message)
-        report.user_properties.append((PROPERTY, json.dumps({"item": record, "context": state.context(item, None)})))
+        entry = item.entry
+        result = ItemResult(
+            item.suite.name, item.model_label, entry.id, "error", "model_error", message, entry.origin, tags=_tags(entry)
+        )
+        payload = {"item": result.to_record(), "context": state.context(item, None)}
+        report.user_properties.append((PROPERTY, json.dumps(payload, ensure_ascii=False)))
     return report
-
-
-def _error_record(case: SuiteCase, message: str) -> dict[str, Any]:
-    return {
-        "suite": case.suite.name,
-        "model": case.model_label,
-        "id": case.entry.id,
-        "status": "error",
-        "failure_class": "model_error",
-        "message": message,
-        "metrics": {},
-        "tags": _tags(case.entry),
-    }
 
 
 def _payload(report: pytest.TestReport) -> dict[str, Any] | None:

@@ -1,0 +1,101 @@
+"""Aggregation (metrics with CIs, breakdowns, gates) and the report files, without pytest runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vnllmtest.aggregate import summarize
+from vnllmtest.report import markdown, write_run
+from vnllmtest.suite import Gate, SuiteSpec
+
+SPEC = SuiteSpec.model_validate(
+    {
+        "vnllmtest": 1,
+        "name": "mc",
+        "task": "multiple_choice",
+        "dataset": {"adapter": "vmlu", "source": "x.jsonl"},
+        "prompt": {"template": "{{ question }}"},
+        "metrics": ["accuracy"],
+        "item_pass": {"metric": "accuracy", "min": 1},
+        "gates": [{"metric": "accuracy", "min": 50}, {"metric": "accuracy", "max": 90, "bound": "ci_high"}],
+    }
+)
+
+
+def record(model: str, item_id: str, value: float | None, category: str, status: str | None = None) -> dict:
+    status = status or ("passed" if value == 1 else "missed")
+    return {
+        "suite": "mc",
+        "model": model,
+        "id": item_id,
+        "status": status,
+        "failure_class": None if status == "passed" else ("model_error" if status == "error" else "wrong"),
+        "metrics": {} if value is None else {"accuracy": value},
+        "tags": {"category": category},
+    }
+
+
+RECORDS = [
+    record("a", "1", 1.0, "STEM"),
+    record("a", "2", 1.0, "STEM"),
+    record("a", "3", 0.0, "Other"),
+    record("a", "4", 1.0, "Other"),
+    record("b", "1", 0.0, "STEM"),
+    record("b", "2", None, "STEM", status="error"),
+]
+
+
+def test_summaries_per_suite_and_model_with_breakdowns():
+    a, b = summarize(RECORDS, {"mc": SPEC})
+    assert (a.model, a.items, dict(a.statuses)) == ("a", 4, {"passed": 3, "missed": 1})
+    assert a.metrics["accuracy"].value == pytest.approx(75.0) and a.metrics["accuracy"].n == 4
+    assert a.metrics["accuracy"].low <= 75.0 <= a.metrics["accuracy"].high
+    assert a.breakdowns["category"]["STEM"]["accuracy"].value == pytest.approx(100.0)
+    assert a.breakdowns["category"]["Other"]["accuracy"].value == pytest.approx(50.0)
+    assert b.metrics["accuracy"].n == 1 and b.statuses["error"] == 1  # errors are counted, not scored
+    assert dict(b.failure_classes) == {"wrong": 1, "model_error": 1}
+
+
+def test_gates_on_values_and_ci_bounds():
+    a, b = summarize(RECORDS, {"mc": SPEC})
+    assert [(g.gate, g.passed) for g in a.gates] == [("accuracy >= 50", True), ("accuracy <= 90 (ci_high)", False)]
+    assert a.gates[1].value == pytest.approx(100.0)
+    assert not b.gates[0].passed and b.gates[0].reason == "threshold not met"
+
+
+def test_a_suite_whose_items_all_errored_never_passes():
+    [summary] = summarize([record("c", "1", None, "STEM", status="error")], {"mc": SPEC})
+    assert [g.passed for g in summary.gates] == [False, False]
+    assert summary.gates[0].reason == "no scored items"
+
+
+def test_lenient_gate_still_fails_without_items():
+    spec = SPEC.model_copy(update={"gates": [Gate(metric="accuracy", max=100)]})
+    [summary] = summarize([record("c", "1", None, "STEM", status="error")], {"mc": spec})
+    assert not summary.gates[0].passed
+
+
+def test_report_files(tmp_path):
+    summaries = summarize(RECORDS, {"mc": SPEC})
+    manifest = {"models": {"b": {}, "a": {}}, "suites": {"mc": {"data_origin": "bundled sample x.jsonl"}}}
+    run = {"id": "run-1", "complete": True}
+    write_run(tmp_path, summaries, RECORDS, manifest, run)
+    document = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert document["gates_passed"] is False
+    assert document["results"][0]["metrics"]["accuracy"]["value"] == pytest.approx(75.0)
+    assert len((tmp_path / "items.jsonl").read_text(encoding="utf-8").splitlines()) == len(RECORDS)
+    text = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "| Dataset | Metric | b | a |" in text  # columns follow the --model order
+    assert "| mc | accuracy | 0.0 [0.0, 0.0] | 75.0 [" in text
+    assert "| mc | a | accuracy <= 90 (ci_high) | 100.0 | **FAIL** (threshold not met) |" in text
+    assert "- `mc`: bundled sample x.jsonl" in text
+
+
+def test_nan_becomes_null_in_strict_json(tmp_path):
+    summaries = summarize([record("c", "1", None, "STEM", status="error")], {"mc": SPEC})
+    write_run(tmp_path, summaries, [], {}, {"id": "r", "complete": False})
+    document = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert document["results"][0]["metrics"]["accuracy"]["value"] is None
+    assert "**Incomplete run**" in markdown(summaries, {}, {"complete": False})
