@@ -222,3 +222,19 @@ def test_xdist_gives_the_same_summary_as_one_process(project):
     parallel = project.runpytest_subprocess("suites", "--model", "replay:preds.jsonl", "-n", "2")
     assert parallel.ret == 0
     assert summary_metrics(latest_run(project)) == single_metrics
+
+
+def test_bad_options_are_usage_errors(project):
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl", "--batch-size", "0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--batch-size must be at least 1, got 0*"])
+    result = project.runpytest("suites", "--model", "no-such-alias")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown model 'no-such-alias': not an alias (gemma3-270m, *"])
+
+
+def test_duplicate_suite_names_are_a_collection_error(project):
+    (project.path / "suites" / "copy.yaml").write_text((project.path / "suites" / "mc.yaml").read_text("utf-8"), "utf-8")
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*suite name 'mc' is already used by *copy.yaml; names must be unique*"])

@@ -84,6 +84,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "vnllmtest: an item of a vnllmtest YAML suite")
+    for option in ("limit", "batch_size", "max_new_tokens", "bootstrap_iterations"):
+        value = config.getoption(option)
+        if value is not None and value < 1:
+            raise pytest.UsageError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
     try:
         specs = parse_model_specs(config.getoption("model") or [DEFAULT_MODEL])
     except ModelError as exc:
