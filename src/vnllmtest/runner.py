@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from vnllmtest.backends.base import Backend, Generation, Request
+from vnllmtest.backends.base import Backend, Generation, ModelError, Request
 from vnllmtest.cache import PredictionCache, cache_key
 
 Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
@@ -88,7 +88,9 @@ class Runner:
                 return [Prediction(mode, "", scores, "stop", 0) for scores in backend.score_choices(batch)]
             return [_from_generation(g) for g in backend.generate(batch)]
         except Exception as exc:  # a crash in one batch becomes an error on its items; others go on
-            message = f"model '{backend.label}' failed on this batch: {type(exc).__name__}: {exc}"
+            message = str(exc) if isinstance(exc, ModelError) else (
+                f"model '{backend.label}' failed on this batch: {type(exc).__name__}: {exc}"
+            )
             return [Prediction(mode, "", None, "error", 0, error=message) for _ in batch]
 
 
