@@ -123,3 +123,12 @@ def test_bundled_gemma_batches_like_single_prompts(gemma):
     choices_alone = Runner(batch_size=1).run(gemma, requests, "loglikelihood")
     for a, b in zip(choices_together, choices_alone):
         assert a.choice_logprobs == pytest.approx(b.choice_logprobs, abs=1e-3)
+
+
+def test_stop_strings_end_generation_and_are_cut(tiny):
+    [free] = tiny.generate([Request("t", "1", PROMPTS[0], max_new_tokens=12)])
+    assert free.finish_reason == "length" and len(free.text) > 6
+    stop = free.text[4:6]
+    [stopped] = tiny.generate([Request("t", "1", PROMPTS[0], max_new_tokens=12, stop=(stop,))])
+    assert stopped.text == free.text[: free.text.find(stop)]
+    assert stopped.finish_reason == "stop" and stopped.new_tokens < free.new_tokens
