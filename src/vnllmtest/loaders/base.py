@@ -17,7 +17,6 @@ class RecordError(Exception):
 
     def __init__(self, field_name: str, problem: str):
         super().__init__(f"field '{field_name}': {problem}")
-        self.field_name = field_name
 
 
 @dataclass(frozen=True)
