@@ -243,7 +243,7 @@ class SuiteFile(pytest.Module):
                     fixtureinfo=definition._fixtureinfo,
                     originalname=suite.name,
                 )
-                case.extra_keyword_matches.update(f"{t}_{v}".replace(" ", "_") for t, v in _tags(entry).items())
+                case.extra_keyword_matches.update(f"{t}_{v}".replace(" ", "_") for t, v in entry.tags.items())
                 case.suite, case.entry, case.model_label = suite, entry, callspec.params["vnllm_model"].label
                 yield case
 
@@ -254,10 +254,6 @@ def _last_load(label: str, since: int) -> dict[str, Any] | None:
         if event.label == label:
             return {"pid": event.pid, "number": number, "seconds": round(event.seconds, 3)}
     return None
-
-
-def _tags(entry: Item | BadRecord) -> dict[str, str]:
-    return dict(entry.tags) if isinstance(entry, Item) else {}
 
 
 class SuiteCase(pytest.Function):
@@ -367,7 +363,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         message = call.excinfo.exconly() if call.excinfo else str(report.longrepr)
         entry = item.entry
         result = ItemResult(
-            item.suite.name, item.model_label, entry.id, "error", "model_error", message, entry.origin, tags=_tags(entry)
+            item.suite.name, item.model_label, entry.id, "error", "model_error", message, entry.origin, tags=dict(entry.tags)
         )
         payload = {"item": result.to_record(), "context": state.context(item, None)}
         report.user_properties.append((PROPERTY, json.dumps(payload, ensure_ascii=False)))

@@ -49,6 +49,8 @@ class HFBackend(Backend):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.chat_template = getattr(self.tokenizer, "chat_template", None)
         self.end_token_ids = self._end_token_ids()
+        # A row that stops early (end of turn, or a stop string) is padded after it.
+        self._row_end_ids = {*self.end_token_ids, self.tokenizer.pad_token_id}
         self._label_token_ids: dict[tuple[str, ...], list[list[int]]] = {}
         self._model = None
         self._load_error: ModelError | None = None
@@ -123,9 +125,8 @@ class HFBackend(Backend):
         return [self._decode(tokens, request) for tokens, request in zip(new_tokens, requests)]
 
     def _decode(self, tokens: list[int], request: Request) -> Generation:
-        """Text up to the end of the turn; a row stopped by a stop string is padded after it."""
-        ends = {*self.end_token_ids, self.tokenizer.pad_token_id}
-        end = next((i for i, token in enumerate(tokens) if token in ends), None)
+        """Text up to the end of the turn or the first stop string."""
+        end = next((i for i, token in enumerate(tokens) if token in self._row_end_ids), None)
         finish = "stop" if end is not None and end < request.max_new_tokens else "length"
         kept = tokens[: min(end if end is not None else len(tokens), request.max_new_tokens)]
         text = self.tokenizer.decode(kept, skip_special_tokens=True)

@@ -47,6 +47,7 @@ class BadRecord:
     id: str
     origin: str
     problem: str
+    tags: Mapping[str, str] = field(default_factory=dict)  # none: the record could not be read
 
 
 def nfc(value: Any) -> Any:

@@ -19,9 +19,9 @@ def rank(seed: int, item_id: str) -> bytes:
 
 
 def stratum(entry: Item | BadRecord, key: str | None) -> str:
-    if key is None or isinstance(entry, BadRecord):
+    if key is None:
         return ""
-    return str(entry.tags.get(key, entry.fields.get(key, "")))
+    return str(entry.tags.get(key, getattr(entry, "fields", {}).get(key, "")))
 
 
 def sample(entries: Sequence[Entry], sampling: Sampling) -> list[Entry]:
