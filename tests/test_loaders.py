@@ -79,12 +79,12 @@ def test_full_mode_applies_stratified_sampling(tmp_path):
 def test_sampling_is_independent_of_record_order():
     items = load_data(suite("vmlu"), SAMPLE).entries
     plan = Sampling(fraction=0.3, seed=7)
-    chosen = {item.id for item in sampling.sample(items, plan)}
+    chosen = {item.id for item in sampling.sample(items, plan)[0]}
     shuffled = list(items)
     random.Random(1).shuffle(shuffled)
-    assert {item.id for item in sampling.sample(shuffled, plan)} == chosen
+    assert {item.id for item in sampling.sample(shuffled, plan)[0]} == chosen
     assert len(chosen) == 9
-    assert {item.id for item in sampling.sample(items, Sampling(fraction=0.3, seed=8))} != chosen
+    assert {item.id for item in sampling.sample(items, Sampling(fraction=0.3, seed=8))[0]} != chosen
 
 
 def test_limit_takes_a_deterministic_subset_in_source_order():
@@ -145,12 +145,13 @@ def test_duplicate_ids_name_both_occurrences(tmp_path):
         load_data(load_suite(path), DataOptions())
 
 
-def test_text_is_nfc_normalised_on_load(tmp_path):
-    nfd = {**GOOD, "question": unicodedata.normalize("NFD", "Thủ đô của Việt Nam?")}
-    path = _mc_suite(tmp_path, [nfd])
+def test_text_is_nfc_normalised_on_load_and_the_original_kept(tmp_path):
+    original = unicodedata.normalize("NFD", "Thủ đô của Việt Nam?")
+    path = _mc_suite(tmp_path, [{**GOOD, "question": original}])
     [item] = load_data(load_suite(path), DataOptions()).entries
-    assert item.fields["question"] == "Thủ đô của Việt Nam?"
+    assert item.fields["question"] == "Thủ đô của Việt Nam?" != original
     assert unicodedata.is_normalized("NFC", item.fields["question"])
+    assert item.original_text == {"question": original}
 
 
 def test_missing_data_says_where_it_looked_and_how_to_fix(tmp_path):
@@ -172,3 +173,62 @@ def test_data_dir_comes_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("VNLLMTEST_DATA_DIR", str(tmp_path))
     assert DataOptions.from_environment("full", None, None).data_dir == tmp_path
     assert DataOptions.from_environment("full", "/elsewhere", None).data_dir == Path("/elsewhere")
+
+
+def _visquad_sampled(tmp_path: Path, sampling_line: str) -> tuple[list, tuple[str, ...]]:
+    """The bundled ViQuAD sample (27 answerable, 3 not) read as full data with another sampling plan."""
+    text = (REPO / "suites" / "visquad2.yaml").read_text(encoding="utf-8")
+    start = text.index("  sampling:")
+    text = text[:start] + sampling_line + text[text.index("\n", start):]
+    text = text.replace("source: hf://taidng/UIT-ViQuAD2.0", f"source: {REPO / 'suites' / 'data' / 'visquad2_sample.jsonl'}")
+    path = tmp_path / "visquad2.yaml"
+    path.write_text(text.replace("sample: data/", "sample: x/"), encoding="utf-8")
+    data = load_data(load_suite(path), DataOptions())
+    return data.entries, data.notes
+
+
+def test_proportions_share_out_a_total_count_between_strata(tmp_path):
+    line = "  sampling: {count: 10, seed: 42, stratify: answerable, proportions: {HasAns: 0.9, NoAns: 0.1}}"
+    entries, notes = _visquad_sampled(tmp_path, line)
+    assert Counter(item.tags["answerable"] for item in entries) == {"HasAns": 9, "NoAns": 1}
+    assert notes == ()
+
+
+def test_a_stratum_smaller_than_its_share_is_taken_whole_and_reported(tmp_path):
+    line = "  sampling: {count: 20, seed: 42, stratify: answerable, proportions: {HasAns: 0.5, NoAns: 0.5}}"
+    entries, notes = _visquad_sampled(tmp_path, line)
+    assert Counter(item.tags["answerable"] for item in entries) == {"HasAns": 10, "NoAns": 3}
+    assert notes == ("answerable=NoAns: wanted 10, the data has 3 (all taken)",)
+
+
+def test_a_folder_source_reads_every_data_file_in_it(tmp_path):
+    folder = tmp_path / "parts"
+    write_jsonl(folder / "a.jsonl", [GOOD])
+    write_jsonl(folder / "b.jsonl", [{**GOOD, "id": "02-0001"}])
+    (folder / "notes.txt").write_text("not data", encoding="utf-8")
+    path = _mc_suite(tmp_path, [GOOD])
+    path.write_text(path.read_text(encoding="utf-8").replace("source: mc.jsonl", "source: parts"), encoding="utf-8")
+    entries = load_data(load_suite(path), DataOptions()).entries
+    assert [entry.id for entry in entries] == ["01-0001", "02-0001"]
+    assert entries[1].origin.endswith("b.jsonl:1")
+
+
+def test_vims_documents_mode_gives_every_full_article_as_a_passage(tmp_path):
+    text = (REPO / "suites" / "vims.yaml").read_text(encoding="utf-8").replace("{input: s3}", "{input: documents}")
+    path = tmp_path / "vims.yaml"
+    path.write_text(text.replace("sample: data/", f"sample: {REPO / 'suites' / 'data'}/"), encoding="utf-8")
+    cluster = load_data(load_suite(path), SAMPLE).entries[0]
+    documents = cluster.fields["documents"]
+    assert cluster.fields["input_mode"] == "documents"
+    assert cluster.fields["passages"] == [f"{d['title']}\n{d['content']}" for d in documents]
+
+
+def test_vims_s3_mode_needs_selected_sentences(tmp_path):
+    records = [{"id": "c1", "documents": [{"title": "T", "content": "Nội dung."}], "summaries": ["Tóm tắt."]}]
+    write_jsonl(tmp_path / "clusters.jsonl", records)
+    text = (REPO / "suites" / "vims.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "vims.yaml"
+    path.write_text(text.replace("local: vims/ViMs", "source: clusters.jsonl"), encoding="utf-8")
+    [bad] = load_data(load_suite(path), DataOptions()).entries
+    assert isinstance(bad, BadRecord) and bad.origin.endswith("clusters.jsonl:1")
+    assert "record c1: field 'selected_sentences': no sentence labelled 1 in the S3 files" in bad.problem

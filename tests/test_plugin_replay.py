@@ -43,7 +43,7 @@ SUM_PREDICTIONS = {"c1": "Hà Nội là thủ đô của Việt Nam", "c2": "Th�
 SUITES = {
     "mc": ("multiple_choice", "vmlu", "mc.jsonl", "[accuracy]", "{metric: accuracy, min: 1}", "accuracy"),
     "qa": ("extractive_qa", "squad_v2", "qa.jsonl", "[exact_match, f1]", "{metric: f1, min: 0.5}", "f1"),
-    "summ": ("summarization", "vims", "summ.jsonl", "[rouge_l]", "{metric: rouge_l, min: 0.9}", "rouge_l"),
+    "summ": ("summarization", "vims", "summ.jsonl\n  options: {input: documents}", "[rouge_l]", "{metric: rouge_l, min: 0.9}", "rouge_l"),
 }
 
 

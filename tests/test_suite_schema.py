@@ -98,3 +98,43 @@ def test_only_marked_yaml_files_are_suites(tmp_path):
     other.write_text("name: something\nvalues: [1, 2]\n", encoding="utf-8")
     assert not is_suite_file(other)
     assert not is_suite_file(tmp_path / "suite.json")
+
+
+@pytest.mark.parametrize(
+    ("sampling", "expected"),
+    [
+        ("{count: 10, proportions: {HasAns: 0.9, NoAns: 0.1}}", "'proportions' needs 'stratify'"),
+        ("{count: 10, stratify: answerable, proportions: {HasAns: 0.9, NoAns: 0.2}}", "must add up to 1, got 1.1"),
+        ("{count: 10, stratify: answerable, proportions: {HasAns: 1.5}}", "every proportion must lie in (0, 1]"),
+    ],
+)
+def test_sampling_proportions_are_checked(tmp_path, sampling, expected):
+    message = error_of(tmp_path, VALID.replace("{fraction: 0.5, seed: 3}", sampling))
+    assert "line 7: dataset.sampling:" in message and expected in message
+
+
+def test_adapter_options_are_checked(tmp_path):
+    unknown = error_of(tmp_path, VALID.replace("  source: data.jsonl\n", "  source: data.jsonl\n  options: {input: s3}\n"))
+    assert "dataset: Value error, adapter 'squad_v2' has no option 'input' (options: none)" in unknown
+    vims = VALID.replace("adapter: squad_v2", "adapter: vims").replace("task: extractive_qa", "task: summarization")
+    vims = vims.replace("[exact_match, f1]", "[rouge_l, f1]")
+    wrong = error_of(tmp_path, vims.replace("  source: data.jsonl\n", "  source: data.jsonl\n  options: {input: all}\n"))
+    assert "options.input must be one of s3, documents, got 'all'" in wrong
+
+
+def test_both_scoring_modes_need_multiple_choice_and_add_their_metrics(tmp_path):
+    assert "scoring.mode 'both' needs task 'multiple_choice'" in error_of(tmp_path, VALID + "scoring: {mode: both}\n")
+    choice = (REPO_SUITES / "vmlu.yaml").read_text(encoding="utf-8")
+    suite = load_suite(write(tmp_path, choice))
+    assert suite.spec.reported_metrics == ["accuracy", "accuracy_generate", "mode_agreement"]
+    single = choice.replace("mode: both", "mode: loglikelihood").replace("[accuracy]", "[accuracy, mode_agreement]")
+    assert "metrics accuracy_generate, mode_agreement need scoring.mode 'both'" in error_of(tmp_path, single)
+    gated = choice.replace("{metric: accuracy, min: 25, bound: ci_high}", "{metric: mode_agreement, min: 50}")
+    assert load_suite(write(tmp_path, gated)).spec.gates[0].metric == "mode_agreement"
+
+
+def test_prompt_budget_is_validated(tmp_path):
+    text = VALID.replace('  template: "{{ context }} {{ question }}"\n', '  template: "{{ context }}"\n  budget: {max_tokens: 0, field: context, policy: tail}\n')
+    message = error_of(tmp_path, text)
+    assert "prompt.budget.max_tokens: Input should be greater than or equal to 1" in message
+    assert "prompt.budget.policy: Input should be 'proportional' or 'head'" in message

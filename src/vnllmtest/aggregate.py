@@ -34,6 +34,7 @@ class GroupSummary:
     items: int = 0
     statuses: Counter = field(default_factory=Counter)
     failure_classes: Counter = field(default_factory=Counter)
+    truncated: int = 0  # items whose prompt a token budget shortened
     metrics: dict[str, Estimate] = field(default_factory=dict)
     breakdowns: dict[str, dict[str, dict[str, Estimate]]] = field(default_factory=dict)
     gates: list[GateResult] = field(default_factory=list)
@@ -52,8 +53,9 @@ def summarize(
         summary = GroupSummary(suite=suite, model=model, items=len(members))
         summary.statuses.update(r["status"] for r in members)
         summary.failure_classes.update(r["failure_class"] for r in members if r["failure_class"])
+        summary.truncated = sum(1 for r in members if r.get("truncation"))
         scored = [r for r in members if r["status"] != "error"]
-        for metric in spec.metrics:
+        for metric in spec.reported_metrics:
             values = [r["metrics"][metric] for r in scored]
             summary.metrics[metric] = estimate(values, scale=PERCENT, seed=seed, iterations=iterations)
         summary.breakdowns = _breakdowns(scored, spec, seed, iterations)
@@ -71,7 +73,7 @@ def _breakdowns(scored: list[Mapping[str, Any]], spec: SuiteSpec, seed: int, ite
         tag: {
             value: {
                 metric: estimate([r["metrics"][metric] for r in members], scale=PERCENT, seed=seed, iterations=iterations)
-                for metric in spec.metrics
+                for metric in spec.reported_metrics
             }
             for value, members in sorted(groups.items())
         }

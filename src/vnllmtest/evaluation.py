@@ -7,11 +7,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vnllmtest.backends.base import Backend, Request
+from vnllmtest.budget import BudgetError, Truncation, fit
 from vnllmtest.loaders import BadRecord, Item, LoadedData
 from vnllmtest.prompts import PromptBuilder, PromptError
 from vnllmtest.runner import Prediction, Runner
 from vnllmtest.scoring import score
-from vnllmtest.suite import Suite
+from vnllmtest.suite import Suite, SuiteSpec
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class ItemResult:
     cache_key: str | None = None
     cached: bool = False
     choice_logprobs: dict[str, float] | None = None
+    generated_answer: str | None = None
+    truncation: dict[str, Any] | None = None
+    original_text: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
@@ -53,31 +57,62 @@ def evaluate(
     """Results by item id for `entries` (a subset of the suite's selected records)."""
     spec = suite.spec
     max_new_tokens = min(spec.generation.max_new_tokens, max_new_tokens_cap or spec.generation.max_new_tokens)
-    builder = PromptBuilder(spec.prompt, data.pool)
+    builder = PromptBuilder(spec.prompt, data.pool, prompt_constants(spec))
     results: dict[str, ItemResult] = {}
     requests: list[Request] = []
-    answerable: list[Item] = []
+    answerable: list[tuple[Item, Truncation | None]] = []
     for entry in entries:
         if isinstance(entry, BadRecord):
-            results[entry.id] = _error(suite, backend, entry.id, entry.origin, "bad_record", f"{entry.origin}: {entry.problem}")
+            results[entry.id] = _error(suite, backend, entry, "bad_record", f"{entry.origin}: {entry.problem}")
             continue
         try:
-            prompt = backend.format_prompt(builder.messages(entry))
-        except PromptError as exc:
-            results[entry.id] = _error(suite, backend, entry.id, entry.origin, "bad_prompt", f"{entry.origin}: record {entry.id}: {exc}")
+            prompt, truncation = _prompt(spec, backend, builder, entry)
+        except (PromptError, BudgetError) as exc:
+            results[entry.id] = _error(suite, backend, entry, "bad_prompt", f"{entry.origin}: record {entry.id}: {exc}")
             continue
         requests.append(
             Request(spec.name, entry.id, prompt, entry.labels, max_new_tokens, tuple(spec.generation.stop))
         )
-        answerable.append(entry)
-    predictions = runner.run(backend, requests, spec.scoring.mode, description=f"{spec.name} × {backend.label}")
-    for item, request, prediction in zip(answerable, requests, predictions):
-        results[item.id] = _scored(suite, backend, item, request, prediction)
+        answerable.append((entry, truncation))
+    description = f"{spec.name} × {backend.label}"
+    mode = "loglikelihood" if spec.scoring.mode == "both" else spec.scoring.mode
+    predictions = runner.run(backend, requests, mode, description=description)
+    generated: list[Prediction | None] = [None] * len(requests)
+    if spec.scoring.mode == "both":
+        generated = list(runner.run(backend, requests, "generate", description=f"{description} (generate)"))
+    for (item, truncation), request, prediction, generation in zip(answerable, requests, predictions, generated):
+        results[item.id] = _scored(suite, backend, item, request, prediction, generation, truncation)
     return results
 
 
-def _scored(suite: Suite, backend: Backend, item: Item, request: Request, prediction: Prediction) -> ItemResult:
-    outcome = score(suite.spec, item, prediction)
+def prompt_constants(spec: SuiteSpec) -> dict[str, Any]:
+    """Suite-level template variables: the declared abstention phrases, so a prompt names them."""
+    abstentions = spec.scoring.abstentions
+    return {"abstention": abstentions[0] if abstentions else "", "abstentions": list(abstentions)}
+
+
+def _prompt(spec: SuiteSpec, backend: Backend, builder: PromptBuilder, item: Item) -> tuple[str, Truncation | None]:
+    """The exact prompt text for `item`, shortened to the suite's token budget when it has one."""
+    fields, truncation = item.fields, None
+    if spec.prompt.budget is not None:
+        def measure(candidate: Any) -> int:
+            return backend.prompt_length(backend.format_prompt(builder.messages(item, candidate)))
+
+        fields, truncation = fit(item.fields, spec.prompt.budget, measure)
+    return backend.format_prompt(builder.messages(item, fields)), truncation
+
+
+def _scored(
+    suite: Suite,
+    backend: Backend,
+    item: Item,
+    request: Request,
+    prediction: Prediction,
+    generation: Prediction | None,
+    truncation: Truncation | None,
+) -> ItemResult:
+    outcome = score(suite.spec, item, prediction, generation)
+    shown = generation or prediction  # in mode "both" the generation is the text to show
     return ItemResult(
         suite=suite.name,
         model=backend.label,
@@ -88,18 +123,23 @@ def _scored(suite: Suite, backend: Backend, item: Item, request: Request, predic
         origin=item.origin,
         prompt=request.prompt,
         references=list(item.references),
-        output=prediction.text,
+        output=shown.text,
         answer=outcome.answer,
         metrics=outcome.metrics,
-        mode=prediction.mode,
-        finish_reason=prediction.finish_reason,
-        new_tokens=prediction.new_tokens,
+        mode=prediction.mode if generation is None else f"{prediction.mode}+{generation.mode}",
+        finish_reason=shown.finish_reason,
+        new_tokens=shown.new_tokens,
         cache_key=prediction.cache_key,
-        cached=prediction.cached,
+        cached=prediction.cached and (generation is None or generation.cached),
         choice_logprobs=prediction.choice_logprobs,
+        generated_answer=outcome.generated_answer,
+        truncation=asdict(truncation) if truncation else None,
+        original_text=dict(item.original_text),
         tags=dict(item.tags),
     )
 
 
-def _error(suite: Suite, backend: Backend, item_id: str, origin: str, failure_class: str, message: str) -> ItemResult:
-    return ItemResult(suite.name, backend.label, item_id, "error", failure_class, message, origin)
+def _error(suite: Suite, backend: Backend, entry: Item | BadRecord, failure_class: str, message: str) -> ItemResult:
+    return ItemResult(
+        suite.name, backend.label, entry.id, "error", failure_class, message, entry.origin, tags=dict(entry.tags)
+    )

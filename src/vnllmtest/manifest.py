@@ -45,4 +45,6 @@ def build_manifest(contexts: Iterable[Mapping[str, Any]], options: Mapping[str, 
     }
 
 
-_SUITE_KEYS = ("suite_path", "suite_sha256", "data_origin", "records_total", "records_selected", "sampling")
+_SUITE_KEYS = (
+    "suite_path", "suite_sha256", "data_origin", "records_total", "records_selected", "sampling", "data_notes"
+)

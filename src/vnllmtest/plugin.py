@@ -170,6 +170,7 @@ class RunState:
             "records_total": data.total,
             "records_selected": len(data.entries),
             "sampling": sampling.model_dump() if sampling and self.data_options.mode == "full" else None,
+            "data_notes": list(data.notes),
             "model": case.model_label,
             "model_spec": spec.text,
             "model_fingerprint": backend.fingerprint if backend else None,
@@ -395,6 +396,7 @@ class ResultCollector:
         self.records: list[dict[str, Any]] = []
         self.misses: list[tuple[str, str]] = []  # (node id, detail) of missed items
         self.hard_failures = 0  # failures that are not item misses: errors, crashes, collection
+        self.collection_errors: list[dict[str, str]] = []  # suites (or files) that could not be collected
         self.started = datetime.now(timezone.utc)
         self.summaries: list[GroupSummary] = []
         self.run_folder: Path | None = None
@@ -412,9 +414,11 @@ class ResultCollector:
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             self.hard_failures += 1
+            if is_suite_file(Path(str(report.fspath))):
+                self.collection_errors.append({"path": report.nodeid, "error": report.longreprtext.strip()})
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if not self.records:
+        if not self.records and not self.collection_errors:
             return
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldfail or session.shouldstop)
         items = [record["item"] for record in self.records]
@@ -431,6 +435,7 @@ class ResultCollector:
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "complete": not interrupted,
             "exit_status": int(status),
+            "collection_errors": self.collection_errors,
         }
         try:
             self.run_folder = new_run_folder(Path(self.config.getoption("report_dir")))
@@ -457,7 +462,7 @@ class ResultCollector:
         return status
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.summaries:
+        if not self.summaries and not self.collection_errors:
             return
         self._show_misses(terminalreporter)
         self._show_gates(terminalreporter)
@@ -492,6 +497,8 @@ class ResultCollector:
                 verdict = "PASS" if gate.passed else f"FAIL ({gate.reason})"
                 value = format_estimate(summary.metrics[gate.metric])
                 rows.append((summary.suite, summary.model, str(summary.items), counts, gate.gate, value, verdict))
+        for failed in self.collection_errors:
+            rows.append((failed["path"], "—", "0", "—", "(suite not collected)", "", "FAIL (see collection error)"))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for number, row in enumerate(rows):
             line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()

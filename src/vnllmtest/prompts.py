@@ -41,10 +41,12 @@ def render(source: str, fields: Mapping[str, Any]) -> str:
 
 
 class PromptBuilder:
-    """Turns items into chat messages: optional system turn, few-shot turns, then the question."""
+    """Turns items into chat messages: optional system turn, few-shot turns, then the question.
+    `constants` are suite-level template variables (e.g. `abstention`), shadowed by record fields."""
 
-    def __init__(self, spec: PromptSpec, pool: Sequence[Item]):
+    def __init__(self, spec: PromptSpec, pool: Sequence[Item], constants: Mapping[str, Any] | None = None):
         self._spec = spec
+        self._constants = dict(constants or {})
         self._shots = self._choose_shots(pool)
 
     def _choose_shots(self, pool: Sequence[Item]) -> list[Item]:
@@ -54,16 +56,18 @@ class PromptBuilder:
         ranked = sorted(pool, key=lambda item: hashlib.sha256(f"{fewshot.seed}\x00{item.id}".encode()).digest())
         return ranked[: fewshot.k + 1]  # one spare, used when an item is its own shot
 
-    def messages(self, item: Item) -> list[Message]:
+    def messages(self, item: Item, fields: Mapping[str, Any] | None = None) -> list[Message]:
+        """The turns for `item`, rendered from `fields` when given (e.g. shortened by a budget)."""
         spec = self._spec
+        own = {**self._constants, **(item.fields if fields is None else fields)}
         messages: list[Message] = []
         if spec.system:
-            messages.append({"role": "system", "content": render(spec.system, item.fields)})
+            messages.append({"role": "system", "content": render(spec.system, own)})
         if spec.fewshot is not None and spec.fewshot.k:
             for shot in [s for s in self._shots if s.id != item.id][: spec.fewshot.k]:
-                messages.append({"role": "user", "content": render(spec.template, shot.fields)})
+                messages.append({"role": "user", "content": render(spec.template, {**self._constants, **shot.fields})})
                 messages.append({"role": "assistant", "content": render(spec.fewshot.target, _shot_fields(shot))})
-        messages.append({"role": "user", "content": render(spec.template, item.fields)})
+        messages.append({"role": "user", "content": render(spec.template, own)})
         return messages
 
 

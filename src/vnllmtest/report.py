@@ -14,6 +14,7 @@ from vnllmtest.aggregate import GroupSummary
 from vnllmtest.metrics import Estimate
 
 STATUSES = ("passed", "missed", "error")
+MAX_BREAKDOWN_VALUES = 12  # tags with more values (e.g. VMLU's 58 subjects) stay in summary.json only
 
 
 def new_run_folder(report_dir: Path) -> Path:
@@ -39,7 +40,7 @@ def format_estimate(found: Estimate) -> str:
 def summary_document(summaries: Sequence[GroupSummary], manifest: Mapping[str, Any], run: Mapping[str, Any]) -> dict:
     return {
         "run": dict(run),
-        "gates_passed": all(g.passed for s in summaries for g in s.gates),
+        "gates_passed": all(g.passed for s in summaries for g in s.gates) and not run.get("collection_errors"),
         "results": [_group_json(s) for s in summaries],
         "manifest": dict(manifest),
     }
@@ -52,6 +53,7 @@ def _group_json(summary: GroupSummary) -> dict[str, Any]:
         "items": summary.items,
         "statuses": {status: summary.statuses.get(status, 0) for status in STATUSES},
         "failure_classes": dict(summary.failure_classes),
+        "truncated": summary.truncated,
         "metrics": {name: asdict(found) for name, found in summary.metrics.items()},
         "breakdowns": {
             tag: {value: {m: asdict(e) for m, e in metrics.items()} for value, metrics in groups.items()}
@@ -76,21 +78,50 @@ def markdown(summaries: Sequence[GroupSummary], manifest: Mapping[str, Any], run
         for metric in metric_names:
             cells = [format_estimate(by_key[(suite, m)].metrics[metric]) if (suite, m) in by_key else "—" for m in models]
             lines.append(_row([suite, metric, *cells]))
+    lines += _breakdown_rows(summaries, models)
+    if run.get("collection_errors"):
+        lines += ["", "## Not evaluated", "", "These suites could not be collected, so none of their gates passed:", ""]
+        lines += [f"- `{failed['path']}`: {' '.join(failed['error'].split())}" for failed in run["collection_errors"]]
     lines += ["", "## Gates", "", _row(["Dataset", "Model", "Gate", "Value", "Result"]), _row(["---"] * 5)]
     for summary in summaries:
         for gate in summary.gates:
             verdict = "pass" if gate.passed else f"**FAIL** ({gate.reason})"
             value = "n/a" if math.isnan(gate.value) else f"{gate.value:.1f}"
             lines.append(_row([summary.suite, summary.model, gate.gate, value, verdict]))
-    lines += ["", "## Items", "", _row(["Dataset", "Model", "Items", *STATUSES, "Failure classes"]), _row(["---"] * 7)]
+    header = ["Dataset", "Model", "Items", *STATUSES, "Truncated prompts", "Failure classes"]
+    lines += ["", "## Items", "", _row(header), _row(["---"] * len(header))]
     for summary in summaries:
         classes = ", ".join(f"{name}: {count}" for name, count in sorted(summary.failure_classes.items())) or "—"
         counts = [str(summary.statuses.get(status, 0)) for status in STATUSES]
-        lines.append(_row([summary.suite, summary.model, str(summary.items), *counts, classes]))
+        lines.append(_row([summary.suite, summary.model, str(summary.items), *counts, str(summary.truncated), classes]))
     lines += ["", "## Data", ""]
     for name, suite in sorted(manifest.get("suites", {}).items()):
         lines.append(f"- `{name}`: {suite.get('data_origin', '?')}")
+        lines += [f"  - note: {note}" for note in suite.get("data_notes") or []]
     return "\n".join(lines) + "\n"
+
+
+def _breakdown_rows(summaries: Sequence[GroupSummary], models: list[str]) -> list[str]:
+    """`| Dataset | Breakdown | Metric | model... |` for tags with few values (categories, HasAns/NoAns)."""
+    by_key = {(s.suite, s.model): s for s in summaries}
+    rows = []
+    for suite in sorted({s.suite for s in summaries}):
+        first = next(s for s in summaries if s.suite == suite)
+        for tag, groups in first.breakdowns.items():
+            if len(groups) > MAX_BREAKDOWN_VALUES:
+                continue
+            for value, metrics in groups.items():
+                for metric in metrics:
+                    cells = []
+                    for model in models:
+                        found = by_key.get((suite, model))
+                        estimate = found.breakdowns.get(tag, {}).get(value, {}).get(metric) if found else None
+                        cells.append(format_estimate(estimate) if estimate else "—")
+                    rows.append(_row([suite, f"{tag}={value}", metric, *cells]))
+    if not rows:
+        return []
+    header = _row(["Dataset", "Breakdown", "Metric", *models])
+    return ["", "## Breakdowns", "", header, _row(["---"] * (3 + len(models))), *rows]
 
 
 def _row(cells: Iterable[str]) -> str:

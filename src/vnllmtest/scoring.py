@@ -28,21 +28,29 @@ class ItemScore:
     metrics: dict[str, float]
     failure_class: str | None = None  # why a miss or an error happened
     message: str | None = None
+    generated_answer: str | None = None  # scoring.mode both: the option extracted from the generation
 
 
-def score(spec: SuiteSpec, item: Item, prediction: Prediction) -> ItemScore:
-    if prediction.error is not None:
-        return ItemScore("error", None, {}, "model_error", prediction.error)
+def score(spec: SuiteSpec, item: Item, prediction: Prediction, generated: Prediction | None = None) -> ItemScore:
+    """Score `prediction`; for multiple choice in mode `both`, `generated` is the generate-mode answer."""
+    failed = next((p for p in (prediction, generated) if p is not None and p.error is not None), None)
+    if failed is not None:
+        return ItemScore("error", None, {}, "model_error", failed.error)
+    generated_answer = None
     if spec.task is TaskType.multiple_choice:
         answer = _chosen_label(item, prediction)
         metrics = {"accuracy": float(answer is not None and answer == item.references[0])}
+        if generated is not None:
+            generated_answer = extract_choice(generated.text, item.labels)
+            metrics["accuracy_generate"] = float(generated_answer == item.references[0])
+            metrics["mode_agreement"] = float(generated_answer is not None and generated_answer == answer)
     else:
         answer = prediction.text.strip()
         abstentions = spec.scoring.abstentions
         metrics = {name: TEXT_METRICS[name](answer, item.references, abstentions) for name in spec.metrics}
     if metrics[spec.item_pass.metric] >= spec.item_pass.min:
-        return ItemScore("passed", answer, metrics)
-    return ItemScore("missed", answer, metrics, _failure_class(spec, answer, prediction))
+        return ItemScore("passed", answer, metrics, generated_answer=generated_answer)
+    return ItemScore("missed", answer, metrics, _failure_class(spec, answer, prediction), None, generated_answer)
 
 
 def _chosen_label(item: Item, prediction: Prediction) -> str | None:

@@ -18,8 +18,14 @@ from vnllmtest.prompts import compile_template
 SUITE_MARKER = "vnllmtest"
 _MARKER_LINE = re.compile(rf"^{SUITE_MARKER}\s*:", re.MULTILINE)
 
-MetricName = Literal["accuracy", "exact_match", "f1", "rouge_1", "rouge_2", "rouge_l"]
+MetricName = Literal[
+    "accuracy", "accuracy_generate", "mode_agreement", "exact_match", "f1", "rouge_1", "rouge_2", "rouge_l"
+]
+CHOICE_METRICS = {"accuracy", "accuracy_generate", "mode_agreement"}
+BOTH_MODES_METRICS = ("accuracy_generate", "mode_agreement")  # reported when scoring.mode is "both"
 GENERATIVE_METRICS = {"exact_match", "f1", "rouge_1", "rouge_2", "rouge_l"}
+# Options each dataset adapter understands, with their allowed values.
+ADAPTER_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {"vims": {"input": ("s3", "documents")}}
 
 
 class SuiteError(Exception):
@@ -44,11 +50,19 @@ class Sampling(_Strict):
     count: int | None = Field(default=None, ge=1)
     seed: int = 0
     stratify: str | None = None
+    proportions: dict[str, float] | None = None
 
     @model_validator(mode="after")
     def _one_size(self) -> Sampling:
         if (self.fraction is None) == (self.count is None):
             raise ValueError("give exactly one of 'fraction' or 'count'")
+        if self.proportions is not None:
+            if self.stratify is None:
+                raise ValueError("'proportions' needs 'stratify' (the tag or field whose values they name)")
+            if any(not 0 < share <= 1 for share in self.proportions.values()):
+                raise ValueError("every proportion must lie in (0, 1]")
+            if abs(sum(self.proportions.values()) - 1) > 1e-6:
+                raise ValueError(f"proportions must add up to 1, got {sum(self.proportions.values()):g}")
         return self
 
 
@@ -66,6 +80,13 @@ class DatasetSpec(_Strict):
     def _has_origin(self) -> DatasetSpec:
         if not (self.source or self.local or self.sample):
             raise ValueError("give at least one of 'source', 'local' or 'sample'")
+        allowed = ADAPTER_OPTIONS.get(self.adapter, {})
+        for key, value in self.options.items():
+            if key not in allowed:
+                known = ", ".join(sorted(allowed)) or "none"
+                raise ValueError(f"adapter '{self.adapter}' has no option '{key}' (options: {known})")
+            if value not in allowed[key]:
+                raise ValueError(f"options.{key} must be one of {', '.join(allowed[key])}, got {value!r}")
         return self
 
 
@@ -75,14 +96,30 @@ class FewShot(_Strict):
     target: str
 
 
+class PromptBudget(_Strict):
+    """A token budget for the rendered prompt: `field` (text or list of texts) is shortened to fit.
+
+    `proportional`: every passage keeps the same leading share of its words;
+    `head`: passages are kept in order, the one that overflows is cut and later ones dropped.
+    """
+
+    max_tokens: int = Field(ge=1)
+    field: str
+    policy: Literal["proportional", "head"] = "proportional"
+
+
 class PromptSpec(_Strict):
     system: str | None = None
     template: str
     fewshot: FewShot | None = None
+    budget: PromptBudget | None = None
 
 
 class ScoringSpec(_Strict):
-    mode: Literal["loglikelihood", "generate"] = "generate"
+    """`both` (multiple choice): log-likelihood decides `accuracy`; generate+extract runs too and
+    gives `accuracy_generate` and `mode_agreement` (same chosen option in both modes)."""
+
+    mode: Literal["loglikelihood", "generate", "both"] = "generate"
     abstentions: list[str] = Field(default_factory=list)
 
 
@@ -130,18 +167,26 @@ class SuiteSpec(_Strict):
     def _consistent(self) -> SuiteSpec:
         multiple_choice = self.task is TaskType.multiple_choice
         for metric in self.metrics:
-            if multiple_choice != (metric == "accuracy"):
+            if multiple_choice != (metric in CHOICE_METRICS):
                 raise ValueError(
-                    f"metric '{metric}' does not fit task '{self.task.value}': multiple_choice "
-                    f"suites use 'accuracy', the other tasks use {sorted(GENERATIVE_METRICS)}"
+                    f"metric '{metric}' does not fit task '{self.task.value}': multiple_choice suites use "
+                    f"{sorted(CHOICE_METRICS)}, the other tasks use {sorted(GENERATIVE_METRICS)}"
                 )
-        if self.scoring.mode == "loglikelihood" and not multiple_choice:
-            raise ValueError("scoring.mode 'loglikelihood' needs task 'multiple_choice'")
+        if self.scoring.mode != "generate" and not multiple_choice:
+            raise ValueError(f"scoring.mode '{self.scoring.mode}' needs task 'multiple_choice'")
         used = [self.item_pass.metric] + [gate.metric for gate in self.gates]
         for metric in used:
-            if metric not in self.metrics:
+            if metric not in self.reported_metrics:
                 raise ValueError(f"'{metric}' is used by item_pass or gates but not listed in metrics")
+        if self.scoring.mode != "both" and set(self.metrics) & set(BOTH_MODES_METRICS):
+            raise ValueError(f"metrics {', '.join(BOTH_MODES_METRICS)} need scoring.mode 'both'")
         return self
+
+    @property
+    def reported_metrics(self) -> list[str]:
+        """The declared metrics, plus the two-mode ones whenever scoring.mode is `both`."""
+        extra = [m for m in BOTH_MODES_METRICS if self.scoring.mode == "both" and m not in self.metrics]
+        return [*self.metrics, *extra]
 
 
 @dataclass(frozen=True)

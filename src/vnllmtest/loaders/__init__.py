@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 from vnllmtest.loaders import sampling, squad, vims, vmlu, vtsnlp
-from vnllmtest.loaders.base import BadRecord, DataError, Item, RawRecord, RecordError
+from vnllmtest.loaders.base import (
+    BadRecord,
+    DataError,
+    Item,
+    RawRecord,
+    RecordError,
+    nfc,
+)
 from vnllmtest.loaders.sources import HF_PREFIX, read_file, read_hf
 from vnllmtest.suite import Suite
 
@@ -42,23 +50,25 @@ class LoadedData:
     pool: list[Item]  # every valid item, for few-shot examples
     origin: str  # what ran, for the report
     total: int  # records read before sampling
+    notes: tuple[str, ...] = ()  # what the report should say about the selection (e.g. short strata)
 
 
 def load_data(suite: Suite, options: DataOptions) -> LoadedData:
     """The items a suite evaluates under `options`; DataError when the data cannot be found."""
     adapter = ADAPTERS[suite.spec.dataset.adapter]
     origin, records = _locate(suite, options, adapter)
-    entries = _dedupe(_adapt(records, adapter.to_item), content_ids=suite.spec.dataset.adapter in CONTENT_IDS)
+    entries = _adapt(records, adapter.to_item, suite.spec.dataset.options)
+    entries = _dedupe(entries, content_ids=suite.spec.dataset.adapter in CONTENT_IDS)
     pool = [entry for entry in entries if isinstance(entry, Item)]
-    selected = entries
+    selected, notes = entries, []
     plan = suite.spec.dataset.sampling
     if plan is not None and options.mode == "full":
-        selected = sampling.sample(selected, plan)
+        selected, notes = sampling.sample(selected, plan)
     if options.limit is not None:
         selected = sampling.limit(selected, options.limit, plan.seed if plan else 0)
     if not selected:
-        raise DataError(f"{suite.path}: dataset {origin} has no records to evaluate")
-    return LoadedData(entries=selected, pool=pool, origin=origin, total=len(entries))
+        raise DataError(f"{suite.path}: dataset {origin} has no records to evaluate ({len(entries)} read)")
+    return LoadedData(entries=selected, pool=pool, origin=origin, total=len(entries), notes=tuple(notes))
 
 
 def _locate(suite: Suite, options: DataOptions, adapter: ModuleType) -> tuple[str, Iterator[RawRecord]]:
@@ -111,7 +121,9 @@ def _how_to_provide(suite: Suite) -> str:
     return ("To fix: " + "; or ".join(hints) + ".") if hints else ""
 
 
-def _adapt(records: Iterator[RawRecord], to_item: Callable[[RawRecord], Item]) -> list[Item | BadRecord]:
+def _adapt(
+    records: Iterator[RawRecord], to_item: Callable[[RawRecord, Mapping[str, Any]], Item], options: Mapping[str, Any]
+) -> list[Item | BadRecord]:
     entries: list[Item | BadRecord] = []
     for position, record in enumerate(records, start=1):
         fallback_id = _fallback_id(record, position)
@@ -119,9 +131,12 @@ def _adapt(records: Iterator[RawRecord], to_item: Callable[[RawRecord], Item]) -
             entries.append(BadRecord(fallback_id, record.origin, record.error))
             continue
         try:
-            entries.append(to_item(record))
+            item = to_item(record, options)
         except RecordError as exc:
             entries.append(BadRecord(fallback_id, record.origin, f"record {fallback_id}: {exc}"))
+            continue
+        changed = {key: value for key, value in record.data.items() if nfc(value) != value}
+        entries.append(dataclasses.replace(item, original_text=changed) if changed else item)
     return entries
 
 

@@ -38,6 +38,7 @@ class Item:
     labels: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
     origin: str = ""
+    original_text: Mapping[str, Any] = field(default_factory=dict)  # source fields that NFC changed, as read
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,15 @@ HF_PREFIX = "hf://"
 
 
 def read_file(path: Path) -> Iterator[RawRecord]:
-    """Records of a local data file, chosen by its suffix."""
-    readers = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
-    reader = readers.get(path.suffix.lower())
+    """Records of a local data file, chosen by its suffix, or of every data file in a folder (by name)."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in _READERS)
+        if not files:
+            raise DataError(f"{path}: folder holds no data files ({', '.join(sorted(_READERS))})")
+        return (record for file in files for record in _READERS[file.suffix.lower()](file))
+    reader = _READERS.get(path.suffix.lower())
     if reader is None:
-        raise DataError(f"{path}: unsupported data file type; use one of {', '.join(sorted(readers))}")
+        raise DataError(f"{path}: unsupported data file type; use one of {', '.join(sorted(_READERS))}")
     if not path.is_file():
         raise DataError(f"{path}: data file not found")
     return reader(path)
@@ -80,6 +84,9 @@ def _read_parquet(path: Path) -> Iterator[RawRecord]:
         for data in batch.to_pylist():
             yield RawRecord(f"{path} row {row}", data)
             row += 1
+
+
+_READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
 
 
 def read_hf(name: str, split: str | None, revision: str | None) -> Iterator[RawRecord]:

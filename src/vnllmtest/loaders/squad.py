@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from vnllmtest.loaders.base import Item, RawRecord, RecordError, nfc, record_id, require_text
+from collections.abc import Mapping
+from typing import Any
+
+from vnllmtest.loaders.base import (
+    Item,
+    RawRecord,
+    RecordError,
+    nfc,
+    record_id,
+    require_text,
+)
 
 
 def _answer_texts(answers: object) -> list[str]:
@@ -17,7 +27,7 @@ def _answer_texts(answers: object) -> list[str]:
     return list(dict.fromkeys(nfc(texts)))
 
 
-def to_item(record: RawRecord) -> Item:
+def to_item(record: RawRecord, options: Mapping[str, Any]) -> Item:
     data = record.data
     item_id = record_id(data)
     context = require_text(data, "context")

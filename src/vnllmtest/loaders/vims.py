@@ -2,15 +2,24 @@
 
 Folder layout: `original/Cluster_NNN/original/K.txt` (header lines, then `Content:` and the body),
 `summary/Cluster_NNN/{0,1}.gold.txt` and `S3_summary/Cluster_NNN/{0,1}.s3.txt` (`label<TAB>sentence`).
-A JSONL record holds `id`, `documents` (list of {title, content}) and `summaries`.
+A JSONL record holds `id`, `documents` (list of {title, content}), `summaries` and, for the S3
+input mode, `selected_sentences`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-from vnllmtest.loaders.base import DataError, Item, RawRecord, RecordError, nfc, record_id
+from vnllmtest.loaders.base import (
+    DataError,
+    Item,
+    RawRecord,
+    RecordError,
+    nfc,
+    record_id,
+)
 from vnllmtest.loaders.sources import read_file
 
 
@@ -67,7 +76,9 @@ def _selected(selections: list[str]) -> list[str]:
     return list(chosen)
 
 
-def to_item(record: RawRecord) -> Item:
+def to_item(record: RawRecord, options: Mapping[str, Any]) -> Item:
+    """A cluster; `passages` holds what the prompt summarises: the S3 selected sentences
+    (option `input: s3`, the published protocol) or each full document (`input: documents`)."""
     data = record.data
     item_id = record_id(data)
     documents = data.get("documents")
@@ -79,13 +90,30 @@ def to_item(record: RawRecord) -> Item:
     summaries = data.get("summaries")
     if not isinstance(summaries, list) or not summaries or not all(isinstance(s, str) and s.strip() for s in summaries):
         raise RecordError("summaries", "expected a non-empty list of gold summaries")
+    selected = nfc(list(data.get("selected_sentences") or []))
+    documents = nfc(documents)
+    mode = options.get("input", "s3")
+    if mode == "s3":
+        if not selected:
+            raise RecordError("selected_sentences", "no sentence labelled 1 in the S3 files (needed by input: s3)")
+        passages = selected
+    else:
+        passages = [_document_text(document) for document in documents]
     return Item(
         id=item_id,
         fields={
             "id": item_id,
-            "documents": nfc(documents),
-            "selected_sentences": nfc(list(data.get("selected_sentences") or [])),
+            "input_mode": mode,
+            "passages": passages,
+            "documents": documents,
+            "selected_sentences": selected,
         },
         references=tuple(nfc([s.strip() for s in summaries])),
         origin=record.origin,
     )
+
+
+def _document_text(document: Mapping[str, Any]) -> str:
+    title = str(document.get("title") or "").strip()
+    content = str(document["content"]).strip()
+    return f"{title}\n{content}" if title else content

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
-from vnllmtest.loaders.base import Item, RawRecord, RecordError, nfc, record_id, require_text
+from vnllmtest.loaders.base import (
+    Item,
+    RawRecord,
+    RecordError,
+    nfc,
+    record_id,
+    require_text,
+)
 
 _LABELLED = re.compile(r"^\s*([A-Z])\s*[.):]\s*")
 _SUBJECT_ID = re.compile(r"^(\d{2})-\d+$")
@@ -16,7 +25,7 @@ def category_of(subject: int) -> str | None:
     return next((name for name, low, high in CATEGORIES if low <= subject <= high), None)
 
 
-def to_item(record: RawRecord) -> Item:
+def to_item(record: RawRecord, options: Mapping[str, Any]) -> Item:
     data = record.data
     item_id = record_id(data)
     question = require_text(data, "question")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 from vnllmtest.loaders.base import Item, RawRecord, require_text
 
 
-def to_item(record: RawRecord) -> Item:
+def to_item(record: RawRecord, options: Mapping[str, Any]) -> Item:
     data = record.data
     category = require_text(data, "category").strip()
     instruct = require_text(data, "instruct")
