@@ -6,10 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+import transformers.modeling_utils  # noqa: F401  (see below)
 
 from support import build_tiny_model
 from vnllmtest.backends.bundled import HOME_ENV, home
 
+# pytester's in-process runs forget the modules first imported inside them, and torch registers its
+# operator libraries at import, which cannot happen twice: so the model-loading modules load here, once.
 # pytester points HOME at a temporary folder; keep using the one converted copy of the bundled model.
 os.environ.setdefault(HOME_ENV, str(home()))
 
