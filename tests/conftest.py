@@ -6,13 +6,20 @@ import os
 from pathlib import Path
 
 import pytest
-import transformers.modeling_utils  # noqa: F401  (see below)
+
+# No network in tests: the hub clients read these once, when first imported.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+# pytester's in-process runs forget the modules first imported inside them, and torch (operator
+# libraries) and datasets (pyarrow extension types) register things at import that cannot happen
+# twice: so they load here, once.
+import datasets  # noqa: E402, F401
+import transformers.modeling_utils  # noqa: E402, F401
 
 from support import build_tiny_model
 from vnllmtest.backends.bundled import HOME_ENV, home
 
-# pytester's in-process runs forget the modules first imported inside them, and torch registers its
-# operator libraries at import, which cannot happen twice: so the model-loading modules load here, once.
 # pytester points HOME at a temporary folder; keep using the one converted copy of the bundled model.
 os.environ.setdefault(HOME_ENV, str(home()))
 

@@ -163,7 +163,7 @@ def test_missing_data_says_where_it_looked_and_how_to_fix(tmp_path):
 
 
 def test_hub_source_without_network_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    """The real `datasets` path, offline (tests/conftest.py) with an empty cache."""
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(DataError, match=r"hf://tridm/VMLU.*To fix: put a local copy at DIR/vmlu/valid.jsonl"):
         load_data(suite("vmlu"), DataOptions())
