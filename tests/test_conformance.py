@@ -155,6 +155,7 @@ def test_bundled_model_runs_the_real_data(pytester):
     document = json.loads((run / "summary.json").read_text(encoding="utf-8"))
     assert {group["suite"]: group["items"] for group in document["results"]} == {"vmlu": 2, "visquad2": 2, "vims": 2}
     assert all(str(SHARED) in suite["data_origin"] for suite in document["manifest"]["suites"].values())
+    result.stdout.fnmatch_lines(["vnllmtest data note: visquad2: answerable=HasAns: wanted 900, the data has 800*"])
     markdown = (run / "summary.md").read_text(encoding="utf-8")
     assert "| vmlu | accuracy_generate |" in markdown and "| visquad2 | answerable=HasAns | f1 |" in markdown
     assert all(isinstance(item, Item) for item in loaded("vims").entries)

@@ -503,6 +503,9 @@ class ResultCollector:
         for number, row in enumerate(rows):
             line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
             terminalreporter.write_line(line, bold=number == 0, red=row[-1].startswith("FAIL"), green=row[-1] == "PASS")
+        notes = {(r["context"]["suite"], note) for r in self.records for note in r["context"].get("data_notes", [])}
+        for suite, note in sorted(notes):
+            terminalreporter.write_line(f"vnllmtest data note: {suite}: {note}", yellow=True)
         if self.report_error:
             terminalreporter.write_line(f"vnllmtest: {self.report_error}", red=True)
         elif self.run_folder is not None:
