@@ -227,7 +227,7 @@ def test_xdist_gives_the_same_summary_as_one_process(project):
 def test_bad_options_are_usage_errors(project):
     result = project.runpytest("suites", "--model", "replay:preds.jsonl", "--batch-size", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--batch-size must be at least 1, got 0*"])
+    result.stderr.fnmatch_lines(["*argument --batch-size: must be at least 1, got 0*"])
     result = project.runpytest("suites", "--model", "no-such-alias")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown model 'no-such-alias': not an alias (gemma3-270m, *"])

@@ -35,6 +35,7 @@ class GroupSummary:
     statuses: Counter = field(default_factory=Counter)
     failure_classes: Counter = field(default_factory=Counter)
     truncated: int = 0  # items whose prompt a token budget shortened
+    thinking_tokens: int = 0  # tokens spent inside <think> blocks
     metrics: dict[str, Estimate] = field(default_factory=dict)
     breakdowns: dict[str, dict[str, dict[str, Estimate]]] = field(default_factory=dict)
     gates: list[GateResult] = field(default_factory=list)
@@ -54,6 +55,7 @@ def summarize(
         summary.statuses.update(r["status"] for r in members)
         summary.failure_classes.update(r["failure_class"] for r in members if r["failure_class"])
         summary.truncated = sum(1 for r in members if r.get("truncation"))
+        summary.thinking_tokens = sum(r.get("thinking_tokens", 0) for r in members)
         scored = [r for r in members if r["status"] != "error"]
         for metric in spec.reported_metrics:
             values = [r["metrics"][metric] for r in scored]

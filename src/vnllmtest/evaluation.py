@@ -38,6 +38,8 @@ class ItemResult:
     cached: bool = False
     choice_logprobs: dict[str, float] | None = None
     generated_answer: str | None = None
+    thinking: str | None = None
+    thinking_tokens: int = 0
     truncation: dict[str, Any] | None = None
     original_text: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
@@ -53,9 +55,12 @@ def evaluate(
     entries: Sequence[Item | BadRecord],
     runner: Runner,
     max_new_tokens_cap: int | None = None,
+    thinking: bool | None = None,
 ) -> dict[str, ItemResult]:
-    """Results by item id for `entries` (a subset of the suite's selected records)."""
+    """Results by item id for `entries` (a subset of the suite's selected records). `thinking`
+    (from the command line) overrides the suite's `generation.thinking`; both default to off."""
     spec = suite.spec
+    thinking = spec.generation.thinking if thinking is None else thinking
     max_new_tokens = min(spec.generation.max_new_tokens, max_new_tokens_cap or spec.generation.max_new_tokens)
     builder = PromptBuilder(spec.prompt, data.pool, prompt_constants(spec))
     results: dict[str, ItemResult] = {}
@@ -66,7 +71,7 @@ def evaluate(
             results[entry.id] = _error(suite, backend, entry, "bad_record", f"{entry.origin}: {entry.problem}")
             continue
         try:
-            prompt, truncation = _prompt(spec, backend, builder, entry)
+            prompt, truncation = _prompt(spec, backend, builder, entry, thinking)
         except (PromptError, BudgetError) as exc:
             results[entry.id] = _error(suite, backend, entry, "bad_prompt", f"{entry.origin}: record {entry.id}: {exc}")
             continue
@@ -91,15 +96,17 @@ def prompt_constants(spec: SuiteSpec) -> dict[str, Any]:
     return {"abstention": abstentions[0] if abstentions else "", "abstentions": list(abstentions)}
 
 
-def _prompt(spec: SuiteSpec, backend: Backend, builder: PromptBuilder, item: Item) -> tuple[str, Truncation | None]:
+def _prompt(
+    spec: SuiteSpec, backend: Backend, builder: PromptBuilder, item: Item, thinking: bool
+) -> tuple[str, Truncation | None]:
     """The exact prompt text for `item`, shortened to the suite's token budget when it has one."""
     fields, truncation = item.fields, None
     if spec.prompt.budget is not None:
         def measure(candidate: Any) -> int:
-            return backend.prompt_length(backend.format_prompt(builder.messages(item, candidate)))
+            return backend.prompt_length(backend.format_prompt(builder.messages(item, candidate), thinking))
 
         fields, truncation = fit(item.fields, spec.prompt.budget, measure)
-    return backend.format_prompt(builder.messages(item, fields)), truncation
+    return backend.format_prompt(builder.messages(item, fields), thinking), truncation
 
 
 def _scored(
@@ -133,6 +140,8 @@ def _scored(
         cached=prediction.cached and (generation is None or generation.cached),
         choice_logprobs=prediction.choice_logprobs,
         generated_answer=outcome.generated_answer,
+        thinking=shown.thinking,
+        thinking_tokens=shown.thinking_tokens,
         truncation=asdict(truncation) if truncation else None,
         original_text=dict(item.original_text),
         tags=dict(item.tags),

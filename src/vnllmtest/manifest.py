@@ -25,7 +25,9 @@ def build_manifest(contexts: Iterable[Mapping[str, Any]], options: Mapping[str, 
     """Merge the per-item run contexts (they travel with each test report, also from xdist workers)."""
     models: dict[str, dict[str, Any]] = {label: {} for label in model_order}
     suites: dict[str, dict[str, Any]] = {}
+    back_offs: list[dict[str, Any]] = []  # out-of-memory batches retried smaller, from every process
     for context in contexts:
+        back_offs += [b for b in context.get("batch_back_offs", []) if b not in back_offs]
         model = models.setdefault(context["model"], {})
         model.setdefault("spec", context["model_spec"])
         model.setdefault("loads", [])
@@ -42,6 +44,7 @@ def build_manifest(contexts: Iterable[Mapping[str, Any]], options: Mapping[str, 
         "options": dict(options),
         "models": {label: info for label, info in models.items() if info},
         "suites": suites,
+        "batch_back_offs": back_offs,
     }
 
 

@@ -8,10 +8,12 @@ by model and finishes (unloads) one model before it loads the next. The first it
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
 import sys
+import tomllib
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -24,6 +26,8 @@ from _pytest.python import FunctionDefinition, Metafunc
 
 from vnllmtest.aggregate import GroupSummary, summarize
 from vnllmtest.backends import LOAD_LOG, Backend, HFSettings, ModelError, ModelSpec, load_backend, parse_model_specs
+from vnllmtest.backends.placement import QUANT_CHOICES
+from vnllmtest.backends.registry import Alias, aliases_from_file, load_aliases
 from vnllmtest.cache import PredictionCache
 from vnllmtest.evaluation import ItemResult, evaluate
 from vnllmtest.loaders import DATA_DIR_ENV, BadRecord, DataError, DataOptions, Item, LoadedData, load_data
@@ -45,8 +49,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="SPEC",
         help="model to evaluate, repeatable: an alias (gemma3-270m, smollm2-135m, qwen3-8b, qwen3.5-9b, "
-        "seallms-v3-7b), a hub id owner/name, a local checkpoint folder, or replay:PREDICTIONS.jsonl. "
-        f"Default: {DEFAULT_MODEL}.",
+        "unicorn-vl-r3, seallms-v3-7b), a hub id owner/name, a local checkpoint folder, "
+        "openai:http://HOST:PORT/v1+model=NAME, or replay:PREDICTIONS.jsonl; add +adapter=DIR for a LoRA "
+        f"adapter. Default: {DEFAULT_MODEL}.",
+    )
+    group.addoption(
+        "--aliases",
+        metavar="FILE",
+        help="YAML file of extra or changed model aliases (also [tool.vnllmtest.aliases] in pyproject.toml).",
     )
     group.addoption(
         "--data",
@@ -62,14 +72,42 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"also ${DATA_DIR_ENV}.",
     )
     group.addoption("--limit", type=int, metavar="N", help="evaluate at most N records per suite (deterministic).")
-    group.addoption("--batch-size", type=int, default=8, metavar="N", help="prompts per model call. Default: 8.")
+    group.addoption(
+        "--batch-size",
+        type=_batch_size,
+        default=8,
+        metavar="N|auto",
+        help="prompts per model call, or 'auto' (start large); an out-of-memory batch is retried at half "
+        "the size, down to 1. Default: 8.",
+    )
     group.addoption(
         "--max-new-tokens", type=int, metavar="N", help="cap every suite's generation length (quick smoke runs)."
     )
     group.addoption("--device", default="auto", help="torch device for local models (auto, cpu, cuda, cuda:1...).")
-    group.addoption("--dtype", default="auto", help="weights dtype: auto, float32, float16, bfloat16.")
+    group.addoption("--dtype", default="auto", help="weights and compute dtype: auto, float32, float16, bfloat16.")
+    group.addoption(
+        "--quant",
+        choices=QUANT_CHOICES,
+        default="auto",
+        help="weight quantisation (bitsandbytes): 'auto' is 4-bit nf4 on CUDA GPUs under 24 GB (e.g. a T4), "
+        "none elsewhere. Default: auto.",
+    )
+    group.addoption("--max-memory", metavar="CAPS", help="per-device memory caps, e.g. 0=14GiB,cpu=30GiB.")
+    group.addoption(
+        "--thinking",
+        choices=("on", "off"),
+        help="let thinking models think (default: each suite's generation.thinking, off unless set).",
+    )
+    group.addoption(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow checkpoints to run their own Python code (off by default: it runs with your permissions).",
+    )
     group.addoption("--cache-dir", metavar="DIR", help="prediction cache folder. Default: <rootdir>/.vnllmtest-cache.")
     group.addoption("--no-cache", action="store_true", help="neither read nor write the prediction cache.")
+    group.addoption(
+        "--refresh-cache", action="store_true", help="recompute every prediction and overwrite the cached ones."
+    )
     group.addoption("--report-dir", default="reports", metavar="DIR", help="where run folders go. Default: reports.")
     group.addoption("--strict-items", action="store_true", help="a missed item fails the run (default: only gates do).")
     group.addoption(
@@ -84,12 +122,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "vnllmtest: an item of a vnllmtest YAML suite")
-    for option in ("limit", "batch_size", "max_new_tokens", "bootstrap_iterations"):
+    for option in ("limit", "max_new_tokens", "bootstrap_iterations"):
         value = config.getoption(option)
         if value is not None and value < 1:
             raise pytest.UsageError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
     try:
-        specs = parse_model_specs(config.getoption("model") or [DEFAULT_MODEL])
+        specs = parse_model_specs(config.getoption("model") or [DEFAULT_MODEL], _aliases(config))
     except ModelError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = RunState(config, specs)
@@ -98,6 +136,34 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(ResultCollector(state), "vnllmtest-results")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistScheduling(), "vnllmtest-xdist")
+
+
+def _batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _aliases(config: pytest.Config) -> dict[str, Alias]:
+    """Packaged aliases, then [tool.vnllmtest.aliases] of the rootdir's pyproject.toml, then --aliases."""
+    overrides = []
+    pyproject = config.rootpath / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("vnllmtest", {})
+        except tomllib.TOMLDecodeError as exc:
+            raise pytest.UsageError(f"{pyproject}: {exc}") from None
+        if "aliases" in table:
+            overrides.append((f"{pyproject} [tool.vnllmtest.aliases]", table["aliases"]))
+    if config.getoption("aliases"):
+        overrides.append(aliases_from_file(Path(config.getoption("aliases"))))
+    return load_aliases(overrides)
 
 
 class ItemMissed(Exception):
@@ -118,7 +184,15 @@ class RunState:
         self.data_options = DataOptions.from_environment(
             config.getoption("data"), config.getoption("data_dir"), config.getoption("limit")
         )
-        self.hf_settings = HFSettings(device=config.getoption("device"), dtype=config.getoption("dtype"))
+        option = config.getoption
+        self.hf_settings = HFSettings(
+            device=option("device"),
+            dtype=option("dtype"),
+            quant=option("quant"),
+            max_memory=option("max_memory"),
+            trust_remote_code=option("trust_remote_code"),
+        )
+        self.thinking = None if option("thinking") is None else option("thinking") == "on"
         self.suites_by_name: dict[str, Suite] = {}
         self.data: dict[Path, LoadedData] = {}
         self.items: list[pytest.Item] = []
@@ -142,7 +216,8 @@ class RunState:
             if not self.config.getoption("no_cache"):
                 folder = self.config.getoption("cache_dir") or self.config.rootpath / ".vnllmtest-cache"
                 cache = PredictionCache(Path(folder))
-            self._runner = Runner(cache, self.config.getoption("batch_size"), self._progress)
+            option = self.config.getoption
+            self._runner = Runner(cache, option("batch_size"), self._progress, refresh=option("refresh_cache"))
         return self._runner
 
     def result(self, backend: Backend, case: SuiteCase) -> ItemResult:
@@ -154,7 +229,8 @@ class RunState:
                 if isinstance(item, SuiteCase) and item.suite.path == case.suite.path and item.model_label == backend.label
             ]
             cap = self.config.getoption("max_new_tokens")
-            self.results[key] = evaluate(backend, case.suite, self.data[case.suite.path], members, self.runner, cap)
+            data = self.data[case.suite.path]
+            self.results[key] = evaluate(backend, case.suite, data, members, self.runner, cap, self.thinking)
         return self.results[key][case.entry.id]
 
     def context(self, case: SuiteCase, backend: Backend | None) -> dict[str, Any]:
@@ -176,6 +252,7 @@ class RunState:
             "model_fingerprint": backend.fingerprint if backend else None,
             "model_device": backend.device_name if backend else None,
             "model_load": _last_load(case.model_label, self.loads_before),
+            "batch_back_offs": [dataclasses.asdict(b) for b in self._runner.back_offs] if self._runner else [],
         }
 
     @contextmanager
@@ -204,6 +281,11 @@ class RunState:
             "device": option("device"),
             "dtype": option("dtype"),
             "cache": not option("no_cache"),
+            "refresh_cache": option("refresh_cache"),
+            "quant": option("quant"),
+            "max_memory": option("max_memory"),
+            "thinking": option("thinking"),
+            "trust_remote_code": option("trust_remote_code"),
             "strict_items": option("strict_items"),
             "bootstrap_iterations": option("bootstrap_iterations"),
             "bootstrap_seed": 0,

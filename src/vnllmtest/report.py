@@ -54,6 +54,7 @@ def _group_json(summary: GroupSummary) -> dict[str, Any]:
         "statuses": {status: summary.statuses.get(status, 0) for status in STATUSES},
         "failure_classes": dict(summary.failure_classes),
         "truncated": summary.truncated,
+        "thinking_tokens": summary.thinking_tokens,
         "metrics": {name: asdict(found) for name, found in summary.metrics.items()},
         "breakdowns": {
             tag: {value: {m: asdict(e) for m, e in metrics.items()} for value, metrics in groups.items()}
@@ -88,12 +89,13 @@ def markdown(summaries: Sequence[GroupSummary], manifest: Mapping[str, Any], run
             verdict = "pass" if gate.passed else f"**FAIL** ({gate.reason})"
             value = "n/a" if math.isnan(gate.value) else f"{gate.value:.1f}"
             lines.append(_row([summary.suite, summary.model, gate.gate, value, verdict]))
-    header = ["Dataset", "Model", "Items", *STATUSES, "Truncated prompts", "Failure classes"]
+    header = ["Dataset", "Model", "Items", *STATUSES, "Truncated prompts", "Thinking tokens", "Failure classes"]
     lines += ["", "## Items", "", _row(header), _row(["---"] * len(header))]
     for summary in summaries:
         classes = ", ".join(f"{name}: {count}" for name, count in sorted(summary.failure_classes.items())) or "—"
         counts = [str(summary.statuses.get(status, 0)) for status in STATUSES]
-        lines.append(_row([summary.suite, summary.model, str(summary.items), *counts, str(summary.truncated), classes]))
+        extra = [str(summary.truncated), str(summary.thinking_tokens)]
+        lines.append(_row([summary.suite, summary.model, str(summary.items), *counts, *extra, classes]))
     lines += ["", "## Data", ""]
     for name, suite in sorted(manifest.get("suites", {}).items()):
         lines.append(f"- `{name}`: {suite.get('data_origin', '?')}")

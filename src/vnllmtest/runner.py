@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+import torch
+
 from vnllmtest.backends.base import Backend, Generation, ModelError, Request
 from vnllmtest.cache import PredictionCache, cache_key
+from vnllmtest.thinking import split_thinking
 
 Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
+AUTO_BATCH_START = 32  # the first batch size tried with --batch-size auto; halved on out-of-memory
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,9 @@ class Prediction:
     choice_logprobs: dict[str, float] | None
     finish_reason: str
     new_tokens: int
+    thinking: str | None = None  # a <think> block, kept for the report, never scored
+    thinking_unterminated: bool = False
+    thinking_tokens: int = 0
     cache_key: str | None = None
     cached: bool = False
     error: str | None = None
@@ -30,20 +38,43 @@ class Prediction:
         return {k: v for k, v in asdict(self).items() if k not in ("cache_key", "cached", "error")}
 
 
+@dataclass(frozen=True)
+class BackOff:
+    """A batch that ran out of memory and was retried at a smaller size."""
+
+    description: str
+    failed_size: int
+    retry_size: int
+    error: str
+
+
 @contextmanager
 def _silent_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
     yield lambda done: None
 
 
 class Runner:
-    """Computes predictions for many requests at once; the unit of work is a batch."""
+    """Computes predictions for many requests at once; the unit of work is a batch.
 
-    def __init__(self, cache: PredictionCache | None = None, batch_size: int = 8, progress: Progress | None = None):
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+    `batch_size` is a number or "auto" (start at AUTO_BATCH_START). Either way a batch that runs out
+    of memory is retried at half the size, down to 1, and the smaller size is kept from then on;
+    every back-off is recorded in `back_offs`. `refresh` recomputes cached entries and overwrites them.
+    """
+
+    def __init__(
+        self,
+        cache: PredictionCache | None = None,
+        batch_size: int | str = 8,
+        progress: Progress | None = None,
+        refresh: bool = False,
+    ):
+        if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError("batch_size must be at least 1, or 'auto'")
         self.cache = cache
-        self.batch_size = batch_size
+        self.batch_size = AUTO_BATCH_START if batch_size == "auto" else batch_size
         self.progress = progress or _silent_progress
+        self.refresh = refresh
+        self.back_offs: list[BackOff] = []
 
     def run(self, backend: Backend, requests: Sequence[Request], mode: str, description: str = "") -> list[Prediction]:
         """Predictions in request order. `mode` "loglikelihood" falls back to "generate" when the
@@ -52,22 +83,23 @@ class Runner:
             mode = "generate"
         keys = [self._key(backend, mode, request) for request in requests]
         results: list[Prediction | None] = [None] * len(requests)
-        cached = self.cache.get_many(k for k in keys if k) if self.cache and backend.cacheable else {}
+        use_cache = self.cache is not None and backend.cacheable
+        cached = self.cache.get_many(k for k in keys if k) if use_cache and not self.refresh else {}
         for index, key in enumerate(keys):
             if key in cached:
                 results[index] = Prediction(**cached[key], cache_key=key, cached=True)
         pending = [i for i, result in enumerate(results) if result is None]
         pending.sort(key=lambda i: backend.prompt_length(requests[i].prompt), reverse=True)
         with self.progress(description, len(pending)) as advance:
-            for start in range(0, len(pending), self.batch_size):
-                batch = pending[start : start + self.batch_size]
-                computed = self._compute(backend, [requests[i] for i in batch], mode)
+            while pending:
+                batch, pending = pending[: self.batch_size], pending[self.batch_size :]
+                computed = self._compute_with_back_off(backend, [requests[i] for i in batch], mode, description)
                 fresh = {}
                 for index, prediction in zip(batch, computed):
                     results[index] = replace(prediction, cache_key=keys[index])
                     if prediction.error is None and keys[index]:
                         fresh[keys[index]] = prediction.to_cache()
-                if fresh and self.cache is not None:
+                if fresh and use_cache:
                     self.cache.put_many(fresh)
                 advance(len(batch))
         return [result for result in results if result is not None]
@@ -81,12 +113,30 @@ class Runner:
             backend.fingerprint, mode, request.prompt, max_new_tokens=request.max_new_tokens, stop=list(request.stop)
         )
 
-    @staticmethod
-    def _compute(backend: Backend, batch: list[Request], mode: str) -> list[Prediction]:
+    def _compute_with_back_off(
+        self, backend: Backend, batch: list[Request], mode: str, description: str
+    ) -> list[Prediction]:
+        """The batch's predictions; on out-of-memory, its halves (recursively), down to single requests."""
+        try:
+            return self._compute(backend, batch, mode)
+        except _OUT_OF_MEMORY as exc:
+            _release_memory()
+            if len(batch) == 1:
+                message = f"model '{backend.label}' ran out of memory on a single request: {exc}"
+                return [Prediction(mode, "", None, "error", 0, error=message)]
+            half = (len(batch) + 1) // 2
+            self.batch_size = min(self.batch_size, half)
+            self.back_offs.append(BackOff(description, len(batch), half, f"{type(exc).__name__}: {exc}"[:300]))
+            first = self._compute_with_back_off(backend, batch[:half], mode, description)
+            return first + self._compute_with_back_off(backend, batch[half:], mode, description)
+
+    def _compute(self, backend: Backend, batch: list[Request], mode: str) -> list[Prediction]:
         try:
             if mode == "loglikelihood":
                 return [Prediction(mode, "", scores, "stop", 0) for scores in backend.score_choices(batch)]
-            return [_from_generation(g) for g in backend.generate(batch)]
+            return [_from_generation(g, backend) for g in backend.generate(batch)]
+        except _OUT_OF_MEMORY:
+            raise
         except Exception as exc:  # a crash in one batch becomes an error on its items; others go on
             message = str(exc) if isinstance(exc, ModelError) else (
                 f"model '{backend.label}' failed on this batch: {type(exc).__name__}: {exc}"
@@ -94,5 +144,26 @@ class Runner:
             return [Prediction(mode, "", None, "error", 0, error=message) for _ in batch]
 
 
-def _from_generation(generation: Generation) -> Prediction:
-    return Prediction("generate", generation.text, None, generation.finish_reason, generation.new_tokens, error=generation.error)
+_OUT_OF_MEMORY = (torch.OutOfMemoryError,)
+
+
+def _release_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _from_generation(generation: Generation, backend: Backend) -> Prediction:
+    """A generation with any <think> block split off the scored text."""
+    split = split_thinking(generation.text)
+    return Prediction(
+        "generate",
+        split.answer,
+        None,
+        generation.finish_reason,
+        generation.new_tokens,
+        thinking=split.thinking,
+        thinking_unterminated=split.unterminated,
+        thinking_tokens=backend.prompt_length(split.thinking) if split.thinking else 0,
+        error=generation.error,
+    )

@@ -61,6 +61,8 @@ def _chosen_label(item: Item, prediction: Prediction) -> str | None:
 
 
 def _failure_class(spec: SuiteSpec, answer: str | None, prediction: Prediction) -> str:
+    if prediction.thinking_unterminated:
+        return "thinking_unterminated"
     if spec.task is TaskType.multiple_choice and answer is None:
         return "extraction_failed"
     if prediction.finish_reason == "length":

@@ -126,6 +126,7 @@ class ScoringSpec(_Strict):
 class GenerationSpec(_Strict):
     max_new_tokens: int = Field(default=64, ge=1)
     stop: list[str] = Field(default_factory=list)
+    thinking: bool = False  # let thinking models think (their template's enable_thinking); --thinking overrides
 
 
 class ItemPass(_Strict):

@@ -33,10 +33,14 @@ class ModelError(Exception):
 
 @dataclass(frozen=True)
 class HFSettings:
-    """How local transformers models are placed: torch device and weights dtype ("auto" picks)."""
+    """How local transformers models run: device, weights dtype and quantisation ("auto" picks from
+    the device), memory caps per device, and whether model code from the hub may run."""
 
     device: str = "auto"
     dtype: str = "auto"
+    quant: str = "auto"  # auto | 4bit | 8bit | none
+    max_memory: str | None = None  # e.g. "0=14GiB,cpu=30GiB"
+    trust_remote_code: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,12 +72,13 @@ class Backend(ABC):
     supports_loglikelihood: bool = False
     cacheable: bool = True
 
-    def format_prompt(self, messages: Sequence[Message]) -> str:
-        """The exact text the model sees for these chat messages."""
+    def format_prompt(self, messages: Sequence[Message], thinking: bool = False) -> str:
+        """The exact text the model sees for these chat messages (thinking on or off, where the
+        model's template has the switch)."""
         return plain_prompt(messages)
 
     def prompt_length(self, prompt: str) -> int:
-        """Length used to sort requests into batches of similar size."""
+        """Length of a text in the model's tokens (characters where the backend has no tokenizer)."""
         return len(prompt)
 
     @abstractmethod

@@ -7,10 +7,11 @@ import hashlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from vnllmtest.backends import bundled
+from vnllmtest.backends import bundled, placement
 from vnllmtest.backends.base import Backend, Generation, HFSettings, ModelError, Request, record_load
 from vnllmtest.backends.registry import ModelSpec
 from vnllmtest.prompts import Message, plain_prompt
@@ -26,28 +27,31 @@ class HFBackend(Backend):
     supports_loglikelihood = True
 
     def __init__(self, spec: ModelSpec, settings: HFSettings):
-        from transformers import AutoTokenizer, GenerationConfig
+        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
         self.label = spec.label
         self.spec = spec
         self.folder, source_id = _resolve_folder(spec)
-        self.device = _pick_device(settings.device)
-        self.device_name = describe_device(self.device)
-        self.dtype = _pick_dtype(settings.dtype, self.device)
-        self.trust_remote_code = bool(spec.alias and spec.alias.trust_remote_code)
+        self.placement = placement.plan(settings)
+        self.device = self.placement.device
+        self.device_name = placement.describe_device(self.device)
+        self.trust_remote_code = bool(spec.alias and spec.alias.trust_remote_code) or settings.trust_remote_code
         try:
+            config = AutoConfig.from_pretrained(self.folder, trust_remote_code=self.trust_remote_code)
             self.tokenizer = AutoTokenizer.from_pretrained(self.folder, trust_remote_code=self.trust_remote_code)
-        except Exception as exc:  # tokenizer files come in many formats, each with its own errors
-            raise ModelError(f"model '{spec.text}': cannot load the tokenizer from {self.folder}: {exc}") from None
+        except Exception as exc:  # config and tokenizer files come in many formats, each with its own errors
+            raise ModelError(f"model '{spec.text}': cannot read {self.folder}: {_explain(exc)}") from None
+        self.vision_language = _is_vision_language(spec, config)
         try:
             self.generation_defaults = GenerationConfig.from_pretrained(self.folder)
         except OSError:
             self.generation_defaults = GenerationConfig()
-        self.fingerprint = f"{source_id}|dtype={str(self.dtype).removeprefix('torch.')}|quant=none"
+        adapter = f"|adapter=folder:{folder_digest(Path(spec.adapter))}" if spec.adapter else ""
+        self.fingerprint = f"{source_id}|{self.placement.summary}{adapter}"
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.chat_template = getattr(self.tokenizer, "chat_template", None)
+        self.chat_template = self._chat_template()
         self.end_token_ids = self._end_token_ids()
         # A row that stops early (end of turn, or a stop string) is padded after it.
         self._row_end_ids = {*self.end_token_ids, self.tokenizer.pad_token_id}
@@ -55,27 +59,54 @@ class HFBackend(Backend):
         self._model = None
         self._load_error: ModelError | None = None
 
+    def _chat_template(self) -> str | None:
+        """The alias's choice: the model's own template (the tokenizer's, else the processor's), none
+        (plain completion prompts), or an inline Jinja template."""
+        choice = self.spec.alias.chat_template if self.spec.alias else "model"
+        if choice == "plain":
+            return None
+        if choice != "model":
+            return choice
+        own = getattr(self.tokenizer, "chat_template", None)
+        if own is None and (self.folder / "chat_template.jinja").is_file():
+            own = (self.folder / "chat_template.jinja").read_text(encoding="utf-8")
+        return own
+
     @property
     def model(self):
         """The weights, loaded (and logged in LOAD_LOG) on first use; a failed load is not retried."""
         if self._load_error is not None:
             raise self._load_error
         if self._model is None:
-            from transformers import AutoModelForCausalLM
             from transformers.utils import logging as transformers_logging
 
             transformers_logging.disable_progress_bar()  # our own progress bar is on screen
             started = time.perf_counter()
             try:
-                model = AutoModelForCausalLM.from_pretrained(
-                    self.folder, dtype=self.dtype, trust_remote_code=self.trust_remote_code
-                )
-            except Exception as exc:  # safetensors, torch and transformers raise many types here
-                self._load_error = ModelError(f"model '{self.spec.text}': cannot load {self.folder}: {exc}")
+                model = self._load()
+            except Exception as exc:  # safetensors, torch, bitsandbytes and peft raise many types here
+                self._load_error = ModelError(f"model '{self.spec.text}': cannot load {self.folder}: {_explain(exc)}")
                 raise self._load_error from None
-            self._model = model.to(self.device).eval()
+            self._model = model.eval()
             record_load(self, time.perf_counter() - started)
         return self._model
+
+    def _load(self):
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+
+        auto_class = AutoModelForImageTextToText if self.vision_language else AutoModelForCausalLM
+        model = auto_class.from_pretrained(
+            self.folder, trust_remote_code=self.trust_remote_code, **self.placement.load_kwargs()
+        )
+        if not self.placement.placed_by_loader:
+            model = model.to(self.device)
+        if self.spec.adapter:
+            try:
+                from peft import PeftModel
+            except ImportError:
+                raise ModelError("LoRA adapters need peft: pip install 'vnllmtest[lora]'") from None
+            model = PeftModel.from_pretrained(model, self.spec.adapter)
+        return model
 
     def _end_token_ids(self) -> list[int]:
         ids = {self.tokenizer.eos_token_id}
@@ -87,7 +118,7 @@ class HFBackend(Backend):
                 ids.add(token_id)
         return sorted(i for i in ids if i is not None)
 
-    def format_prompt(self, messages: Sequence[Message]) -> str:
+    def format_prompt(self, messages: Sequence[Message], thinking: bool = False) -> str:
         if self.chat_template is None:
             return plain_prompt(messages)
         return self.tokenizer.apply_chat_template(
@@ -95,7 +126,7 @@ class HFBackend(Backend):
             chat_template=self.chat_template,
             tokenize=False,
             add_generation_prompt=True,
-            enable_thinking=False,
+            enable_thinking=thinking,
         )
 
     def prompt_length(self, prompt: str) -> int:
@@ -138,8 +169,9 @@ class HFBackend(Backend):
     @torch.inference_mode()
     def score_choices(self, requests: Sequence[Request]) -> list[dict[str, float]]:
         encoded = self._encode([request.prompt for request in requests])
-        positions = (encoded["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-        logits = self.model(**encoded, position_ids=positions, logits_to_keep=1).logits[:, -1, :]
+        if not self.vision_language:  # vision-language models derive their (multi-axis) positions themselves
+            encoded["position_ids"] = (encoded["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(**encoded, logits_to_keep=1).logits[:, -1, :]
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         scores = []
         for row, request in enumerate(requests):
@@ -166,28 +198,25 @@ class HFBackend(Backend):
             torch.cuda.empty_cache()
 
 
-def _pick_device(requested: str) -> str:
-    if requested != "auto":
-        return requested
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def _is_vision_language(spec: ModelSpec, config: Any) -> bool:
+    """Image-text-to-text checkpoints (Qwen3.5, Qwen3-VL) load through their own auto class and
+    run text-only; the alias can say so, otherwise the config's vision tower tells."""
+    declared = spec.alias.model_class if spec.alias else "auto"
+    if declared != "auto":
+        return declared == "image_text_to_text"
+    return getattr(config, "vision_config", None) is not None
 
 
-def describe_device(device: str) -> str:
-    """The device with the accelerator's name, e.g. "cuda (Tesla T4)"."""
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
-    return device
-
-
-def _pick_dtype(requested: str, device: str) -> torch.dtype:
-    if requested != "auto":
-        try:
-            return getattr(torch, requested)
-        except AttributeError:
-            raise ModelError(f"unknown dtype '{requested}' (use float32, float16 or bfloat16)") from None
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+def _explain(exc: Exception) -> str:
+    """The error, with the risk spelled out when a checkpoint wants to run its own code."""
+    message = f"{type(exc).__name__}: {exc}"
+    if "trust_remote_code" in str(exc):
+        return (
+            f"{message}. This checkpoint ships its own Python code, which would run on this machine with "
+            "your permissions; vnllmtest runs it only when you allow it: --trust-remote-code, or "
+            "trust_remote_code: true in the model's alias"
+        )
+    return message
 
 
 def _resolve_folder(spec: ModelSpec) -> tuple[Path, str]:

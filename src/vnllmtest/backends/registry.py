@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -15,17 +17,29 @@ from vnllmtest.backends.base import ModelError
 
 REPLAY_PREFIX = "replay:"
 HF_PREFIX = "hf:"
+OPENAI_PREFIX = "openai:"
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+_MODIFIER = re.compile(r"^(\w+)=(.+)$")
+MODIFIERS = {"adapter": "a LoRA adapter folder on top of the model", "model": "the served model name (openai:)"}
 
 
 @dataclass(frozen=True)
 class Alias:
+    """A named model: where its weights are and how to run it."""
+
     name: str
     description: str = ""
     hf: str | None = None
     bundled: str | None = None
+    model_class: Literal["auto", "causal_lm", "image_text_to_text"] = "auto"
+    chat_template: str = "model"  # "model" (the tokenizer's), "plain" (completion prompts) or a Jinja template
+    thinking: bool = False  # the chat template understands enable_thinking
     end_tokens: tuple[str, ...] = ()
     trust_remote_code: bool = False
+    source: str = "packaged"  # where the alias was defined, for error messages
+
+
+ALIAS_KEYS = [f.name for f in dataclasses.fields(Alias) if f.name not in ("name", "source")]
 
 
 @dataclass(frozen=True)
@@ -34,49 +48,112 @@ class ModelSpec:
 
     text: str
     label: str
-    kind: Literal["hf", "replay"]
-    target: str  # hub id, local folder, bundled model name, or a replay file
+    kind: Literal["hf", "replay", "openai"]
+    target: str  # hub id, local folder, bundled model name, replay file, or server URL
     alias: Alias | None = field(default=None, compare=False)
+    adapter: str | None = None  # LoRA adapter folder (hf)
+    served_name: str | None = None  # the model name a server expects (openai)
 
     def __str__(self) -> str:
         return self.label
 
 
-def load_aliases() -> dict[str, Alias]:
-    raw = yaml.safe_load(resources.files("vnllmtest.backends").joinpath("aliases.yaml").read_text("utf-8"))
-    return {
-        name: Alias(name=name, **{**entry, "end_tokens": tuple(entry.get("end_tokens", ()))})
-        for name, entry in raw.items()
-    }
+def load_aliases(overrides: list[tuple[str, Mapping[str, Any]]] = ()) -> dict[str, Alias]:
+    """The packaged aliases, then each (source, {name: entry}) override in order (later wins)."""
+    packaged = yaml.safe_load(resources.files("vnllmtest.backends").joinpath("aliases.yaml").read_text("utf-8"))
+    aliases: dict[str, Alias] = {}
+    for source, entries in [("packaged aliases.yaml", packaged), *overrides]:
+        if not isinstance(entries, Mapping):
+            raise ModelError(f"{source}: model aliases must be a mapping of name -> settings")
+        for name, entry in entries.items():
+            aliases[name] = _alias(source, name, entry)
+    return aliases
+
+
+def aliases_from_file(path: Path) -> tuple[str, Mapping[str, Any]]:
+    """An alias override file (YAML, {name: settings}), for load_aliases."""
+    try:
+        return str(path), yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ModelError(f"{path}: cannot read model aliases ({exc})") from None
+
+
+def _alias(source: str, name: str, entry: Any) -> Alias:
+    if not isinstance(entry, Mapping):
+        raise ModelError(f"{source}: alias '{name}' must be a mapping of settings ({', '.join(ALIAS_KEYS)})")
+    unknown = sorted(set(entry) - set(ALIAS_KEYS))
+    if unknown:
+        raise ModelError(f"{source}: alias '{name}': unknown key(s) {', '.join(unknown)}; expected {', '.join(ALIAS_KEYS)}")
+    if not (entry.get("hf") or entry.get("bundled")):
+        raise ModelError(f"{source}: alias '{name}' needs 'hf' (a hub id or folder) or 'bundled'")
+    if entry.get("model_class", "auto") not in ("auto", "causal_lm", "image_text_to_text"):
+        raise ModelError(f"{source}: alias '{name}': model_class must be auto, causal_lm or image_text_to_text")
+    return Alias(name=name, source=source, **{**entry, "end_tokens": tuple(entry.get("end_tokens", ()))})
 
 
 def parse_model_spec(text: str, aliases: dict[str, Alias] | None = None) -> ModelSpec:
-    """Resolve an alias, `replay:PATH`, `hf:owner/name`, a local folder or a hub id `owner/name`."""
+    """Resolve an alias, `replay:PATH`, `openai:URL`, `hf:owner/name`, a local folder or a hub id
+    `owner/name`, each optionally followed by `+key=value` modifiers (`+adapter=DIR`, `+model=NAME`)."""
     aliases = load_aliases() if aliases is None else aliases
-    if text.startswith(REPLAY_PREFIX):
-        path = Path(text[len(REPLAY_PREFIX):]).expanduser()
+    base, modifiers = _split_modifiers(text)
+    spec = _parse_base(text, base, aliases)
+    adapter, served = modifiers.get("adapter"), modifiers.get("model")
+    if adapter is not None:
+        if spec.kind != "hf":
+            raise ModelError(f"model '{text}': +adapter= applies to local or hub models, not {spec.kind}")
+        folder = Path(adapter).expanduser()
+        if not folder.is_dir():
+            raise ModelError(f"model '{text}': adapter folder {folder} not found")
+        spec = dataclasses.replace(spec, label=f"{spec.label}+{_sanitize(folder.resolve().name)}", adapter=str(folder.resolve()))
+    if served is not None:
+        if spec.kind != "openai":
+            raise ModelError(f"model '{text}': +model= names the model an openai: server serves")
+        spec = dataclasses.replace(spec, label=_sanitize(served.split("/")[-1]), served_name=served)
+    return spec
+
+
+def _split_modifiers(text: str) -> tuple[str, dict[str, str]]:
+    parts = text.split("+")
+    modifiers: dict[str, str] = {}
+    while len(parts) > 1 and _MODIFIER.match(parts[-1]):
+        key, value = _MODIFIER.match(parts.pop()).groups()
+        if key not in MODIFIERS:
+            known = "; ".join(f"+{name}= ({what})" for name, what in MODIFIERS.items())
+            raise ModelError(f"model '{text}': unknown modifier '+{key}='; known: {known}")
+        modifiers[key] = value
+    return "+".join(parts), modifiers
+
+
+def _parse_base(text: str, base: str, aliases: dict[str, Alias]) -> ModelSpec:
+    if base.startswith(REPLAY_PREFIX):
+        path = Path(base[len(REPLAY_PREFIX):]).expanduser()
         return ModelSpec(text, _replay_label(path), "replay", str(path.resolve()))
-    if text in aliases:
-        alias = aliases[text]
-        return ModelSpec(text, text, "hf", alias.bundled or alias.hf or text, alias)
-    if text.startswith(HF_PREFIX):
-        return ModelSpec(text, _sanitize(text[len(HF_PREFIX):].split("/")[-1]), "hf", text[len(HF_PREFIX):])
-    path = Path(text).expanduser()
+    if base.startswith(OPENAI_PREFIX):
+        url = base[len(OPENAI_PREFIX):].rstrip("/")
+        if not re.match(r"^https?://[^/]+", url):
+            raise ModelError(f"model '{text}': expected openai:http(s)://HOST[:PORT]/v1")
+        return ModelSpec(text, _sanitize(re.sub(r"^https?://", "", url)), "openai", url)
+    if base in aliases:
+        alias = aliases[base]
+        return ModelSpec(text, base, "hf", alias.bundled or alias.hf or base, alias)
+    if base.startswith(HF_PREFIX):
+        return ModelSpec(text, _sanitize(base[len(HF_PREFIX):].split("/")[-1]), "hf", base[len(HF_PREFIX):])
+    path = Path(base).expanduser()
     if path.exists():
         if not path.is_dir():
             raise ModelError(f"model '{text}': {path} is a file; give the checkpoint folder")
         return ModelSpec(text, _sanitize(path.resolve().name), "hf", str(path.resolve()))
-    if _HUB_ID.match(text) and not text.startswith((".", "/", "~")):
-        return ModelSpec(text, _sanitize(text.split("/")[-1]), "hf", text)
+    if _HUB_ID.match(base) and not base.startswith((".", "/", "~")):
+        return ModelSpec(text, _sanitize(base.split("/")[-1]), "hf", base)
     raise ModelError(
         f"unknown model '{text}': not an alias ({', '.join(sorted(aliases))}), not an existing folder, "
-        f"not a hub id like owner/name, and not replay:PATH"
+        f"not a hub id like owner/name, not openai:URL and not replay:PATH"
     )
 
 
-def parse_model_specs(texts: list[str]) -> list[ModelSpec]:
+def parse_model_specs(texts: list[str], aliases: dict[str, Alias] | None = None) -> list[ModelSpec]:
     """Parse every --model value; labels are made unique by suffixing -2, -3..."""
-    aliases = load_aliases()
+    aliases = load_aliases() if aliases is None else aliases
     specs: list[ModelSpec] = []
     taken: set[str] = set()
     for text in texts:
@@ -85,7 +162,7 @@ def parse_model_specs(texts: list[str]) -> list[ModelSpec]:
         while label in taken:
             label, counter = f"{spec.label}-{counter}", counter + 1
         taken.add(label)
-        specs.append(ModelSpec(spec.text, label, spec.kind, spec.target, spec.alias))
+        specs.append(dataclasses.replace(spec, label=label))
     return specs
 
 
