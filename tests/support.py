@@ -65,6 +65,44 @@ def build_tiny_model(folder: Path, *, seed: int = 0, chat_template: str | None =
     return folder
 
 
+def build_tiny_vision_language_model(folder: Path, text_model: Path) -> Path:
+    """A random-weight Qwen3-VL (image-text-to-text) checkpoint sharing `text_model`'s tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    tokenizer = AutoTokenizer.from_pretrained(text_model)
+    text = dict(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, max_position_embeddings=2048, tie_word_embeddings=True,
+        rope_scaling={"rope_type": "default", "mrope_section": [2, 3, 3], "mrope_interleaved": True},
+    )
+    vision = dict(
+        depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=16,
+        spatial_merge_size=2, temporal_patch_size=2, deepstack_visual_indexes=[0],
+    )
+    config = Qwen3VLConfig(
+        text_config=text, vision_config=vision, image_token_id=5, video_token_id=6, vision_start_token_id=7,
+        vision_end_token_id=8, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    Qwen3VLForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def build_lora_adapter(folder: Path, base: Path) -> Path:
+    """A LoRA adapter for `base` with random (non-zero) weights, so it changes the model's outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    config = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(folder)
+    return folder
+
+
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")

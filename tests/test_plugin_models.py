@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +71,54 @@ def test_no_cache_computes_again(bundled_suites, tiny_model_dir):
     bundled_suites.runpytest(*args)
     assert not any(item["cached"] for run in runs(bundled_suites) for item in items_of(run))
     assert not (bundled_suites.path / ".vnllmtest-cache").exists()
+
+
+def test_refresh_cache_recomputes_and_overwrites(bundled_suites, tiny_model_dir):
+    args = ["suites/vmlu.yaml", "--data", "sample", "--limit", "3", "--model", str(tiny_model_dir)]
+    bundled_suites.runpytest(*args)
+    bundled_suites.runpytest(*args, "--refresh-cache")
+    bundled_suites.runpytest(*args)
+    first, refreshed, third = runs(bundled_suites)
+    assert not any(item["cached"] for item in items_of(refreshed))
+    manifest = json.loads((refreshed / "summary.json").read_text(encoding="utf-8"))["manifest"]
+    assert len(list(manifest["models"].values())[0]["loads"]) == 1
+    assert all(item["cached"] for item in items_of(third))
+    assert [i["cache_key"] for i in items_of(first)] == [i["cache_key"] for i in items_of(third)]
+
+
+def cached_rows(cache_dir: Path) -> int:
+    path = cache_dir / "predictions.sqlite"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=30) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+        except sqlite3.OperationalError:  # the table is being created
+            return 0
+
+
+def test_sigkill_midway_then_rerun_computes_only_the_missing_items(bundled_suites, tiny_model_dir):
+    """A run killed with SIGKILL keeps every batch it finished; the re-run computes the rest."""
+    cache_dir = bundled_suites.path / "cache"
+    args = [
+        sys.executable, "-m", "pytest", "suites/visquad2.yaml", "--data", "sample", f"--model={tiny_model_dir}",
+        "--batch-size", "1", "--cache-dir", str(cache_dir), "-p", "no:cacheprovider", "-q",
+    ]
+    process = subprocess.Popen(args, cwd=bundled_suites.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while cached_rows(cache_dir) < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    kept = cached_rows(cache_dir)
+    assert 3 <= kept < 30, f"the run was not caught midway ({kept} of 30 cached)"
+    assert not (bundled_suites.path / "reports").exists()
+    result = bundled_suites.runpytest("suites/visquad2.yaml", "--data", "sample", f"--model={tiny_model_dir}", "--cache-dir", str(cache_dir))
+    assert "error" not in result.parseoutcomes()
+    [run] = runs(bundled_suites)
+    items = items_of(run)
+    assert len(items) == 30 and sum(item["cached"] for item in items) == kept
+    assert cached_rows(cache_dir) == 30
 
 
 def test_model_that_cannot_load_errors_its_items_and_others_still_run(bundled_suites, tiny_model_dir, tmp_path):

@@ -261,3 +261,21 @@ def test_a_suite_whose_data_is_missing_never_counts_as_passed(project, monkeypat
     assert [failed["path"] for failed in document["run"]["collection_errors"]] == ["suites/mc.yaml"]
     assert {group["suite"] for group in document["results"]} == {"qa", "summ"}
     assert "## Not evaluated" in (latest_run(project) / "summary.md").read_text(encoding="utf-8")
+
+
+def test_thinking_is_stripped_before_scoring_and_kept_in_the_report(project):
+    thought = {
+        "q1": "<think>Đoạn văn nói Hà Nội là thủ đô.</think>\nHà Nội",
+        "q2": "<think>Sông Mê Kông chảy qua sáu nước, vậy câu trả lời",
+        "q3": "không có câu trả lời",
+        "q4": "Hà Nội",
+    }
+    write_jsonl(project.path / "thinking.jsonl", [{"id": k, "prediction": v, "model": "thinker"} for k, v in thought.items()])
+    project.runpytest("suites/qa.yaml", "--model", "replay:thinking.jsonl")
+    items = {item["id"]: item for item in map(json.loads, (latest_run(project) / "items.jsonl").read_text("utf-8").splitlines())}
+    assert items["q1"]["status"] == "passed" and items["q1"]["output"] == "Hà Nội"
+    assert items["q1"]["thinking"] == "Đoạn văn nói Hà Nội là thủ đô." and items["q1"]["thinking_tokens"] > 0
+    assert items["q2"]["status"] == "missed" and items["q2"]["failure_class"] == "thinking_unterminated"
+    assert items["q2"]["output"] == "" and items["q2"]["thinking"].startswith("Sông Mê Kông")
+    document = json.loads((latest_run(project) / "summary.json").read_text(encoding="utf-8"))
+    assert document["results"][0]["thinking_tokens"] == items["q1"]["thinking_tokens"] + items["q2"]["thinking_tokens"]
