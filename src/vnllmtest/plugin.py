@@ -25,7 +25,16 @@ import pytest
 from _pytest.python import FunctionDefinition, Metafunc
 
 from vnllmtest.aggregate import GroupSummary, summarize
-from vnllmtest.backends import LOAD_LOG, Backend, HFSettings, ModelError, ModelSpec, load_backend, parse_model_specs
+from vnllmtest.backends import (
+    LOAD_LOG,
+    Backend,
+    HFSettings,
+    ModelError,
+    ModelSpec,
+    ServerSettings,
+    load_backend,
+    parse_model_specs,
+)
 from vnllmtest.backends.placement import QUANT_CHOICES
 from vnllmtest.backends.registry import Alias, aliases_from_file, load_aliases
 from vnllmtest.cache import PredictionCache
@@ -103,6 +112,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="allow checkpoints to run their own Python code (off by default: it runs with your permissions).",
     )
+    group.addoption(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        metavar="NAME",
+        help="environment variable holding the API key for openai: servers (never logged). Default: OPENAI_API_KEY.",
+    )
+    group.addoption("--concurrency", type=int, default=8, metavar="N", help="requests in flight per server. Default: 8.")
+    group.addoption(
+        "--request-timeout", type=float, default=120.0, metavar="S", help="seconds per server request. Default: 120."
+    )
+    group.addoption(
+        "--retries",
+        type=int,
+        default=4,
+        metavar="N",
+        help="retries of a server request on 429, 5xx or connection errors, with exponential back-off. Default: 4.",
+    )
     group.addoption("--cache-dir", metavar="DIR", help="prediction cache folder. Default: <rootdir>/.vnllmtest-cache.")
     group.addoption("--no-cache", action="store_true", help="neither read nor write the prediction cache.")
     group.addoption(
@@ -122,7 +148,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "vnllmtest: an item of a vnllmtest YAML suite")
-    for option in ("limit", "max_new_tokens", "bootstrap_iterations"):
+    for option in ("limit", "max_new_tokens", "bootstrap_iterations", "concurrency"):
         value = config.getoption(option)
         if value is not None and value < 1:
             raise pytest.UsageError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
@@ -193,6 +219,12 @@ class RunState:
             trust_remote_code=option("trust_remote_code"),
         )
         self.thinking = None if option("thinking") is None else option("thinking") == "on"
+        self.server_settings = ServerSettings(
+            api_key_env=option("api_key_env"),
+            concurrency=option("concurrency"),
+            timeout=option("request_timeout"),
+            retries=max(0, option("retries")),
+        )
         self.suites_by_name: dict[str, Suite] = {}
         self.data: dict[Path, LoadedData] = {}
         self.items: list[pytest.Item] = []
@@ -398,7 +430,8 @@ def vnllm_model(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """The model under test, loaded once per process and unloaded before the next one loads."""
     spec: ModelSpec = request.param
     try:
-        backend = load_backend(spec, request.config.stash[STATE].hf_settings)
+        state = request.config.stash[STATE]
+        backend = load_backend(spec, state.hf_settings, state.server_settings)
     except ModelError as exc:
         pytest.fail(str(exc), pytrace=False)
     try:

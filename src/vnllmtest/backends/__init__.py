@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vnllmtest.backends.base import LOAD_LOG, Backend, Generation, HFSettings, LoadEvent, ModelError, Request
+from vnllmtest.backends.openai_api import ServerSettings
 from vnllmtest.backends.registry import ModelSpec, parse_model_specs
 
 __all__ = [
@@ -16,17 +17,24 @@ __all__ = [
     "ModelError",
     "ModelSpec",
     "Request",
+    "ServerSettings",
     "load_backend",
     "parse_model_specs",
 ]
 
 
-def load_backend(spec: ModelSpec, hf_settings: HFSettings | None = None) -> Backend:
+def load_backend(
+    spec: ModelSpec, hf_settings: HFSettings | None = None, server_settings: ServerSettings | None = None
+) -> Backend:
     """The backend for a model spec; local weights load on first use (see LOAD_LOG)."""
     if spec.kind == "replay":
         from vnllmtest.backends.replay import ReplayBackend
 
         return ReplayBackend(spec.label, Path(spec.target))
+    if spec.kind == "openai":
+        from vnllmtest.backends.openai_api import OpenAIBackend
+
+        return OpenAIBackend(spec, server_settings or ServerSettings())
     from vnllmtest.backends.hf import HFBackend
 
     return HFBackend(spec, hf_settings or HFSettings())

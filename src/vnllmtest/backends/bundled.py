@@ -49,12 +49,17 @@ BUNDLED: dict[str, Callable[[Path], tuple[Path, str]]] = {
 }
 
 
-def materialize(name: str) -> tuple[Path, str]:
-    """The safetensors folder of bundled model `name` and the digest of its source GGUF file."""
+def gguf_file(name: str) -> tuple[Path, str]:
+    """The GGUF file of bundled model `name` (e.g. to serve it with llama.cpp) and its digest."""
     if name not in BUNDLED:
         raise ModelError(f"unknown bundled model '{name}'; known: {', '.join(BUNDLED)}")
+    return BUNDLED[name](home())
+
+
+def materialize(name: str) -> tuple[Path, str]:
+    """The safetensors folder of bundled model `name` and the digest of its source GGUF file."""
     root = home()
-    gguf_path, digest = BUNDLED[name](root)
+    gguf_path, digest = gguf_file(name)
     folder = root / "models" / f"{name}-{digest[:16]}"
     if not (folder / _COMPLETE).exists():
         folder.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,11 @@ HF_PREFIX = "hf:"
 OPENAI_PREFIX = "openai:"
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _MODIFIER = re.compile(r"^(\w+)=(.+)$")
-MODIFIERS = {"adapter": "a LoRA adapter folder on top of the model", "model": "the served model name (openai:)"}
+MODIFIERS = {
+    "adapter": "a LoRA adapter folder on top of the model",
+    "model": "the served model name (openai:)",
+    "endpoint": "chat or completions (openai:)",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class ModelSpec:
     alias: Alias | None = field(default=None, compare=False)
     adapter: str | None = None  # LoRA adapter folder (hf)
     served_name: str | None = None  # the model name a server expects (openai)
+    endpoint: str = "chat"  # chat or completions (openai)
 
     def __str__(self) -> str:
         return self.label
@@ -97,7 +102,7 @@ def parse_model_spec(text: str, aliases: dict[str, Alias] | None = None) -> Mode
     aliases = load_aliases() if aliases is None else aliases
     base, modifiers = _split_modifiers(text)
     spec = _parse_base(text, base, aliases)
-    adapter, served = modifiers.get("adapter"), modifiers.get("model")
+    adapter, served, endpoint = modifiers.get("adapter"), modifiers.get("model"), modifiers.get("endpoint")
     if adapter is not None:
         if spec.kind != "hf":
             raise ModelError(f"model '{text}': +adapter= applies to local or hub models, not {spec.kind}")
@@ -109,6 +114,10 @@ def parse_model_spec(text: str, aliases: dict[str, Alias] | None = None) -> Mode
         if spec.kind != "openai":
             raise ModelError(f"model '{text}': +model= names the model an openai: server serves")
         spec = dataclasses.replace(spec, label=_sanitize(served.split("/")[-1]), served_name=served)
+    if endpoint is not None:
+        if spec.kind != "openai" or endpoint not in ("chat", "completions"):
+            raise ModelError(f"model '{text}': +endpoint= is chat or completions, for openai: servers")
+        spec = dataclasses.replace(spec, endpoint=endpoint)
     return spec
 
 

@@ -1,0 +1,251 @@
+"""The OpenAI-compatible backend against real servers on loopback: llama-cpp-python's server with the
+bundled Gemma GGUF, and small scripted HTTP servers for retries, refusals and API keys."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from vnllmtest.backends import ModelError, Request, ServerSettings, load_backend
+from vnllmtest.backends.bundled import gguf_file
+from vnllmtest.backends.registry import parse_model_spec
+
+from support import REPO
+
+API_KEY = "sk-test-PLANTED-7f3a9c"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LlamaServer:
+    """llama-cpp-python's OpenAI-compatible server on loopback, serving the bundled GGUF."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/v1"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> LlamaServer:
+        model, _ = gguf_file("gemma3-270m")
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1"]
+        command += ["--port", str(self.port), "--n_ctx", "4096", "--verbose", "false"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/models", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.kill()
+        raise RuntimeError("llama-cpp-python server did not start")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture
+def llama_server() -> Iterator[LlamaServer]:
+    """Request it before `pytester`: pytester forgets modules first imported after it starts, and the
+    HTTP client imports parts of itself on first use."""
+    server = LlamaServer(free_port()).start()
+    yield server
+    server.kill()
+
+
+def project_with_suites(pytester: pytest.Pytester) -> pytest.Pytester:
+    """The repository's suites in a fresh folder. Runs there go through a subprocess: an in-process run
+    would drop the HTTP modules it imported first, and the client's exception mapping with them."""
+    shutil.copytree(REPO / "suites", pytester.path / "suites")
+    pytester.makeini("[pytest]\n")
+    return pytester
+
+
+def test_completions_endpoint_runs_suites_and_scores_options_by_logprobs(llama_server, pytester):
+    project = project_with_suites(pytester)
+    spec = f"--model=openai:{llama_server.url}+endpoint=completions"
+    result = project.runpytest_subprocess("suites/vmlu.yaml", "suites/visquad2.yaml", "--data", "sample", "--limit", "4", spec)
+    outcomes = result.parseoutcomes()
+    assert "failed" not in outcomes and "error" not in outcomes, result.stdout.str()[-2000:]
+    [run] = list((project.path / "reports").iterdir())
+    items = [json.loads(line) for line in (run / "items.jsonl").read_text("utf-8").splitlines()]
+    vmlu = [item for item in items if item["suite"] == "vmlu"]
+    assert all(item["mode"] == "loglikelihood+generate" and item["choice_logprobs"] for item in vmlu)
+    assert all(item["output"] is not None and item["cache_key"] for item in items)
+    manifest = json.loads((run / "summary.json").read_text("utf-8"))["manifest"]
+    model = next(iter(manifest["models"].values()))
+    assert model["device"] == f"server {llama_server.url}" and model["fingerprint"].startswith("openai:")
+
+
+def test_chat_endpoint_answers_through_the_servers_chat_template(llama_server):
+    backend = load_backend(parse_model_spec(f"openai:{llama_server.url}"))
+    prompt = backend.format_prompt([{"role": "user", "content": "Thủ đô của Việt Nam là gì?"}])
+    assert json.loads(prompt)["messages"][0]["content"] == "Thủ đô của Việt Nam là gì?"
+    [generation] = backend.generate([Request("t", "1", prompt, (), 16)])
+    assert generation.error is None and generation.finish_reason in ("stop", "length")
+    assert backend.supports_loglikelihood
+
+
+def cached_rows(cache_dir: Path) -> int:
+    path = cache_dir / "predictions.sqlite"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=30) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
+def test_server_killed_midway_fails_clearly_and_a_rerun_resumes_from_the_cache(llama_server, pytester):
+    project = project_with_suites(pytester)
+    cache_dir = project.path / "cache"
+    args = [
+        "suites/visquad2.yaml", "--data", "sample", f"--model=openai:{llama_server.url}+endpoint=completions",
+        "--batch-size", "1", "--concurrency", "1", "--retries", "1", "--cache-dir", str(cache_dir), "-p", "no:cacheprovider",
+    ]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *args], cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 120
+    while cached_rows(cache_dir) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    llama_server.kill()
+    output, _ = run.communicate(timeout=300)
+    kept = cached_rows(cache_dir)
+    assert run.returncode == 1 and 4 <= kept < 30, output[-2000:]
+    assert f"openai endpoint {llama_server.url}/completions failed after 2 attempts; last error: Connect" in output
+    llama_server.start()
+    result = project.runpytest_subprocess(*args)
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    runs = sorted((project.path / "reports").iterdir())
+    items = [json.loads(line) for line in (runs[-1] / "items.jsonl").read_text("utf-8").splitlines()]
+    assert len(items) == 30 and sum(item["cached"] for item in items) == kept
+    assert all(item["status"] != "error" for item in items)
+
+
+# --- scripted servers ------------------------------------------------------------------------
+
+
+class Script:
+    """Replies a scripted server gives, in order (the last one repeats), and what it received."""
+
+    def __init__(self, replies: list[tuple[int, dict, dict]]):
+        self.replies = replies
+        self.received: list[tuple[str, dict, dict]] = []
+
+
+@pytest.fixture
+def scripted() -> Iterator[tuple[str, Script]]:
+    script = Script([])
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            script.received.append((self.path, dict(self.headers), body))
+            status, headers, reply = script.replies[min(len(script.received), len(script.replies)) - 1]
+            payload = json.dumps(reply).encode()
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", script
+    server.shutdown()
+
+
+def completion(text: str) -> dict:
+    return {"choices": [{"text": text, "finish_reason": "stop"}], "usage": {"completion_tokens": 2}}
+
+
+FAST = ServerSettings(retries=3, backoff=0.01)
+
+
+def backend_for(url: str, settings: ServerSettings = FAST):
+    return load_backend(parse_model_spec(f"openai:{url}+model=vi-model+endpoint=completions"), server_settings=settings)
+
+
+def test_rate_limits_and_server_errors_are_retried_with_back_off(scripted, monkeypatch):
+    url, script = scripted
+    script.replies = [(429, {"Retry-After": "0"}, {"error": "slow down"}), (503, {}, {}), (200, {}, completion(" Hà Nội"))]
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    [generation] = backend_for(url).generate([Request("t", "1", "Thủ đô?", (), 8)])
+    assert generation.text == " Hà Nội" and generation.new_tokens == 2
+    assert len(script.received) == 3
+    path, headers, body = script.received[-1]
+    assert path == "/v1/completions" and headers["Authorization"] == f"Bearer {API_KEY}"
+    assert body == {"max_tokens": 8, "temperature": 0, "seed": 0, "model": "vi-model", "prompt": "Thủ đô?"}
+
+
+def test_the_last_failed_retry_names_the_endpoint_and_not_the_key(scripted, monkeypatch):
+    url, script = scripted
+    script.replies = [(500, {}, {"error": "boom"})]
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    with pytest.raises(ModelError) as caught:
+        backend_for(url).generate([Request("t", "1", "Thủ đô?", (), 8)])
+    assert f"openai endpoint {url}/completions failed after 4 attempts; last error: HTTP 500" in str(caught.value)
+    assert API_KEY not in str(caught.value) and len(script.received) == 4
+
+
+def test_a_refused_request_is_not_retried(scripted):
+    url, script = scripted
+    script.replies = [(400, {}, {"error": "bad prompt"})]
+    with pytest.raises(ModelError, match="refused the request: HTTP 400"):
+        backend_for(url).generate([Request("t", "1", "Thủ đô?", (), 8)])
+    assert len(script.received) == 1
+
+
+def test_without_logprobs_multiple_choice_falls_back_to_generation(scripted, pytester):
+    """An Ollama-like server: no logprobs, so vmlu runs generate+extract and says so per item."""
+    url, script = scripted
+    script.replies = [(200, {}, completion("A"))]
+    project = project_with_suites(pytester)
+    result = project.runpytest_subprocess("suites/vmlu.yaml", "--data", "sample", "--limit", "2", f"--model=openai:{url}+model=m+endpoint=completions")
+    assert "error" not in result.parseoutcomes()
+    [run] = list((project.path / "reports").iterdir())
+    items = [json.loads(line) for line in (run / "items.jsonl").read_text("utf-8").splitlines()]
+    assert all(item["mode"] == "generate+generate" and item["answer"] == "A" for item in items)
+
+
+def test_the_api_key_never_reaches_reports_caches_or_output(scripted, pytester, monkeypatch):
+    url, script = scripted
+    script.replies = [(200, {}, completion("Hà Nội"))]
+    monkeypatch.setenv("MY_SERVER_KEY", API_KEY)
+    project = project_with_suites(pytester)
+    result = project.runpytest_subprocess(
+        "suites/visquad2.yaml", "--data", "sample", "--limit", "3", f"--model=openai:{url}+model=m+endpoint=completions",
+        "--api-key-env", "MY_SERVER_KEY", "-rA",
+    )
+    assert all(headers["Authorization"] == f"Bearer {API_KEY}" for _, headers, _ in script.received)
+    assert API_KEY not in result.stdout.str() + result.stderr.str()
+    written = [p for p in project.path.rglob("*") if p.is_file()]
+    assert any(p.name == "predictions.sqlite" for p in written) and any(p.name == "summary.json" for p in written)
+    assert not [p for p in written if API_KEY.encode() in p.read_bytes()]
