@@ -150,3 +150,16 @@ def test_thinking_switch_and_an_inline_template_reach_the_chat_template(tiny_mod
     messages = [{"role": "user", "content": "Xin chào"}]
     assert backend.format_prompt(messages) == "Xin chào /no_think"
     assert backend.format_prompt(messages, thinking=True) == "Xin chào /think"
+
+
+def test_a_processor_chat_template_is_used_when_the_tokenizer_has_none(tiny_model_dir, tmp_path):
+    folder = build_tiny_vision_language_model(tmp_path / "tiny-vl", tiny_model_dir)
+    config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    config.pop("chat_template", None)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    for stray in folder.glob("chat_template.*"):
+        stray.unlink()
+    template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}<assistant>"
+    (folder / "chat_template.json").write_text(json.dumps({"chat_template": template}), encoding="utf-8")
+    backend = load_backend(parse_model_spec(str(folder)), CPU)
+    assert backend.format_prompt([{"role": "user", "content": "Xin chào"}]) == "<user>Xin chào<assistant>"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,8 +69,10 @@ class HFBackend(Backend):
         if choice != "model":
             return choice
         own = getattr(self.tokenizer, "chat_template", None)
-        if own is None and (self.folder / "chat_template.jinja").is_file():
+        if own is None and (self.folder / "chat_template.jinja").is_file():  # a processor's template
             own = (self.folder / "chat_template.jinja").read_text(encoding="utf-8")
+        if own is None and (self.folder / "chat_template.json").is_file():  # the older processor format
+            own = json.loads((self.folder / "chat_template.json").read_text(encoding="utf-8")).get("chat_template")
         return own
 
     @property
