@@ -8,12 +8,10 @@ by model and finishes (unloads) one model before it loads the next. The first it
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
 import sys
-import tomllib
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -35,115 +33,28 @@ from vnllmtest.backends import (
     load_backend,
     parse_model_specs,
 )
-from vnllmtest.backends.placement import QUANT_CHOICES
-from vnllmtest.backends.registry import Alias, aliases_from_file, load_aliases
 from vnllmtest.cache import PredictionCache
 from vnllmtest.evaluation import ItemResult, evaluate
-from vnllmtest.loaders import DATA_DIR_ENV, BadRecord, DataError, DataOptions, Item, LoadedData, load_data
+from vnllmtest.loaders import (
+    BadRecord,
+    DataError,
+    DataOptions,
+    Item,
+    LoadedData,
+    load_data,
+)
 from vnllmtest.manifest import build_manifest
+from vnllmtest.options import DEFAULT_MODEL, add_options, model_aliases
 from vnllmtest.report import format_estimate, new_run_folder, write_run
 from vnllmtest.runner import Runner
 from vnllmtest.suite import Suite, SuiteError, SuiteSpec, is_suite_file, load_suite
 
-DEFAULT_MODEL = "gemma3-270m"
 PROPERTY = "vnllmtest"
 STATE = pytest.StashKey["RunState"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("vnllmtest", "vnllmtest: evaluate LLMs on Vietnamese benchmark suites")
-    group.addoption(
-        "--model",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="model to evaluate, repeatable: an alias (gemma3-270m, smollm2-135m, qwen3-8b, qwen3.5-9b, "
-        "unicorn-vl-r3, seallms-v3-7b), a hub id owner/name, a local checkpoint folder, "
-        "openai:http://HOST:PORT/v1+model=NAME, or replay:PREDICTIONS.jsonl; add +adapter=DIR for a LoRA "
-        f"adapter. Default: {DEFAULT_MODEL}.",
-    )
-    group.addoption(
-        "--aliases",
-        metavar="FILE",
-        help="YAML file of extra or changed model aliases (also [tool.vnllmtest.aliases] in pyproject.toml).",
-    )
-    group.addoption(
-        "--data",
-        choices=("full", "sample"),
-        default="full",
-        help="'full': each suite's declared dataset (with its sampling); 'sample': the small bundled "
-        "sample of each suite, run whole (offline). Default: full.",
-    )
-    group.addoption(
-        "--data-dir",
-        metavar="DIR",
-        help=f"folder with local copies of the datasets (each suite's dataset.local path inside it); "
-        f"also ${DATA_DIR_ENV}.",
-    )
-    group.addoption("--limit", type=int, metavar="N", help="evaluate at most N records per suite (deterministic).")
-    group.addoption(
-        "--batch-size",
-        type=_batch_size,
-        default=8,
-        metavar="N|auto",
-        help="prompts per model call, or 'auto' (start large); an out-of-memory batch is retried at half "
-        "the size, down to 1. Default: 8.",
-    )
-    group.addoption(
-        "--max-new-tokens", type=int, metavar="N", help="cap every suite's generation length (quick smoke runs)."
-    )
-    group.addoption("--device", default="auto", help="torch device for local models (auto, cpu, cuda, cuda:1...).")
-    group.addoption("--dtype", default="auto", help="weights and compute dtype: auto, float32, float16, bfloat16.")
-    group.addoption(
-        "--quant",
-        choices=QUANT_CHOICES,
-        default="auto",
-        help="weight quantisation (bitsandbytes): 'auto' is 4-bit nf4 on CUDA GPUs under 24 GB (e.g. a T4), "
-        "none elsewhere. Default: auto.",
-    )
-    group.addoption("--max-memory", metavar="CAPS", help="per-device memory caps, e.g. 0=14GiB,cpu=30GiB.")
-    group.addoption(
-        "--thinking",
-        choices=("on", "off"),
-        help="let thinking models think (default: each suite's generation.thinking, off unless set).",
-    )
-    group.addoption(
-        "--trust-remote-code",
-        action="store_true",
-        help="allow checkpoints to run their own Python code (off by default: it runs with your permissions).",
-    )
-    group.addoption(
-        "--api-key-env",
-        default="OPENAI_API_KEY",
-        metavar="NAME",
-        help="environment variable holding the API key for openai: servers (never logged). Default: OPENAI_API_KEY.",
-    )
-    group.addoption("--concurrency", type=int, default=8, metavar="N", help="requests in flight per server. Default: 8.")
-    group.addoption(
-        "--request-timeout", type=float, default=120.0, metavar="S", help="seconds per server request. Default: 120."
-    )
-    group.addoption(
-        "--retries",
-        type=int,
-        default=4,
-        metavar="N",
-        help="retries of a server request on 429, 5xx or connection errors, with exponential back-off. Default: 4.",
-    )
-    group.addoption("--cache-dir", metavar="DIR", help="prediction cache folder. Default: <rootdir>/.vnllmtest-cache.")
-    group.addoption("--no-cache", action="store_true", help="neither read nor write the prediction cache.")
-    group.addoption(
-        "--refresh-cache", action="store_true", help="recompute every prediction and overwrite the cached ones."
-    )
-    group.addoption("--report-dir", default="reports", metavar="DIR", help="where run folders go. Default: reports.")
-    group.addoption("--strict-items", action="store_true", help="a missed item fails the run (default: only gates do).")
-    group.addoption(
-        "--show-misses",
-        type=int,
-        default=10,
-        metavar="N",
-        help="print the details of the first N missed items (default 10; -rm lists them all in one line each).",
-    )
-    group.addoption("--bootstrap-iterations", type=int, default=1000, metavar="N", help="bootstrap resamples for CIs.")
+    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -153,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if value is not None and value < 1:
             raise pytest.UsageError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
     try:
-        specs = parse_model_specs(config.getoption("model") or [DEFAULT_MODEL], _aliases(config))
+        specs = parse_model_specs(config.getoption("model") or [DEFAULT_MODEL], model_aliases(config))
     except ModelError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = RunState(config, specs)
@@ -162,34 +73,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(ResultCollector(state), "vnllmtest-results")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistScheduling(), "vnllmtest-xdist")
-
-
-def _batch_size(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _aliases(config: pytest.Config) -> dict[str, Alias]:
-    """Packaged aliases, then [tool.vnllmtest.aliases] of the rootdir's pyproject.toml, then --aliases."""
-    overrides = []
-    pyproject = config.rootpath / "pyproject.toml"
-    if pyproject.is_file():
-        try:
-            table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("vnllmtest", {})
-        except tomllib.TOMLDecodeError as exc:
-            raise pytest.UsageError(f"{pyproject}: {exc}") from None
-        if "aliases" in table:
-            overrides.append((f"{pyproject} [tool.vnllmtest.aliases]", table["aliases"]))
-    if config.getoption("aliases"):
-        overrides.append(aliases_from_file(Path(config.getoption("aliases"))))
-    return load_aliases(overrides)
 
 
 class ItemMissed(Exception):

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vnllmtest.backends.base import LOAD_LOG, Backend, Generation, HFSettings, LoadEvent, ModelError, Request
+from vnllmtest.backends.base import (
+    LOAD_LOG,
+    Backend,
+    Generation,
+    HFSettings,
+    LoadEvent,
+    ModelError,
+    Request,
+)
 from vnllmtest.backends.openai_api import ServerSettings
 from vnllmtest.backends.registry import ModelSpec, parse_model_specs
 

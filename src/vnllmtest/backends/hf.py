@@ -13,7 +13,14 @@ from typing import Any
 import torch
 
 from vnllmtest.backends import bundled, placement
-from vnllmtest.backends.base import Backend, Generation, HFSettings, ModelError, Request, record_load
+from vnllmtest.backends.base import (
+    Backend,
+    Generation,
+    HFSettings,
+    ModelError,
+    Request,
+    record_load,
+)
 from vnllmtest.backends.registry import ModelSpec
 from vnllmtest.prompts import Message, plain_prompt
 
