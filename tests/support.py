@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,6 +102,18 @@ def build_lora_adapter(folder: Path, base: Path) -> Path:
     config = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(model, config).save_pretrained(folder)
     return folder
+
+
+def cached_rows(cache_dir: Path) -> int:
+    """Predictions committed to the cache in `cache_dir` so far (another process may be writing)."""
+    path = cache_dir / "predictions.sqlite"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=30) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+        except sqlite3.OperationalError:  # the table is being created
+            return 0
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:

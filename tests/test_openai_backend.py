@@ -7,14 +7,12 @@ import json
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,7 +21,7 @@ from vnllmtest.backends import ModelError, Request, ServerSettings, load_backend
 from vnllmtest.backends.bundled import gguf_file
 from vnllmtest.backends.registry import parse_model_spec
 
-from support import REPO
+from support import REPO, cached_rows
 
 API_KEY = "sk-test-PLANTED-7f3a9c"
 
@@ -103,17 +101,6 @@ def test_chat_endpoint_answers_through_the_servers_chat_template(llama_server):
     [generation] = backend.generate([Request("t", "1", prompt, (), 16)])
     assert generation.error is None and generation.finish_reason in ("stop", "length")
     assert backend.supports_loglikelihood
-
-
-def cached_rows(cache_dir: Path) -> int:
-    path = cache_dir / "predictions.sqlite"
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path, timeout=30) as db:
-        try:
-            return db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
-        except sqlite3.OperationalError:
-            return 0
 
 
 def test_server_killed_midway_fails_clearly_and_a_rerun_resumes_from_the_cache(llama_server, pytester):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support import REPO, build_tiny_model
+from support import REPO, build_tiny_model, cached_rows
 
 
 def items_of(run: Path) -> list[dict]:
@@ -84,17 +83,6 @@ def test_refresh_cache_recomputes_and_overwrites(bundled_suites, tiny_model_dir)
     assert len(list(manifest["models"].values())[0]["loads"]) == 1
     assert all(item["cached"] for item in items_of(third))
     assert [i["cache_key"] for i in items_of(first)] == [i["cache_key"] for i in items_of(third)]
-
-
-def cached_rows(cache_dir: Path) -> int:
-    path = cache_dir / "predictions.sqlite"
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path, timeout=30) as db:
-        try:
-            return db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
-        except sqlite3.OperationalError:  # the table is being created
-            return 0
 
 
 def test_sigkill_midway_then_rerun_computes_only_the_missing_items(bundled_suites, tiny_model_dir):
