@@ -25,7 +25,9 @@ def test_the_prompt_names_every_criterion_the_scale_and_the_json_shape():
     system, user = judge_messages(RUBRIC, [("Văn bản nguồn", "Bài báo."), ("Bản tóm tắt cần chấm", "Tóm tắt.")])
     assert "từ 1 (rất kém) đến 10 (xuất sắc)" in system["content"]
     assert all(f"- {c.name} ({c.label}):" in system["content"] for c in RUBRIC.criteria)
-    assert '{"accuracy": 8, "faithfulness": 8, "coherence": 8, "ly_do": "..."}' in system["content"]
+    assert '{"accuracy": <1-10>, "faithfulness": <1-10>, "coherence": <1-10>, "ly_do": "<lý do>"}' in system["content"]
+    with pytest.raises(JudgeParseError):  # a judge that copies the shape gives no score
+        parse_judgment('{"accuracy": <1-10>, "faithfulness": <1-10>, "coherence": <1-10>, "ly_do": "<lý do>"}', RUBRIC)
     assert user["content"] == "### Văn bản nguồn\nBài báo.\n\n### Bản tóm tắt cần chấm\nTóm tắt."
     strict = judge_messages(RUBRIC, [("A", "b")], strict=True)[1]["content"]
     assert "câu trả lời trước không hợp lệ" in strict and "accuracy, faithfulness, coherence" in strict
@@ -71,6 +73,7 @@ def test_replies_in_many_shapes_parse(reply, scores, rationale):
         ('{"accuracy": 8, "faithfulness": ', "no score for faithfulness, coherence"),
         ("Bản tóm tắt này khá tốt, tôi cho điểm cao.", "no score for accuracy, faithfulness, coherence"),
         ("", "no score for accuracy"),
+        ('{"accuracy": 1-10, "faithfulness": 1-10, "coherence": 1-10}', "no score for accuracy"),  # the scale, copied
     ],
 )
 def test_unusable_replies_are_errors_never_defaults(reply, problem):

@@ -89,3 +89,12 @@ def test_estimate_scales_value_and_bounds():
     low, high = bootstrap_ci(values, seed=4)
     assert result == Estimate(75.0, low * 100, high * 100, 4)
     assert result.low <= result.value <= result.high
+
+
+def test_spearman_ranks_with_ties_and_edge_cases():
+    from vnllmtest.metrics import spearman
+
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(math.sqrt(0.9))  # ties take their average rank
+    assert math.isnan(spearman([5, 5, 5], [1, 2, 3])) and math.isnan(spearman([1], [2]))

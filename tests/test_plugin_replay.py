@@ -279,3 +279,72 @@ def test_thinking_is_stripped_before_scoring_and_kept_in_the_report(project):
     assert items["q2"]["output"] == "" and items["q2"]["thinking"].startswith("Sông Mê Kông")
     document = json.loads((latest_run(project) / "summary.json").read_text(encoding="utf-8"))
     assert document["results"][0]["thinking_tokens"] == items["q1"]["thinking_tokens"] + items["q2"]["thinking_tokens"]
+
+
+JUDGE_BLOCK = """judge:
+  rubric: summary_quality
+  sees:
+    - {title: Nguồn, text: "{% for d in documents %}{{ d.content }}{% endfor %}"}
+    - {title: Tham khảo, text: "{{ reference }}"}
+    - {title: Cần chấm, text: "{{ output }}"}
+  pass_min: 6
+gates:"""
+
+
+def judged_project(project: pytest.Pytester, gate_min: float, judges: dict[str, dict[str, str]]) -> None:
+    write_suite(project.path, "summ", gate_min=gate_min, **{"gates:": JUDGE_BLOCK, "- {metric: rouge_l,": "- {metric: judge_overall,"})
+    for name, replies in judges.items():
+        write_jsonl(project.path / f"{name}.jsonl", [{"id": k, "prediction": v, "suite": "summ"} for k, v in replies.items()])
+
+
+# c1 matches a gold summary (ROUGE-L passes) but this judge finds it weak; c2 misses on ROUGE-L.
+FIRST_JUDGE = {
+    "c1": "Độ chính xác: 4\nTính trung thực: 5/10\nTính mạch lạc: 6",
+    "c2": 'Nhận xét:\n```json\n{"accuracy": 8, "faithfulness": 6, "coherence": 10, "ly_do": "Đủ ý, mạch lạc."}\n```',
+}
+
+
+def test_replayed_judge_scores_give_known_means_gates_and_item_outcomes(project):
+    judged_project(project, 6, {"judge1": FIRST_JUDGE})
+    result = project.runpytest("suites/summ.yaml", "--model", "replay:preds.jsonl", "--judge", "replay:judge1.jsonl")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["summ*mymodel*judge_overall >= 6*6.5*PASS"])
+    run = latest_run(project)
+    metrics = summary_metrics(run)
+    assert metrics[("summ", "mymodel", "judge_overall")] == pytest.approx(6.5)  # (8 + 5) / 2, on the 1-10 scale
+    assert metrics[("summ", "mymodel", "judge_accuracy")] == pytest.approx(6.0)
+    items = {item["id"]: item for item in map(json.loads, (run / "items.jsonl").read_text("utf-8").splitlines())}
+    assert items["c1"]["status"] == "missed" and items["c1"]["failure_class"] == "judge_score_low"
+    assert items["c1"]["metrics"]["judge_overall"] == pytest.approx(5.0)
+    assert items["c2"]["failure_class"] == "wrong" and items["c2"]["judges"][0]["rationale"] == "Đủ ý, mạch lạc."
+    result.stdout.fnmatch_lines(["*judge judge:judge1: accuracy=4, faithfulness=5, coherence=6*"])
+    judged_project(project, 7, {"judge1": FIRST_JUDGE})
+    failing = project.runpytest("suites/summ.yaml", "--model", "replay:preds.jsonl", "--judge", "replay:judge1.jsonl")
+    assert failing.ret == 1
+    failing.stdout.fnmatch_lines(["summ*judge_overall >= 7*FAIL (threshold not met)"])
+
+
+def test_an_unparsable_judge_reply_is_retried_once_then_a_judge_error_with_its_output(project):
+    judged_project(project, 1, {"judge1": {"c1": "Bản tóm tắt này rất hay!", "c2": FIRST_JUDGE["c2"]}})
+    result = project.runpytest("suites/summ.yaml", "--model", "replay:preds.jsonl", "--judge", "replay:judge1.jsonl")
+    result.stdout.fnmatch_lines(["*judge_error: no score for accuracy, faithfulness, coherence*", '*judge output: "Bản tóm tắt này rất hay!"*'])
+    items = {item["id"]: item for item in map(json.loads, (latest_run(project) / "items.jsonl").read_text("utf-8").splitlines())}
+    verdict = items["c1"]["judges"][0]
+    assert items["c1"]["status"] == "missed" and items["c1"]["failure_class"] == "judge_error"
+    assert verdict["scores"] is None and verdict["raw_outputs"] == ["Bản tóm tắt này rất hay!"] * 2
+    assert "judge_overall" not in items["c1"]["metrics"]  # no silent default
+    metrics = summary_metrics(latest_run(project))
+    assert metrics[("summ", "mymodel", "judge_overall")] == pytest.approx(8.0)  # c2 alone
+
+
+def test_two_judges_report_their_agreement(project):
+    second = {"c1": '{"accuracy": 3, "faithfulness": 7, "coherence": 6}', "c2": '{"accuracy": 9, "faithfulness": 6, "coherence": 9}'}
+    judged_project(project, 1, {"judge1": FIRST_JUDGE, "judge2": second})
+    args = ["suites/summ.yaml", "--model", "replay:preds.jsonl", "--judge", "replay:judge1.jsonl", "--judge", "replay:judge2.jsonl"]
+    assert project.runpytest(*args).ret == 0
+    document = json.loads((latest_run(project) / "summary.json").read_text(encoding="utf-8"))
+    agreement = document["results"][0]["judge_agreement"]["judge:judge2"]
+    assert agreement["accuracy"] == {"n": 2, "mean_abs_diff": 1.0, "spearman": pytest.approx(1.0)}
+    assert agreement["faithfulness"]["mean_abs_diff"] == 1.0 and agreement["faithfulness"]["spearman"] == pytest.approx(-1.0)
+    assert agreement["overall"]["n"] == 2
+    assert "## Judge agreement (against the first judge)" in (latest_run(project) / "summary.md").read_text("utf-8")

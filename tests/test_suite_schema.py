@@ -79,7 +79,7 @@ def test_inconsistent_metrics_are_explained(tmp_path):
     message = error_of(tmp_path, VALID.replace("metrics: [exact_match, f1]", "metrics: [accuracy]"))
     assert "metric 'accuracy' does not fit task 'extractive_qa'" in message
     message = error_of(tmp_path, VALID.replace("gates:\n  - {metric: f1", "gates:\n  - {metric: rouge_l"))
-    assert "'rouge_l' is used by item_pass or gates but not listed in metrics" in message
+    assert "'rouge_l' is used by item_pass or gates but not reported; this suite reports exact_match, f1" in message
 
 
 def test_template_syntax_error_names_the_template_line(tmp_path):
@@ -138,3 +138,28 @@ def test_prompt_budget_is_validated(tmp_path):
     message = error_of(tmp_path, text)
     assert "prompt.budget.max_tokens: Input should be greater than or equal to 1" in message
     assert "prompt.budget.policy: Input should be 'proportional' or 'head'" in message
+
+
+JUDGED = VALID.replace("gates:\n", """judge:
+  rubric: answer_quality
+  sees:
+    - {title: Câu hỏi, text: "{{ question }}"}
+    - {title: Trả lời, text: "{{ output }}"}
+  pass_min: 6
+gates:
+""")
+
+
+def test_judge_blocks_are_validated(tmp_path):
+    suite = load_suite(write(tmp_path, JUDGED + "  - {metric: judge_overall, min: 6, bound: ci_low}\n"))
+    assert suite.spec.reported_metrics[-4:] == ["judge_overall", "judge_accuracy", "judge_faithfulness", "judge_coherence"]
+    assert "unknown rubric 'tone'; packaged rubrics: answer_quality, summary_quality" in error_of(
+        tmp_path, JUDGED.replace("rubric: answer_quality", "rubric: tone")
+    )
+    assert "pass_min 12 is outside the rubric's scale 1-10" in error_of(tmp_path, JUDGED.replace("pass_min: 6", "pass_min: 12"))
+    inline = JUDGED.replace("rubric: answer_quality", "rubric: {criteria: [{name: tone}]}")
+    assert "rubric 'inline': criterion 1 needs 'name' and 'description'" in error_of(tmp_path, inline)
+    broken = JUDGED.replace('text: "{{ output }}"', 'text: "{{ output }"')
+    assert "judge.sees.1.text: Jinja template syntax error" in error_of(tmp_path, broken)
+    unknown = error_of(tmp_path, VALID + "  - {metric: judge_overall, min: 6}\n")
+    assert "'judge_overall' is used by item_pass or gates but not reported; this suite reports exact_match, f1" in unknown

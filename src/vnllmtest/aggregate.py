@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vnllmtest.metrics import Estimate, estimate
-from vnllmtest.suite import Gate, SuiteSpec
+from vnllmtest.metrics import Estimate, estimate, spearman
+from vnllmtest.suite import JUDGE_PREFIX, Gate, SuiteSpec
 
 PERCENT = 100.0  # item metrics lie in [0, 1]; aggregates are reported in points (0-100)
 
@@ -39,6 +39,7 @@ class GroupSummary:
     metrics: dict[str, Estimate] = field(default_factory=dict)
     breakdowns: dict[str, dict[str, dict[str, Estimate]]] = field(default_factory=dict)
     gates: list[GateResult] = field(default_factory=list)
+    judge_agreement: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
 
 def summarize(
@@ -58,8 +59,9 @@ def summarize(
         summary.thinking_tokens = sum(r.get("thinking_tokens", 0) for r in members)
         scored = [r for r in members if r["status"] != "error"]
         for metric in spec.reported_metrics:
-            values = [r["metrics"][metric] for r in scored]
-            summary.metrics[metric] = estimate(values, scale=PERCENT, seed=seed, iterations=iterations)
+            values = [r["metrics"][metric] for r in scored if metric in r["metrics"]]
+            summary.metrics[metric] = estimate(values, scale=scale_of(metric), seed=seed, iterations=iterations)
+        summary.judge_agreement = judge_agreement(scored)
         summary.breakdowns = _breakdowns(scored, spec, seed, iterations)
         summary.gates = [_check(gate, summary) for gate in spec.gates]
         summaries.append(summary)
@@ -74,12 +76,49 @@ def _breakdowns(scored: list[Mapping[str, Any]], spec: SuiteSpec, seed: int, ite
     return {
         tag: {
             value: {
-                metric: estimate([r["metrics"][metric] for r in members], scale=PERCENT, seed=seed, iterations=iterations)
+                metric: estimate(
+                    [r["metrics"][metric] for r in members if metric in r["metrics"]],
+                    scale=scale_of(metric),
+                    seed=seed,
+                    iterations=iterations,
+                )
                 for metric in spec.reported_metrics
             }
             for value, members in sorted(groups.items())
         }
         for tag, groups in sorted(by_tag.items())
+    }
+
+
+def scale_of(metric: str) -> float:
+    """Item metrics in [0, 1] are reported in points; judge scores keep the rubric's scale."""
+    return 1.0 if metric.startswith(JUDGE_PREFIX) else PERCENT
+
+
+def judge_agreement(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """For each extra judge, per criterion (and overall): items both scored, the mean absolute
+    difference from the first judge, and Spearman's rank correlation with it."""
+    pairs: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        judges = record.get("judges") or []
+        if len(judges) < 2 or judges[0]["scores"] is None:
+            continue
+        first = {**judges[0]["scores"], "overall": judges[0]["overall"]}
+        for other in judges[1:]:
+            if other["scores"] is not None:
+                theirs = {**other["scores"], "overall": other["overall"]}
+                for name, value in first.items():
+                    pairs[other["judge"]][name].append((value, theirs[name]))
+    return {
+        judge: {
+            name: {
+                "n": len(values),
+                "mean_abs_diff": sum(abs(a - b) for a, b in values) / len(values),
+                "spearman": spearman([a for a, _ in values], [b for _, b in values]),
+            }
+            for name, values in by_criterion.items()
+        }
+        for judge, by_criterion in pairs.items()
     }
 
 

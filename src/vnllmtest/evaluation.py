@@ -42,6 +42,7 @@ class ItemResult:
     thinking_tokens: int = 0
     truncation: dict[str, Any] | None = None
     original_text: dict[str, Any] = field(default_factory=dict)
+    judges: list[dict[str, Any]] = field(default_factory=list)  # one verdict per --judge, the first scores
     tags: dict[str, str] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import yaml
 from vnllmtest.prompts import Message
 
 RATIONALE_KEYS = ("ly do", "ly_do", "lydo", "rationale", "reason", "reasoning", "giai thich", "nhan xet")
-_NUMBER = r"(\d+(?:[.,]\d+)?)(?:\s*/\s*(\d+))?"
+_NUMBER = r"(\d+(?:[.,]\d+)?)(?:\s*/\s*(\d+))?(?!\s*[-–]\s*\d)"  # not the start of a range like 1-10
 # `Độ chính xác: 8`, `**Accuracy**: 9`, `"coherence": 7` (also inside broken JSON)
 _LABELLED = re.compile(rf"([^\n:：=,{{}}\"*]{{1,40}})[\"*]*\s*[:：=]\s*[\"*]*\s*{_NUMBER}")
 
@@ -89,13 +89,14 @@ def packaged_rubrics() -> dict[str, Rubric]:
 def judge_messages(rubric: Rubric, sections: Sequence[tuple[str, str]], *, strict: bool = False) -> list[Message]:
     """The judge's chat turns: the rubric and the JSON it must return, then the material to judge.
     `strict` adds a reminder, for the one retry after an unparsable reply."""
-    example = {c.name: rubric.high - 2 for c in rubric.criteria} | {"ly_do": "..."}
+    # Placeholders, not numbers: a weak judge that copies the example must fail to parse, not score.
+    example = ", ".join([f'"{c.name}": <{rubric.low}-{rubric.high}>' for c in rubric.criteria] + ['"ly_do": "<lý do>"'])
     criteria = "\n".join(f"- {c.name} ({c.label}): {c.description}" for c in rubric.criteria)
     system = (
         f"Bạn là giám khảo công tâm. {rubric.description}\n"
         f"Cho mỗi tiêu chí dưới đây một điểm nguyên từ {rubric.low} (rất kém) đến {rubric.high} (xuất sắc):\n"
         f"{criteria}\n"
-        f"Chỉ trả về một đối tượng JSON, ví dụ: {json.dumps(example, ensure_ascii=False)}, "
+        f"Chỉ trả về một đối tượng JSON có dạng {{{example}}}, "
         "trong đó ly_do là một hoặc hai câu giải thích ngắn bằng tiếng Việt."
     )
     body = "\n\n".join(f"### {title}\n{text}" for title, text in sections)

@@ -26,7 +26,12 @@ def build_manifest(contexts: Iterable[Mapping[str, Any]], options: Mapping[str, 
     models: dict[str, dict[str, Any]] = {label: {} for label in model_order}
     suites: dict[str, dict[str, Any]] = {}
     back_offs: list[dict[str, Any]] = []  # out-of-memory batches retried smaller, from every process
+    judges: dict[str, dict[str, Any]] = {}
     for context in contexts:
+        for label, judge in context.get("judges", {}).items():
+            entry = judges.setdefault(label, {"spec": judge["spec"], "loads": []})
+            if judge["load"] and judge["load"] not in entry["loads"]:
+                entry["loads"].append(judge["load"])
         back_offs += [b for b in context.get("batch_back_offs", []) if b not in back_offs]
         model = models.setdefault(context["model"], {})
         model.setdefault("spec", context["model_spec"])
@@ -44,6 +49,7 @@ def build_manifest(contexts: Iterable[Mapping[str, Any]], options: Mapping[str, 
         "options": dict(options),
         "models": {label: info for label, info in models.items() if info},
         "suites": suites,
+        "judges": judges,
         "batch_back_offs": back_offs,
     }
 

@@ -13,6 +13,7 @@ from vnllmtest.backends.registry import Alias, aliases_from_file, load_aliases
 from vnllmtest.loaders import DATA_DIR_ENV
 
 DEFAULT_MODEL = "gemma3-270m"
+DEFAULT_JUDGE = "seallms-v3-7b"  # the published protocol's judge
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -27,6 +28,14 @@ def add_options(parser: pytest.Parser) -> None:
         "unicorn-vl-r3, seallms-v3-7b), a hub id owner/name, a local checkpoint folder, "
         "openai:http://HOST:PORT/v1+model=NAME, or replay:PREDICTIONS.jsonl; add +adapter=DIR for a LoRA "
         f"adapter. Default: {DEFAULT_MODEL}.",
+    )
+    group.addoption(
+        "--judge",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help=f"judge model for suites with a judge block, any model spec (repeat for a second judge and "
+        f"agreement statistics; the first one's scores count). Default: {DEFAULT_JUDGE}.",
     )
     group.addoption(
         "--aliases",

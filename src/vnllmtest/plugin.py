@@ -43,8 +43,9 @@ from vnllmtest.loaders import (
     LoadedData,
     load_data,
 )
+from vnllmtest.judging import JudgeJob, Verdict, judge_all, with_verdicts
 from vnllmtest.manifest import build_manifest
-from vnllmtest.options import DEFAULT_MODEL, add_options, model_aliases
+from vnllmtest.options import DEFAULT_JUDGE, DEFAULT_MODEL, add_options, model_aliases
 from vnllmtest.report import format_estimate, new_run_folder, write_run
 from vnllmtest.runner import Runner
 from vnllmtest.suite import Suite, SuiteError, SuiteSpec, is_suite_file, load_suite
@@ -64,10 +65,12 @@ def pytest_configure(config: pytest.Config) -> None:
         if value is not None and value < 1:
             raise pytest.UsageError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
     try:
-        specs = parse_model_specs(config.getoption("model") or [DEFAULT_MODEL], model_aliases(config))
+        aliases = model_aliases(config)
+        specs = parse_model_specs(config.getoption("model") or [DEFAULT_MODEL], aliases)
+        judges = parse_model_specs(config.getoption("judge") or [DEFAULT_JUDGE], aliases)
     except ModelError as exc:
         raise pytest.UsageError(str(exc)) from None
-    state = RunState(config, specs)
+    state = RunState(config, specs, [dataclasses.replace(judge, label=f"judge:{judge.label}") for judge in judges])
     config.stash[STATE] = state
     if not state.is_worker:
         config.pluginmanager.register(ResultCollector(state), "vnllmtest-results")
@@ -86,9 +89,10 @@ class ItemErrored(Exception):
 class RunState:
     """Everything vnllmtest keeps for one pytest session."""
 
-    def __init__(self, config: pytest.Config, specs: list[ModelSpec]):
+    def __init__(self, config: pytest.Config, specs: list[ModelSpec], judge_specs: list[ModelSpec]):
         self.config = config
         self.specs = specs
+        self.judge_specs = judge_specs
         self.is_worker = hasattr(config, "workerinput")
         self.data_options = DataOptions.from_environment(
             config.getoption("data"), config.getoption("data_dir"), config.getoption("limit")
@@ -112,6 +116,8 @@ class RunState:
         self.data: dict[Path, LoadedData] = {}
         self.items: list[pytest.Item] = []
         self.results: dict[tuple[str, Path], dict[str, ItemResult]] = {}
+        self.judged: set[tuple[str, Path]] = set()  # groups whose answers the judges have scored
+        self.suites_by_path: dict[Path, Suite] = {}
         self.loads_before = len(LOAD_LOG)  # loads of earlier sessions in this process are not ours
         self._runner: Runner | None = None
 
@@ -121,6 +127,7 @@ class RunState:
         if other is not None and other.path != suite.path:
             raise SuiteError(f"{suite.path}: suite name '{suite.name}' is already used by {other.path}; names must be unique")
         self.suites_by_name[suite.name] = suite
+        self.suites_by_path[suite.path] = suite
         self.data[suite.path] = data
 
     # --- evaluation -------------------------------------------------------------------------
@@ -136,17 +143,72 @@ class RunState:
         return self._runner
 
     def result(self, backend: Backend, case: SuiteCase) -> ItemResult:
+        """The item's result, computing its whole (model, suite) group on first use. The first use of a
+        model also computes its judged suites (their items run last, after every model), so that the
+        judge can score every candidate without loading any model twice."""
         key = (backend.label, case.suite.path)
         if key not in self.results:
-            members = [
-                item.entry
-                for item in self.items
-                if isinstance(item, SuiteCase) and item.suite.path == case.suite.path and item.model_label == backend.label
-            ]
-            cap = self.config.getoption("max_new_tokens")
-            data = self.data[case.suite.path]
-            self.results[key] = evaluate(backend, case.suite, data, members, self.runner, cap, self.thinking)
+            self._compute(backend, case.suite.path)
+            if not self.is_worker:
+                for path in self._judged_paths(backend.label):
+                    if (backend.label, path) not in self.results:
+                        self._compute(backend, path)
+        if case.suite.spec.judge is not None and key not in self.judged:
+            self._judge_phase(backend, [key] if self.is_worker else None)
         return self.results[key][case.entry.id]
+
+    def _members(self, label: str, path: Path) -> list[Item | BadRecord]:
+        return [
+            item.entry
+            for item in self.items
+            if isinstance(item, SuiteCase) and item.suite.path == path and item.model_label == label
+        ]
+
+    def _compute(self, backend: Backend, path: Path) -> None:
+        suite, data = self.suites_by_path[path], self.data[path]
+        cap = self.config.getoption("max_new_tokens")
+        members = self._members(backend.label, path)
+        self.results[(backend.label, path)] = evaluate(backend, suite, data, members, self.runner, cap, self.thinking)
+
+    def _judged_paths(self, label: str) -> list[Path]:
+        return [path for path, suite in self.suites_by_path.items() if suite.spec.judge and self._members(label, path)]
+
+    def _judge_phase(self, active: Backend, keys: list[tuple[str, Path]] | None) -> None:
+        """Candidates first (a model not yet run is loaded once, here), then every candidate unloaded,
+        then each judge loaded once to score all answers, then unloaded (the single-GPU protocol)."""
+        if keys is None:
+            keys = [(spec.label, path) for spec in self.specs for path in self._judged_paths(spec.label)]
+        for spec in self.specs:
+            missing = [path for label, path in keys if label == spec.label and (label, path) not in self.results]
+            if missing:
+                backend = active if spec.label == active.label else load_backend(spec, self.hf_settings, self.server_settings)
+                for path in missing:
+                    self._compute(backend, path)
+                if backend is not active:
+                    backend.close()
+        active.close()  # the candidate's weights leave before the judge's arrive
+        jobs = [
+            JudgeJob(self.suites_by_path[path], entry, label, result.output or "")
+            for label, path in keys
+            for entry in self._members(label, path)
+            if isinstance(entry, Item) and (result := self.results[(label, path)][entry.id]).status != "error"
+        ]
+        verdicts = [self._verdicts(judge, jobs) for judge in self.judge_specs]
+        for index, job in enumerate(jobs):
+            group = self.results[(job.model, job.suite.path)]
+            mine = [per_judge[index] for per_judge in verdicts]
+            group[job.item.id] = with_verdicts(group[job.item.id], mine, job.suite.spec.judge)
+        self.judged.update(keys)
+
+    def _verdicts(self, spec: ModelSpec, jobs: list[JudgeJob]) -> list[Verdict]:
+        try:
+            judge = load_backend(spec, self.hf_settings, self.server_settings)
+        except ModelError as exc:
+            return [Verdict(spec.label, error=f"judge model error: {exc}", model_failed=True) for _ in jobs]
+        try:
+            return judge_all(judge, jobs, self.runner, self.config.getoption("max_new_tokens"))
+        finally:
+            judge.close()
 
     def context(self, case: SuiteCase, backend: Backend | None) -> dict[str, Any]:
         """Run facts that travel with each item's report, for the manifest."""
@@ -167,6 +229,11 @@ class RunState:
             "model_fingerprint": backend.fingerprint if backend else None,
             "model_device": backend.device_name if backend else None,
             "model_load": _last_load(case.model_label, self.loads_before),
+            "judges": {
+                judge.label: {"spec": judge.text, "load": _last_load(judge.label, self.loads_before)}
+                for judge in self.judge_specs
+                if case.suite.spec.judge is not None
+            },
             "batch_back_offs": [dataclasses.asdict(b) for b in self._runner.back_offs] if self._runner else [],
         }
 
@@ -298,6 +365,11 @@ def _miss_detail(result: ItemResult, limit: int = 1500) -> str:
     if result.choice_logprobs:
         scores = ", ".join(f"{label}={value:.2f}" for label, value in result.choice_logprobs.items())
         lines.append(f"option log-probabilities: {scores}")
+    for verdict in result.judges:
+        given = ", ".join(f"{k}={v:g}" for k, v in (verdict["scores"] or {}).items()) or verdict["error"]
+        lines.append(f"judge {verdict['judge']}: {given}; rationale: {verdict['rationale'] or '—'}")
+        if verdict["error"] and verdict["raw_outputs"]:
+            lines.append(f"judge output: {json.dumps(verdict['raw_outputs'][-1][:500], ensure_ascii=False)}")
     lines += [f"finish: {result.finish_reason}, mode: {result.mode}, cache key: {result.cache_key}", "prompt:", prompt]
     return "\n".join(lines)
 
@@ -333,6 +405,16 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if is_suite_file(file_path):
         return SuiteFile.from_parent(parent, path=file_path)
     return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Items of judged suites run last, after every model's other items, so the judge is loaded after
+    all candidates are done (each group keeps its model order)."""
+    judged = [item for item in items if isinstance(item, SuiteCase) and item.suite.spec.judge is not None]
+    if judged:
+        moved = set(map(id, judged))
+        items[:] = [item for item in items if id(item) not in moved] + judged
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

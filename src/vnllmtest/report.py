@@ -61,6 +61,7 @@ def _group_json(summary: GroupSummary) -> dict[str, Any]:
             for tag, groups in summary.breakdowns.items()
         },
         "gates": [asdict(gate) for gate in summary.gates],
+        "judge_agreement": summary.judge_agreement,
     }
 
 
@@ -72,7 +73,11 @@ def markdown(summaries: Sequence[GroupSummary], manifest: Mapping[str, Any], run
     lines = [f"# vnllmtest run {run.get('id', '')}", ""]
     if not run.get("complete", True):
         lines += ["**Incomplete run**: interrupted or stopped early; numbers cover the items that finished.", ""]
-    lines += ["Values are points (0-100) with 95% bootstrap confidence intervals.", ""]
+    lines += [
+        "Values are points (0-100), judge scores (`judge_*`) are on the rubric's scale (1-10); "
+        "all with 95% bootstrap confidence intervals.",
+        "",
+    ]
     lines += [_row(["Dataset", "Metric", *models]), _row(["---"] * (2 + len(models)))]
     for suite in suites:
         metric_names = next(s.metrics for s in summaries if s.suite == suite)
@@ -80,6 +85,7 @@ def markdown(summaries: Sequence[GroupSummary], manifest: Mapping[str, Any], run
             cells = [format_estimate(by_key[(suite, m)].metrics[metric]) if (suite, m) in by_key else "—" for m in models]
             lines.append(_row([suite, metric, *cells]))
     lines += _breakdown_rows(summaries, models)
+    lines += _agreement_rows(summaries)
     if run.get("collection_errors"):
         lines += ["", "## Not evaluated", "", "These suites could not be collected, so none of their gates passed:", ""]
         lines += [f"- `{failed['path']}`: {' '.join(failed['error'].split())}" for failed in run["collection_errors"]]
@@ -101,6 +107,21 @@ def markdown(summaries: Sequence[GroupSummary], manifest: Mapping[str, Any], run
         lines.append(f"- `{name}`: {suite.get('data_origin', '?')}")
         lines += [f"  - note: {note}" for note in suite.get("data_notes") or []]
     return "\n".join(lines) + "\n"
+
+
+def _agreement_rows(summaries: Sequence[GroupSummary]) -> list[str]:
+    """`| Dataset | Model | Judge | Criterion | Items | Mean abs. difference | Spearman |` against the first judge."""
+    rows = []
+    for summary in summaries:
+        for judge, criteria in summary.judge_agreement.items():
+            for name, found in criteria.items():
+                rho = "n/a" if math.isnan(found["spearman"]) else f"{found['spearman']:.2f}"
+                cells = [summary.suite, summary.model, judge, name, str(found["n"]), f"{found['mean_abs_diff']:.2f}", rho]
+                rows.append(_row(cells))
+    if not rows:
+        return []
+    header = ["Dataset", "Model", "Judge", "Criterion", "Items", "Mean abs. difference", "Spearman"]
+    return ["", "## Judge agreement (against the first judge)", "", _row(header), _row(["---"] * 7), *rows]
 
 
 def _breakdown_rows(summaries: Sequence[GroupSummary], models: list[str]) -> list[str]:

@@ -13,6 +13,7 @@ import yaml
 from jinja2 import TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from vnllmtest.judge import Rubric, packaged_rubrics, rubric_from_mapping
 from vnllmtest.prompts import compile_template
 
 SUITE_MARKER = "vnllmtest"
@@ -24,6 +25,8 @@ MetricName = Literal[
 CHOICE_METRICS = {"accuracy", "accuracy_generate", "mode_agreement"}
 BOTH_MODES_METRICS = ("accuracy_generate", "mode_agreement")  # reported when scoring.mode is "both"
 GENERATIVE_METRICS = {"exact_match", "f1", "rouge_1", "rouge_2", "rouge_l"}
+JUDGE_OVERALL = "judge_overall"
+JUDGE_PREFIX = "judge_"  # judge metrics stay on the rubric's scale; the others are reported in points
 # Options each dataset adapter understands, with their allowed values.
 ADAPTER_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {"vims": {"input": ("s3", "documents")}}
 
@@ -137,9 +140,10 @@ class ItemPass(_Strict):
 
 
 class Gate(_Strict):
-    """A suite-level threshold on an aggregate (0-100 scale), on the point value or a CI bound."""
+    """A suite-level threshold on an aggregate (0-100 points; judge metrics on the rubric's scale),
+    on the point value or a CI bound."""
 
-    metric: MetricName
+    metric: str
     min: float | None = Field(default=None, ge=0, le=100)
     max: float | None = Field(default=None, ge=0, le=100)
     bound: Literal["value", "ci_low", "ci_high"] = "value"
@@ -149,6 +153,44 @@ class Gate(_Strict):
         if self.min is None and self.max is None:
             raise ValueError("give 'min', 'max' or both")
         return self
+
+
+class JudgeSection(_Strict):
+    """One part of what the judge sees: a title and a template over the item's fields, `output`
+    (the candidate's answer), `reference` (the first gold answer) and `references`."""
+
+    title: str
+    text: str
+
+
+class JudgeSpec(_Strict):
+    """LLM-as-judge scoring: a rubric (packaged name or inline), what the judge sees, a token budget
+    per section, and the overall score an item needs to pass."""
+
+    rubric: str | dict[str, Any]
+    sees: list[JudgeSection] = Field(min_length=1)
+    max_tokens_per_section: int = Field(default=1024, ge=1)
+    max_new_tokens: int = Field(default=128, ge=1)
+    pass_min: float | None = None
+
+    @model_validator(mode="after")
+    def _known_rubric(self) -> JudgeSpec:
+        rubric = self.resolved_rubric()
+        if self.pass_min is not None and not rubric.low <= self.pass_min <= rubric.high:
+            raise ValueError(f"pass_min {self.pass_min:g} is outside the rubric's scale {rubric.low}-{rubric.high}")
+        return self
+
+    def resolved_rubric(self) -> Rubric:
+        if isinstance(self.rubric, dict):
+            return rubric_from_mapping("inline", self.rubric)
+        library = packaged_rubrics()
+        if self.rubric not in library:
+            raise ValueError(f"unknown rubric '{self.rubric}'; packaged rubrics: {', '.join(sorted(library))}")
+        return library[self.rubric]
+
+    @property
+    def metrics(self) -> list[str]:
+        return [JUDGE_OVERALL] + [f"judge_{c.name}" for c in self.resolved_rubric().criteria]
 
 
 class SuiteSpec(_Strict):
@@ -162,6 +204,7 @@ class SuiteSpec(_Strict):
     generation: GenerationSpec = GenerationSpec()
     metrics: list[MetricName] = Field(min_length=1)
     item_pass: ItemPass
+    judge: JudgeSpec | None = None
     gates: list[Gate] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -178,16 +221,20 @@ class SuiteSpec(_Strict):
         used = [self.item_pass.metric] + [gate.metric for gate in self.gates]
         for metric in used:
             if metric not in self.reported_metrics:
-                raise ValueError(f"'{metric}' is used by item_pass or gates but not listed in metrics")
+                raise ValueError(
+                    f"'{metric}' is used by item_pass or gates but not reported; this suite reports "
+                    f"{', '.join(self.reported_metrics)}"
+                )
         if self.scoring.mode != "both" and set(self.metrics) & set(BOTH_MODES_METRICS):
             raise ValueError(f"metrics {', '.join(BOTH_MODES_METRICS)} need scoring.mode 'both'")
         return self
 
     @property
     def reported_metrics(self) -> list[str]:
-        """The declared metrics, plus the two-mode ones whenever scoring.mode is `both`."""
+        """The declared metrics, plus the two-mode ones whenever scoring.mode is `both`, plus the
+        judge's overall and per-criterion scores when the suite has a judge."""
         extra = [m for m in BOTH_MODES_METRICS if self.scoring.mode == "both" and m not in self.metrics]
-        return [*self.metrics, *extra]
+        return [*self.metrics, *extra, *(self.judge.metrics if self.judge else [])]
 
 
 @dataclass(frozen=True)
@@ -245,6 +292,8 @@ def _check_templates(path: Path, root: yaml.Node, spec: SuiteSpec) -> None:
         templates[("prompt", "system")] = spec.prompt.system
     if spec.prompt.fewshot:
         templates[("prompt", "fewshot", "target")] = spec.prompt.fewshot.target
+    for index, section in enumerate(spec.judge.sees if spec.judge else []):
+        templates[("judge", "sees", str(index), "text")] = section.text
     for loc, source in templates.items():
         try:
             compile_template(source)

@@ -71,6 +71,7 @@ class Backend(ABC):
     device_name: str = "none"  # where the model computes, for the run manifest
     supports_loglikelihood: bool = False
     cacheable: bool = True
+    plain_prompts: bool = False  # prompts are text the model continues (no chat template): answers can be primed
 
     def format_prompt(self, messages: Sequence[Message], thinking: bool = False) -> str:
         """The exact text the model sees for these chat messages (thinking on or off, where the

@@ -60,6 +60,7 @@ class HFBackend(Backend):
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.chat_template = self._chat_template()
+        self.plain_prompts = self.chat_template is None
         self.end_token_ids = self._end_token_ids()
         # A row that stops early (end of turn, or a stop string) is padded after it.
         self._row_end_ids = {*self.end_token_ids, self.tokenizer.pad_token_id}

@@ -46,6 +46,7 @@ class OpenAIBackend(Backend):
         self.url = spec.target
         self.settings = settings
         self.endpoint = spec.endpoint
+        self.plain_prompts = spec.endpoint == "completions"
         self.served_name = spec.served_name
         self.fingerprint = f"openai:{self.url}|model={self.served_name or '(first listed)'}|endpoint={spec.endpoint}"
         self.device_name = f"server {self.url}"

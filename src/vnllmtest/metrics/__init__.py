@@ -2,7 +2,7 @@
 
 from vnllmtest.metrics.choice import extract_choice
 from vnllmtest.metrics.scores import accuracy, exact_match, rouge_l, rouge_n, token_f1
-from vnllmtest.metrics.stats import Estimate, bootstrap_ci, estimate
+from vnllmtest.metrics.stats import Estimate, bootstrap_ci, estimate, spearman
 from vnllmtest.metrics.text import is_abstention, normalize_text, syllables
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "normalize_text",
     "rouge_l",
     "rouge_n",
+    "spearman",
     "syllables",
     "token_f1",
 ]

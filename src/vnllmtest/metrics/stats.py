@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,3 +75,26 @@ def estimate(values: Sequence[float], *, scale: float = 1.0, **bootstrap_options
         return Estimate(_NAN, _NAN, _NAN, 0)
     low, high = bootstrap_ci(data, **bootstrap_options)
     return Estimate(float(data.mean()) * scale, low * scale, high * scale, int(data.size))
+
+
+def spearman(first: Sequence[float], second: Sequence[float]) -> float:
+    """Spearman's rank correlation (ties get their average rank); NaN when either side is constant
+    or there are fewer than two pairs."""
+    if len(first) != len(second):
+        raise ValueError("spearman needs two sequences of the same length")
+    if len(first) < 2:
+        return math.nan
+    ranks = [_average_ranks(_as_array(values)) for values in (first, second)]
+    if any(float(np.std(r)) == 0.0 for r in ranks):
+        return math.nan
+    return float(np.corrcoef(ranks[0], ranks[1])[0, 1])
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values), dtype=float)
+    ranks[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
