@@ -348,3 +348,12 @@ def test_two_judges_report_their_agreement(project):
     assert agreement["faithfulness"]["mean_abs_diff"] == 1.0 and agreement["faithfulness"]["spearman"] == pytest.approx(-1.0)
     assert agreement["overall"]["n"] == 2
     assert "## Judge agreement (against the first judge)" in (latest_run(project) / "summary.md").read_text("utf-8")
+
+
+def test_judged_suites_under_xdist_give_the_same_summary(project):
+    judged_project(project, 1, {"judge1": FIRST_JUDGE})
+    args = ["suites/summ.yaml", "--model", "replay:preds.jsonl", "--judge", "replay:judge1.jsonl"]
+    assert project.runpytest(*args).ret == 0
+    single = summary_metrics(latest_run(project))
+    assert project.runpytest_subprocess(*args, "-n", "2").ret == 0
+    assert summary_metrics(latest_run(project)) == single

@@ -65,7 +65,10 @@ def add_options(parser: pytest.Parser) -> None:
         "the size, down to 1. Default: 8.",
     )
     group.addoption(
-        "--max-new-tokens", type=int, metavar="N", help="cap every suite's generation length (quick smoke runs)."
+        "--max-new-tokens",
+        type=int,
+        metavar="N",
+        help="cap every suite's generation length, the judge's replies too (quick smoke runs).",
     )
     group.addoption("--device", default="auto", help="torch device for local models (auto, cpu, cuda, cuda:1...).")
     group.addoption("--dtype", default="auto", help="weights and compute dtype: auto, float32, float16, bfloat16.")
