@@ -110,8 +110,12 @@ def shared_project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def run_replay(project: pytest.Pytester, suite: str, predictions: list[dict]) -> dict:
+    """A replay run; judged suites get a replayed judge that gives every answer full marks."""
     write_jsonl(project.path / "predictions.jsonl", predictions)
-    result = project.runpytest(f"suites/{suite}.yaml", "--data-dir", str(SHARED), "--model=replay:predictions.jsonl", "-q")
+    verdict = '{"accuracy": 10, "faithfulness": 10, "coherence": 10, "ly_do": "Trùng bản tham khảo."}'
+    write_jsonl(project.path / "judge.jsonl", [{"id": p["id"], "prediction": verdict} for p in predictions])
+    args = ["--data-dir", str(SHARED), "--model=replay:predictions.jsonl", "--judge=replay:judge.jsonl", "-q"]
+    result = project.runpytest(f"suites/{suite}.yaml", *args)
     assert result.ret == 0, result.stdout.str()[-3000:]
     [run] = list((project.path / "reports").iterdir())
     [group] = json.loads((run / "summary.json").read_text(encoding="utf-8"))["results"]
@@ -134,6 +138,7 @@ def test_vims_gold_summary_as_prediction_scores_rouge_100(shared_project):
     group = run_replay(shared_project, "vims", [{"id": item.id, "prediction": item.references[0]} for item in pool])
     assert group["items"] == 300
     assert all(group["metrics"][name]["value"] == 100.0 for name in ("rouge_1", "rouge_2", "rouge_l"))
+    assert group["metrics"]["judge_overall"]["value"] == 10.0
 
 
 def test_vmlu_gold_letters_score_100_in_every_category(shared_project):
@@ -148,7 +153,7 @@ def test_bundled_model_runs_the_real_data(pytester):
     shutil.copytree(REPO / "suites", pytester.path / "suites")
     pytester.makeini("[pytest]\n")
     args = ["suites/vmlu.yaml", "suites/visquad2.yaml", "suites/vims.yaml", "--data-dir", str(SHARED)]
-    result = pytester.runpytest(*args, "--limit", "2", "--max-new-tokens", "8")
+    result = pytester.runpytest(*args, "--limit", "2", "--max-new-tokens", "8", "--judge", "gemma3-270m")
     outcomes = result.parseoutcomes()
     assert "error" not in outcomes and "failed" not in outcomes, result.stdout.str()[-3000:]
     [run] = list((pytester.path / "reports").iterdir())
