@@ -160,6 +160,17 @@ def test_the_bundled_model_judges_both_judge_suites_after_the_candidate(bundled_
             assert 1 <= item["metrics"]["judge_overall"] <= 10 and isinstance(verdict["rationale"], str)
 
 
+def test_judge_replies_are_cached_like_predictions(bundled_suites, tiny_model_dir):
+    args = ["suites/vims.yaml", "--data", "sample", "--limit", "2", "--max-new-tokens", "8"]
+    args += [f"--model={tiny_model_dir}", f"--judge={tiny_model_dir}"]
+    bundled_suites.runpytest(*args)
+    bundled_suites.runpytest(*args)
+    first, second = runs(bundled_suites)
+    manifest = json.loads((second / "summary.json").read_text(encoding="utf-8"))["manifest"]
+    assert all(not judge["loads"] for judge in manifest["judges"].values())
+    assert [i["judges"] for i in items_of(first)] == [i["judges"] for i in items_of(second)]
+
+
 def test_users_own_tests_get_the_model_and_runner_fixtures(pytester, tiny_model_dir, tmp_path):
     pytester.makeini("[pytest]\n")
     second = build_tiny_model(tmp_path / "second-model", seed=1)

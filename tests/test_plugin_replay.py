@@ -357,3 +357,25 @@ def test_judged_suites_under_xdist_give_the_same_summary(project):
     single = summary_metrics(latest_run(project))
     assert project.runpytest_subprocess(*args, "-n", "2").ret == 0
     assert summary_metrics(latest_run(project)) == single
+
+
+def test_judge_sections_over_their_token_budget_are_cut_and_recorded(project):
+    judged_project(project, 1, {"judge1": FIRST_JUDGE})
+    path = project.path / "suites" / "summ.yaml"
+    path.write_text(path.read_text("utf-8").replace("  pass_min: 6", "  pass_min: 6\n  max_tokens_per_section: 12"), "utf-8")
+    project.runpytest("suites/summ.yaml", "--model", "replay:preds.jsonl", "--judge", "replay:judge1.jsonl")
+    items = {item["id"]: item for item in map(json.loads, (latest_run(project) / "items.jsonl").read_text("utf-8").splitlines())}
+    cuts = items["c1"]["judges"][0]["truncated_sections"]  # replay counts characters as its tokens
+    assert [cut["section"] for cut in cuts] == ["Tham khảo", "Cần chấm"]  # "Bài một." fits in 12
+    assert all(cut["tokens_after"] <= 12 < cut["tokens_before"] for cut in cuts)
+
+
+def test_a_judge_that_cannot_load_errors_the_judged_items(project):
+    judged_project(project, 1, {})
+    (project.path / "not-a-model").mkdir()
+    result = project.runpytest("suites/summ.yaml", "--model", "replay:preds.jsonl", "--judge=not-a-model")
+    assert result.ret == 1 and result.parseoutcomes()["failed"] == 2
+    result.stdout.fnmatch_lines(["*ERROR judge_failed: judge model error: model 'not-a-model': cannot read*"])
+    usage = project.runpytest("suites/summ.yaml", "--judge=./nowhere")
+    assert usage.ret == pytest.ExitCode.USAGE_ERROR
+    usage.stderr.fnmatch_lines(["*unknown model './nowhere'*"])

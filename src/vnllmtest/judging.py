@@ -38,7 +38,7 @@ class Verdict:
     rationale: str = ""
     raw_outputs: list[str] = field(default_factory=list)
     error: str | None = None
-    model_failed: bool = False  # the judge model itself failed (an item error, not a miss)
+    judge_failed: bool = False  # the judge model or the judge prompt failed: an item error, not a miss
     truncated_sections: list[dict[str, Any]] = field(default_factory=list)
 
     def to_record(self) -> dict[str, Any]:
@@ -55,7 +55,7 @@ def judge_all(
         try:
             sections.append(_sections(judge, job, verdict))
         except PromptError as exc:
-            verdict.error = f"judge prompt: {exc}"
+            verdict.error, verdict.judge_failed = f"judge prompt: {exc}", True
             sections.append(None)
     pending = [i for i, found in enumerate(sections) if found is not None]
     for strict in (False, True):
@@ -68,7 +68,7 @@ def judge_all(
         for index, prediction in zip(pending, predictions):
             verdict = verdicts[index]
             if prediction.error is not None:
-                verdict.error, verdict.model_failed = f"judge model error: {prediction.error}", True
+                verdict.error, verdict.judge_failed = f"judge model error: {prediction.error}", True
                 continue
             reply = _primer(judge, jobs[index]) + prediction.text
             verdict.raw_outputs.append(reply)
@@ -136,8 +136,8 @@ def with_verdicts(result: ItemResult, verdicts: Sequence[Verdict], spec: JudgeSp
         metrics.update({f"{JUDGE_PREFIX}{name}": value for name, value in first.scores.items()})
         if spec.pass_min is not None and first.overall < spec.pass_min and status == "passed":
             status, failure_class = "missed", "judge_score_low"
-    elif first.model_failed:
-        status, failure_class = "error", "judge_model_error"
+    elif first.judge_failed:
+        status, failure_class = "error", "judge_failed"
     elif status == "passed":
         status, failure_class = "missed", "judge_error"
     if first.error is not None:

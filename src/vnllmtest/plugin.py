@@ -204,7 +204,7 @@ class RunState:
         try:
             judge = load_backend(spec, self.hf_settings, self.server_settings)
         except ModelError as exc:
-            return [Verdict(spec.label, error=f"judge model error: {exc}", model_failed=True) for _ in jobs]
+            return [Verdict(spec.label, error=f"judge model error: {exc}", judge_failed=True) for _ in jobs]
         try:
             return judge_all(judge, jobs, self.runner, self.config.getoption("max_new_tokens"))
         finally:
