@@ -73,7 +73,7 @@ def judge_all(
             reply = _primer(judge, jobs[index]) + prediction.text
             verdict.raw_outputs.append(reply)
             try:
-                _accept(verdict, parse_judgment(reply, jobs[index].suite.spec.judge.resolved_rubric()))
+                _accept(verdict, parse_judgment(reply, jobs[index].suite.spec.judge.resolved_rubric))
             except JudgeParseError as exc:
                 verdict.error = f"judge_error: {exc}"
                 still.append(index)
@@ -109,7 +109,7 @@ def _request(
     judge: Backend, job: JudgeJob, sections: list[tuple[str, str]], strict: bool, cap: int | None
 ) -> Request:
     spec = job.suite.spec.judge
-    prompt = judge.format_prompt(judge_messages(spec.resolved_rubric(), sections, strict=strict))
+    prompt = judge.format_prompt(judge_messages(spec.resolved_rubric, sections, strict=strict))
     primer = _primer(judge, job)
     if primer:
         prompt = f"{prompt}\n\n{primer}"
@@ -121,7 +121,7 @@ def _primer(judge: Backend, job: JudgeJob) -> str:
     chat models answer on their own turn."""
     if not judge.plain_prompts:
         return ""
-    return f'{{"{job.suite.spec.judge.resolved_rubric().criteria[0].name}": '
+    return f'{{"{job.suite.spec.judge.resolved_rubric.criteria[0].name}": '
 
 
 

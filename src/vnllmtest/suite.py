@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -175,12 +176,14 @@ class JudgeSpec(_Strict):
 
     @model_validator(mode="after")
     def _known_rubric(self) -> JudgeSpec:
-        rubric = self.resolved_rubric()
+        rubric = self.resolved_rubric
         if self.pass_min is not None and not rubric.low <= self.pass_min <= rubric.high:
             raise ValueError(f"pass_min {self.pass_min:g} is outside the rubric's scale {rubric.low}-{rubric.high}")
         return self
 
+    @cached_property
     def resolved_rubric(self) -> Rubric:
+        """The rubric, parsed once (packaged by name, or inline)."""
         if isinstance(self.rubric, dict):
             return rubric_from_mapping("inline", self.rubric)
         library = packaged_rubrics()
@@ -190,7 +193,7 @@ class JudgeSpec(_Strict):
 
     @property
     def metrics(self) -> list[str]:
-        return [JUDGE_OVERALL] + [f"judge_{c.name}" for c in self.resolved_rubric().criteria]
+        return [JUDGE_OVERALL] + [f"judge_{c.name}" for c in self.resolved_rubric.criteria]
 
 
 class SuiteSpec(_Strict):
