@@ -89,7 +89,7 @@ def test_report_files(tmp_path):
     text = (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert "| Dataset | Metric | b | a |" in text  # columns follow the --model order
     assert "| mc | accuracy | 0.0 [0.0, 0.0] | 75.0 [" in text
-    assert "| mc | a | accuracy <= 90 (ci_high) | 100.0 | **FAIL** (threshold not met) |" in text
+    assert "| mc | a | accuracy <= 90 (ci_high) | 100.0 | 75.0 [25.0, 100.0] | **FAIL** (threshold not met) |" in text
     assert "- `mc`: bundled sample x.jsonl" in text
 
 

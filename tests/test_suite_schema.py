@@ -163,3 +163,24 @@ def test_judge_blocks_are_validated(tmp_path):
     assert "judge.sees.1.text: Jinja template syntax error" in error_of(tmp_path, broken)
     unknown = error_of(tmp_path, VALID + "  - {metric: judge_overall, min: 6}\n")
     assert "'judge_overall' is used by item_pass or gates but not reported; this suite reports exact_match, f1" in unknown
+
+
+@pytest.mark.parametrize(
+    ("gate", "expected"),
+    [
+        ("{metric: f1, min: 30, max_drop: 2}", "give 'min' and/or 'max' (an absolute gate) or 'max_drop'"),
+        ("{metric: f1}", "give 'min' and/or 'max' (an absolute gate) or 'max_drop'"),
+        ("{metric: f1, min: 30, significance: 0.05}", "'significance' needs 'max_drop'"),
+        ("{metric: f1, max_drop: 2, significance: 1.5}", "gates.0.significance: Input should be less than 1"),
+        ("{metric: f1, max_drop: -1}", "gates.0.max_drop: Input should be greater than or equal to 0"),
+    ],
+)
+def test_baseline_gates_are_validated(tmp_path, gate, expected):
+    message = error_of(tmp_path, VALID.replace("{metric: f1, min: 30}", gate))
+    assert "line 13" in message and expected in message
+
+
+def test_a_baseline_gate_and_a_cluster_key_load(tmp_path):
+    text = VALID.replace("{metric: f1, min: 30}", "{metric: f1, max_drop: 2, significance: 0.05, bound: ci_low}")
+    spec = load_suite(write(tmp_path, text + "cluster_by: context\n")).spec
+    assert spec.gates[0].relative and spec.gates[0].max_drop == 2 and spec.cluster_by == "context"

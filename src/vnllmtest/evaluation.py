@@ -44,6 +44,7 @@ class ItemResult:
     original_text: dict[str, Any] = field(default_factory=dict)
     judges: list[dict[str, Any]] = field(default_factory=list)  # one verdict per --judge, the first scores
     tags: dict[str, str] = field(default_factory=dict)
+    cluster: str | None = None  # the suite's `cluster_by` value: CIs resample whole clusters
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,10 +147,31 @@ def _scored(
         truncation=asdict(truncation) if truncation else None,
         original_text=dict(item.original_text),
         tags=dict(item.tags),
+        cluster=cluster_of(suite.spec, item),
     )
 
 
 def _error(suite: Suite, backend: Backend, entry: Item | BadRecord, failure_class: str, message: str) -> ItemResult:
+    return error_result(suite, backend.label, entry, failure_class, message)
+
+
+def error_result(suite: Suite, model: str, entry: Item | BadRecord, failure_class: str, message: str) -> ItemResult:
+    """The result of an item that could not be evaluated."""
     return ItemResult(
-        suite.name, backend.label, entry.id, "error", failure_class, message, entry.origin, tags=dict(entry.tags)
+        suite.name,
+        model,
+        entry.id,
+        "error",
+        failure_class,
+        message,
+        entry.origin,
+        tags=dict(entry.tags),
+        cluster=cluster_of(suite.spec, entry),
     )
+
+
+def cluster_of(spec: SuiteSpec, entry: Item | BadRecord) -> str | None:
+    """The entry's cluster label under the suite's `cluster_by` (None: the item is its own cluster)."""
+    if spec.cluster_by is None or isinstance(entry, BadRecord):
+        return None
+    return entry.cluster(spec.cluster_by)

@@ -96,7 +96,9 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="NAME",
         help="environment variable holding the API key for openai: servers (never logged). Default: OPENAI_API_KEY.",
     )
-    group.addoption("--concurrency", type=int, default=8, metavar="N", help="requests in flight per server. Default: 8.")
+    group.addoption(
+        "--concurrency", type=int, default=8, metavar="N", help="requests in flight per server. Default: 8."
+    )
     group.addoption(
         "--request-timeout", type=float, default=120.0, metavar="S", help="seconds per server request. Default: 120."
     )
@@ -122,6 +124,24 @@ def add_options(parser: pytest.Parser) -> None:
         help="print the details of the first N missed items (default 10; -rm lists them all in one line each).",
     )
     group.addoption("--bootstrap-iterations", type=int, default=1000, metavar="N", help="bootstrap resamples for CIs.")
+    group.addoption(
+        "--baseline",
+        metavar="PATH",
+        help="a previous run (its report folder, summary.json or items.jsonl) to compare with, item by item: "
+        "paired differences with CIs and p-values, flipped items, and the suites' max_drop gates.",
+    )
+    group.addoption(
+        "--baseline-model",
+        metavar="LABEL",
+        help="which of the baseline's models to compare with (default: the same label, else its only model).",
+    )
+    group.addoption(
+        "--show-flips",
+        type=int,
+        default=10,
+        metavar="N",
+        help="print the first N items that flipped against --baseline (default 10; the report lists all).",
+    )
 
 
 def parse_batch_size(text: str) -> int | str:

@@ -34,7 +34,16 @@ from vnllmtest.backends import (
     parse_model_specs,
 )
 from vnllmtest.cache import PredictionCache
-from vnllmtest.evaluation import ItemResult, evaluate
+from vnllmtest.comparison import (
+    BaselineError,
+    Comparison,
+    StoredRun,
+    check_pairing,
+    compare,
+    load_run,
+)
+from vnllmtest.evaluation import ItemResult, error_result, evaluate
+from vnllmtest.judging import JudgeJob, Verdict, judge_all, with_verdicts
 from vnllmtest.loaders import (
     BadRecord,
     DataError,
@@ -43,10 +52,10 @@ from vnllmtest.loaders import (
     LoadedData,
     load_data,
 )
-from vnllmtest.judging import JudgeJob, Verdict, judge_all, with_verdicts
 from vnllmtest.manifest import build_manifest
 from vnllmtest.options import DEFAULT_JUDGE, DEFAULT_MODEL, add_options, model_aliases
-from vnllmtest.report import format_estimate, new_run_folder, write_run
+from vnllmtest.pytest_outputs import gates_to_junit, show_comparison, write_table
+from vnllmtest.report import new_run_folder, write_run
 from vnllmtest.runner import Runner
 from vnllmtest.suite import Suite, SuiteError, SuiteSpec, is_suite_file, load_suite
 
@@ -125,7 +134,9 @@ class RunState:
     def register(self, suite: Suite, data: LoadedData) -> None:
         other = self.suites_by_name.get(suite.name)
         if other is not None and other.path != suite.path:
-            raise SuiteError(f"{suite.path}: suite name '{suite.name}' is already used by {other.path}; names must be unique")
+            raise SuiteError(
+                f"{suite.path}: suite name '{suite.name}' is already used by {other.path}; names must be unique"
+            )
         self.suites_by_name[suite.name] = suite
         self.suites_by_path[suite.path] = suite
         self.data[suite.path] = data
@@ -181,7 +192,9 @@ class RunState:
         for spec in self.specs:
             missing = [path for label, path in keys if label == spec.label and (label, path) not in self.results]
             if missing:
-                backend = active if spec.label == active.label else load_backend(spec, self.hf_settings, self.server_settings)
+                backend = (
+                    active if spec.label == active.label else load_backend(spec, self.hf_settings, self.server_settings)
+                )
                 for path in missing:
                     self._compute(backend, path)
                 if backend is not active:
@@ -344,6 +357,7 @@ def _evaluate_case(vnllm_model: Backend, request: pytest.FixtureRequest) -> None
     result = state.result(vnllm_model, case)
     payload = {"item": result.to_record(), "context": state.context(case, vnllm_model)}
     case.user_properties.append((PROPERTY, json.dumps(payload, ensure_ascii=False)))
+    case.user_properties += [(f"metric.{name}", value) for name, value in result.metrics.items()]
     if result.status == "error":
         raise ItemErrored(f"ERROR {result.failure_class}: {result.message}")
     if result.status == "missed":
@@ -353,7 +367,7 @@ def _evaluate_case(vnllm_model: Backend, request: pytest.FixtureRequest) -> None
 def _miss_detail(result: ItemResult, limit: int = 1500) -> str:
     prompt = result.prompt or ""
     if len(prompt) > limit:
-        prompt = f"{prompt[: limit // 2]}\n[... {len(prompt) - limit} characters trimmed ...]\n{prompt[-limit // 2:]}"
+        prompt = f"{prompt[: limit // 2]}\n[... {len(prompt) - limit} characters trimmed ...]\n{prompt[-limit // 2 :]}"
     metrics = ", ".join(f"{name}={value:.3f}" for name, value in result.metrics.items())
     lines = [
         f"MISSED ({result.failure_class}) {result.suite} [{result.model}] item {result.id} ({result.origin})",
@@ -421,12 +435,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     session.config.stash[STATE].items = session.items
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    if not session.config.stash[STATE].is_worker:
-        _check_writable(Path(session.config.getoption("report_dir")))
-
-
 def _check_writable(report_dir: Path) -> None:
     """Fail before any model loads when the report folder could not be written."""
     existing = report_dir.resolve()
@@ -443,9 +451,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         state = item.config.stash[STATE]
         message = call.excinfo.exconly() if call.excinfo else str(report.longrepr)
         entry = item.entry
-        result = ItemResult(
-            item.suite.name, item.model_label, entry.id, "error", "model_error", message, entry.origin, tags=dict(entry.tags)
-        )
+        result = error_result(item.suite, item.model_label, entry, "model_error", message)
         payload = {"item": result.to_record(), "context": state.context(item, None)}
         report.user_properties.append((PROPERTY, json.dumps(payload, ensure_ascii=False)))
     return report
@@ -481,11 +487,34 @@ class ResultCollector:
         self.summaries: list[GroupSummary] = []
         self.run_folder: Path | None = None
         self.report_error: str | None = None
+        self.baseline: StoredRun | None = None
+        self.comparison: Comparison | None = None
+        self.nodeids: dict[tuple[str, str, str], str] = {}  # (suite, model, item id) -> node id
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Before any model loads: the report folder must be writable and the baseline readable."""
+        _check_writable(Path(self.config.getoption("report_dir")))
+        path = self.config.getoption("baseline")
+        if path:
+            try:
+                self.baseline = load_run(Path(path))
+                check_pairing(
+                    self.baseline, [spec.label for spec in self.state.specs], self.config.getoption("baseline_model")
+                )
+            except BaselineError as exc:
+                raise pytest.UsageError(f"--baseline: {exc}") from None
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":  # JUnit XML gets the item's metrics, not the whole payload
+            report.user_properties = [entry for entry in report.user_properties if entry[0] != PROPERTY]
+            return
         payload = _payload(report)
         if payload is not None and (report.when == "call" or report.failed):
             self.records.append(payload)
+            item = payload["item"]
+            self.nodeids[(item["suite"], item["model"], item["id"])] = report.nodeid
         if report.failed and payload and payload["item"]["status"] == "missed":
             self.misses.append((report.nodeid, report.longreprtext))
         elif report.failed:
@@ -497,12 +526,26 @@ class ResultCollector:
             if is_suite_file(Path(str(report.fspath))):
                 self.collection_errors.append({"path": report.nodeid, "error": report.longreprtext.strip()})
 
+    @pytest.hookimpl(tryfirst=True)  # before JUnit XML writes its file: the gates go into it
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.records and not self.collection_errors:
             return
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldfail or session.shouldstop)
         items = [record["item"] for record in self.records]
-        self.summaries = summarize(items, self._specs(), iterations=self.config.getoption("bootstrap_iterations"))
+        specs = self._specs()
+        iterations = self.config.getoption("bootstrap_iterations")
+        if self.baseline is not None:
+            metrics = {name: spec.reported_metrics for name, spec in specs.items()}
+            self.comparison = compare(
+                items,
+                self.baseline,
+                metrics,
+                baseline_model=self.config.getoption("baseline_model"),
+                nodeids=self.nodeids,
+                iterations=iterations,
+            )
+        self.summaries = summarize(items, specs, iterations=iterations, comparison=self.comparison)
+        gates_to_junit(self.config, self.summaries, self._suite_paths())
         manifest = build_manifest(
             (record["context"] for record in self.records),
             self.state.options_for_manifest(),
@@ -520,17 +563,24 @@ class ResultCollector:
         try:
             self.run_folder = new_run_folder(Path(self.config.getoption("report_dir")))
             run["id"] = self.run_folder.name
-            write_run(self.run_folder, self.summaries, items, manifest, run)
+            write_run(self.run_folder, self.summaries, items, manifest, run, self.comparison, self._rerun_options())
         except OSError as exc:
             self.report_error = f"could not write the report: {exc}"
             status = pytest.ExitCode.INTERNAL_ERROR
         session.exitstatus = status
 
+    def _suite_paths(self) -> dict[str, str]:
+        return {record["context"]["suite"]: record["context"]["suite_path"] for record in self.records}
+
     def _specs(self) -> dict[str, SuiteSpec]:
         """Suite specs by name, re-read from the files named in the reports (xdist workers collect,
         the controller does not)."""
-        paths = {record["context"]["suite"]: record["context"]["suite_path"] for record in self.records}
-        return {name: load_suite(Path(path)).spec for name, path in paths.items()}
+        return {name: load_suite(Path(path)).spec for name, path in self._suite_paths().items()}
+
+    def _rerun_options(self) -> list[str]:
+        """This invocation's arguments without its paths: what follows the node ids in flipped.txt."""
+        paths = set(self.config.args)
+        return [arg for arg in self.config.invocation_params.args if arg not in paths]
 
     def _exit_status(self, status: int, interrupted: bool) -> int:
         """Misses alone do not fail the run (unless --strict-items); errors and failed gates do."""
@@ -545,6 +595,8 @@ class ResultCollector:
         if not self.summaries and not self.collection_errors:
             return
         self._show_misses(terminalreporter)
+        if self.comparison is not None:
+            show_comparison(terminalreporter, self.comparison, self.config.getoption("show_flips"), self.run_folder)
         self._show_gates(terminalreporter)
 
     def _show_misses(self, terminalreporter: Any) -> None:
@@ -574,22 +626,21 @@ class ResultCollector:
                 if gate is None:
                     rows.append((summary.suite, summary.model, str(summary.items), counts, "(no gates)", "", ""))
                     continue
-                verdict = "PASS" if gate.passed else f"FAIL ({gate.reason})"
-                value = format_estimate(summary.metrics[gate.metric])
-                rows.append((summary.suite, summary.model, str(summary.items), counts, gate.gate, value, verdict))
+                verdict = "SKIPPED" if gate.skipped else "PASS" if gate.passed else "FAIL"
+                verdict += f" ({gate.reason})" if gate.reason else ""
+                rows.append((summary.suite, summary.model, str(summary.items), counts, gate.gate, gate.detail, verdict))
         for failed in self.collection_errors:
             rows.append((failed["path"], "—", "0", "—", "(suite not collected)", "", "FAIL (see collection error)"))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for number, row in enumerate(rows):
-            line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-            terminalreporter.write_line(line, bold=number == 0, red=row[-1].startswith("FAIL"), green=row[-1] == "PASS")
+        write_table(terminalreporter, rows)
         notes = {(r["context"]["suite"], note) for r in self.records for note in r["context"].get("data_notes", [])}
         for suite, note in sorted(notes):
             terminalreporter.write_line(f"vnllmtest data note: {suite}: {note}", yellow=True)
         if self.report_error:
             terminalreporter.write_line(f"vnllmtest: {self.report_error}", red=True)
         elif self.run_folder is not None:
-            terminalreporter.write_line(f"vnllmtest report: {self.run_folder}/summary.md (also summary.json, items.jsonl)")
+            terminalreporter.write_line(
+                f"vnllmtest report: {self.run_folder}/summary.md (also report.html, summary.json, items.jsonl)"
+            )
 
 
 class XdistScheduling:

@@ -1,4 +1,5 @@
-"""Run reports: summary.json, summary.md (one column per model) and items.jsonl in one folder per run."""
+"""Run reports in one folder per run: summary.json, summary.md (one column per model), items.jsonl,
+report.html and, against a baseline, flipped.txt (the flipped items as pytest arguments)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vnllmtest.aggregate import GroupSummary
-from vnllmtest.metrics import Estimate
+from vnllmtest.aggregate import MAX_BREAKDOWN_VALUES, STATUSES, GateResult, GroupSummary
+from vnllmtest.comparison import Comparison
+from vnllmtest.report_html import render_html
 
-STATUSES = ("passed", "missed", "error")
-MAX_BREAKDOWN_VALUES = 12  # tags with more values (e.g. VMLU's 58 subjects) stay in summary.json only
+FLIPPED_FILE = "flipped.txt"
 
 
 def new_run_folder(report_dir: Path) -> Path:
@@ -31,19 +32,21 @@ def new_run_folder(report_dir: Path) -> Path:
     raise OSError(f"{report_dir}: no free run folder name for {stamp}")
 
 
-def format_estimate(found: Estimate) -> str:
-    if found.n == 0 or math.isnan(found.value):
-        return "n/a"
-    return f"{found.value:.1f} [{found.low:.1f}, {found.high:.1f}]"
-
-
-def summary_document(summaries: Sequence[GroupSummary], manifest: Mapping[str, Any], run: Mapping[str, Any]) -> dict:
-    return {
+def summary_document(
+    summaries: Sequence[GroupSummary],
+    manifest: Mapping[str, Any],
+    run: Mapping[str, Any],
+    comparison: Comparison | None = None,
+) -> dict:
+    document = {
         "run": dict(run),
         "gates_passed": all(g.passed for s in summaries for g in s.gates) and not run.get("collection_errors"),
         "results": [_group_json(s) for s in summaries],
         "manifest": dict(manifest),
     }
+    if comparison is not None:
+        document["comparison"] = comparison.to_json()
+    return document
 
 
 def _group_json(summary: GroupSummary) -> dict[str, Any]:
@@ -51,6 +54,8 @@ def _group_json(summary: GroupSummary) -> dict[str, Any]:
         "suite": summary.suite,
         "model": summary.model,
         "items": summary.items,
+        "cluster_by": summary.cluster_by,
+        "clusters": summary.clusters,
         "statuses": {status: summary.statuses.get(status, 0) for status in STATUSES},
         "failure_classes": dict(summary.failure_classes),
         "truncated": summary.truncated,
@@ -65,7 +70,12 @@ def _group_json(summary: GroupSummary) -> dict[str, Any]:
     }
 
 
-def markdown(summaries: Sequence[GroupSummary], manifest: Mapping[str, Any], run: Mapping[str, Any]) -> str:
+def markdown(
+    summaries: Sequence[GroupSummary],
+    manifest: Mapping[str, Any],
+    run: Mapping[str, Any],
+    comparison: Comparison | None = None,
+) -> str:
     seen = {s.model for s in summaries}
     models = [m for m in manifest.get("models", {}) if m in seen] + sorted(seen - set(manifest.get("models", {})))
     by_key = {(s.suite, s.model): s for s in summaries}
@@ -78,35 +88,107 @@ def markdown(summaries: Sequence[GroupSummary], manifest: Mapping[str, Any], run
         "all with 95% bootstrap confidence intervals.",
         "",
     ]
-    lines += [_row(["Dataset", "Metric", *models]), _row(["---"] * (2 + len(models)))]
+    lines += [
+        f"- `{s.suite}` resamples whole clusters of items sharing `{s.cluster_by}` ({s.clusters} clusters)."
+        for s in summaries
+        if s.cluster_by and s.model == models[0]
+    ]
+    lines += [""] if lines[-1] != "" else []
+    lines += [markdown_row(["Dataset", "Metric", *models]), markdown_row(["---"] * (2 + len(models)))]
     for suite in suites:
         metric_names = next(s.metrics for s in summaries if s.suite == suite)
         for metric in metric_names:
-            cells = [format_estimate(by_key[(suite, m)].metrics[metric]) if (suite, m) in by_key else "—" for m in models]
-            lines.append(_row([suite, metric, *cells]))
+            cells = [by_key[(suite, m)].metrics[metric].describe() if (suite, m) in by_key else "—" for m in models]
+            lines.append(markdown_row([suite, metric, *cells]))
     lines += _breakdown_rows(summaries, models)
     lines += _agreement_rows(summaries)
+    if comparison is not None:
+        lines += comparison_markdown(comparison)
     if run.get("collection_errors"):
         lines += ["", "## Not evaluated", "", "These suites could not be collected, so none of their gates passed:", ""]
         lines += [f"- `{failed['path']}`: {' '.join(failed['error'].split())}" for failed in run["collection_errors"]]
-    lines += ["", "## Gates", "", _row(["Dataset", "Model", "Gate", "Value", "Result"]), _row(["---"] * 5)]
+    lines += [
+        "",
+        "## Gates",
+        "",
+        markdown_row(["Dataset", "Model", "Gate", "Checked value", "Estimate", "Result"]),
+        markdown_row(["---"] * 6),
+    ]
     for summary in summaries:
         for gate in summary.gates:
-            verdict = "pass" if gate.passed else f"**FAIL** ({gate.reason})"
             value = "n/a" if math.isnan(gate.value) else f"{gate.value:.1f}"
-            lines.append(_row([summary.suite, summary.model, gate.gate, value, verdict]))
+            lines.append(
+                markdown_row([summary.suite, summary.model, gate.gate, value, gate.detail, gate_verdict(gate)])
+            )
     header = ["Dataset", "Model", "Items", *STATUSES, "Truncated prompts", "Thinking tokens", "Failure classes"]
-    lines += ["", "## Items", "", _row(header), _row(["---"] * len(header))]
+    lines += ["", "## Items", "", markdown_row(header), markdown_row(["---"] * len(header))]
     for summary in summaries:
         classes = ", ".join(f"{name}: {count}" for name, count in sorted(summary.failure_classes.items())) or "—"
         counts = [str(summary.statuses.get(status, 0)) for status in STATUSES]
         extra = [str(summary.truncated), str(summary.thinking_tokens)]
-        lines.append(_row([summary.suite, summary.model, str(summary.items), *counts, *extra, classes]))
+        lines.append(markdown_row([summary.suite, summary.model, str(summary.items), *counts, *extra, classes]))
     lines += ["", "## Data", ""]
     for name, suite in sorted(manifest.get("suites", {}).items()):
         lines.append(f"- `{name}`: {suite.get('data_origin', '?')}")
         lines += [f"  - note: {note}" for note in suite.get("data_notes") or []]
     return "\n".join(lines) + "\n"
+
+
+def gate_verdict(gate: GateResult) -> str:
+    if gate.skipped:
+        return f"skipped ({gate.reason})"
+    if gate.passed:
+        return f"pass ({gate.reason})" if gate.reason else "pass"
+    return f"**FAIL** ({gate.reason})"
+
+
+def comparison_markdown(comparison: Comparison, listed_ids: int = 20) -> list[str]:
+    """The paired differences, which items only one run has, and every flipped item."""
+    baseline = comparison.baseline
+    header = ["Dataset", "Metric", "Model", "Baseline model", "Items", "Baseline", "This run", "Difference", "p (test)"]
+    lines = ["", f"## Against baseline {baseline.run_id} (`{baseline.path}`)", ""]
+    lines += ["Paired on the items both runs scored; the difference is this run minus the baseline.", ""]
+    lines += [markdown_row(header), markdown_row(["---"] * len(header))]
+    for found in comparison.differences:
+        p_value = "n/a" if math.isnan(found.p_value) else f"{found.p_value:.3g} ({found.test})"
+        cells = [found.suite, found.metric, found.model, found.baseline_model, str(found.shared)]
+        cells += [found.baseline.describe(), found.current.describe(), found.difference.describe(signed=True), p_value]
+        lines.append(markdown_row(cells))
+    for covered in comparison.coverage:
+        where = f"{covered.suite} [{covered.model}]"
+        if covered.baseline_model is None:
+            lines += ["", f"- {where}: the baseline has no results for this suite."]
+            continue
+        for count, ids, side in (
+            (len(covered.only_current), covered.only_current, "only in this run"),
+            (len(covered.only_baseline), covered.only_baseline, "only in the baseline"),
+        ):
+            if count:
+                shown = ", ".join(f"`{i}`" for i in ids[:listed_ids]) + (
+                    f" and {count - listed_ids} more" if count > listed_ids else ""
+                )
+                lines += ["", f"- {where}: {count} items {side}, not compared: {shown}"]
+    lines += [
+        "",
+        f"### Flipped items ({len(comparison.regressions)} regressions, "
+        f"{len(comparison.flips) - len(comparison.regressions)} fixes)",
+        "",
+    ]
+    if comparison.flips:
+        header = ["Dataset", "Model", "Item", "Change", "Baseline", "This run", "Metrics (baseline → this run)"]
+        lines += [markdown_row(header), markdown_row(["---"] * len(header))]
+        for flip in comparison.flips:
+            change = "pass → miss" if flip.direction == "regression" else "miss → pass"
+            metrics = ", ".join(
+                f"{name} {flip.baseline_metrics.get(name, float('nan')):.3f} → {value:.3f}"
+                for name, value in flip.metrics.items()
+            )
+            lines.append(
+                markdown_row(
+                    [flip.suite, flip.model, f"`{flip.id}`", change, flip.baseline_status, flip.status, metrics or "—"]
+                )
+            )
+    return lines
 
 
 def _agreement_rows(summaries: Sequence[GroupSummary]) -> list[str]:
@@ -116,12 +198,27 @@ def _agreement_rows(summaries: Sequence[GroupSummary]) -> list[str]:
         for judge, criteria in summary.judge_agreement.items():
             for name, found in criteria.items():
                 rho = "n/a" if math.isnan(found["spearman"]) else f"{found['spearman']:.2f}"
-                cells = [summary.suite, summary.model, judge, name, str(found["n"]), f"{found['mean_abs_diff']:.2f}", rho]
-                rows.append(_row(cells))
+                cells = [
+                    summary.suite,
+                    summary.model,
+                    judge,
+                    name,
+                    str(found["n"]),
+                    f"{found['mean_abs_diff']:.2f}",
+                    rho,
+                ]
+                rows.append(markdown_row(cells))
     if not rows:
         return []
     header = ["Dataset", "Model", "Judge", "Criterion", "Items", "Mean abs. difference", "Spearman"]
-    return ["", "## Judge agreement (against the first judge)", "", _row(header), _row(["---"] * 7), *rows]
+    return [
+        "",
+        "## Judge agreement (against the first judge)",
+        "",
+        markdown_row(header),
+        markdown_row(["---"] * 7),
+        *rows,
+    ]
 
 
 def _breakdown_rows(summaries: Sequence[GroupSummary], models: list[str]) -> list[str]:
@@ -139,32 +236,39 @@ def _breakdown_rows(summaries: Sequence[GroupSummary], models: list[str]) -> lis
                     for model in models:
                         found = by_key.get((suite, model))
                         estimate = found.breakdowns.get(tag, {}).get(value, {}).get(metric) if found else None
-                        cells.append(format_estimate(estimate) if estimate else "—")
-                    rows.append(_row([suite, f"{tag}={value}", metric, *cells]))
+                        cells.append(estimate.describe() if estimate else "—")
+                    rows.append(markdown_row([suite, f"{tag}={value}", metric, *cells]))
     if not rows:
         return []
-    header = _row(["Dataset", "Breakdown", "Metric", *models])
-    return ["", "## Breakdowns", "", header, _row(["---"] * (3 + len(models))), *rows]
+    header = markdown_row(["Dataset", "Breakdown", "Metric", *models])
+    return ["", "## Breakdowns", "", header, markdown_row(["---"] * (3 + len(models))), *rows]
 
 
-def _row(cells: Iterable[str]) -> str:
+def markdown_row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
 def write_run(
     folder: Path,
     summaries: Sequence[GroupSummary],
-    items: Iterable[Mapping[str, Any]],
+    items: Sequence[Mapping[str, Any]],
     manifest: Mapping[str, Any],
     run: Mapping[str, Any],
+    comparison: Comparison | None = None,
+    rerun_options: Sequence[str] = (),
 ) -> None:
-    """Write the three report files into `folder`."""
-    document = summary_document(summaries, manifest, run)
+    """Write the report files into `folder`; flipped.txt (node ids, then `rerun_options`) makes
+    `pytest @folder/flipped.txt` re-run exactly the flipped items."""
+    document = summary_document(summaries, manifest, run, comparison)
     (folder / "summary.json").write_text(_dumps(document, indent=2) + "\n", "utf-8")
-    (folder / "summary.md").write_text(markdown(summaries, manifest, run), "utf-8")
+    (folder / "summary.md").write_text(markdown(summaries, manifest, run, comparison), "utf-8")
     with (folder / "items.jsonl").open("w", encoding="utf-8") as handle:
         for record in items:
             handle.write(_dumps(record) + "\n")
+    (folder / "report.html").write_text(render_html(json.loads(_dumps(document)), items), "utf-8")
+    nodeids = [flip.nodeid for flip in comparison.flips if flip.nodeid] if comparison else []
+    if nodeids:
+        (folder / FLIPPED_FILE).write_text("\n".join([*nodeids, *rerun_options]) + "\n", "utf-8")
 
 
 def _dumps(value: Any, indent: int | None = None) -> str:

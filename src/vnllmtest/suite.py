@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from functools import cached_property
 from enum import Enum
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -141,19 +141,31 @@ class ItemPass(_Strict):
 
 
 class Gate(_Strict):
-    """A suite-level threshold on an aggregate (0-100 points; judge metrics on the rubric's scale),
-    on the point value or a CI bound."""
+    """A suite-level threshold on an aggregate (0-100 points; judge metrics on the rubric's scale).
+
+    Absolute (`min`/`max`, on the point value or a CI bound), or relative to a `--baseline` run
+    (`max_drop`: the paired difference on shared items, or its CI bound, may fall at most this far
+    below zero; with `significance`, only a drop whose p-value is below it fails)."""
 
     metric: str
     min: float | None = Field(default=None, ge=0, le=100)
     max: float | None = Field(default=None, ge=0, le=100)
+    max_drop: float | None = Field(default=None, ge=0, le=100)
+    significance: float | None = Field(default=None, gt=0, lt=1)
     bound: Literal["value", "ci_low", "ci_high"] = "value"
 
     @model_validator(mode="after")
     def _has_threshold(self) -> Gate:
-        if self.min is None and self.max is None:
-            raise ValueError("give 'min', 'max' or both")
+        absolute = self.min is not None or self.max is not None
+        if absolute == (self.max_drop is not None):
+            raise ValueError("give 'min' and/or 'max' (an absolute gate) or 'max_drop' (a gate against --baseline)")
+        if self.significance is not None and self.max_drop is None:
+            raise ValueError("'significance' needs 'max_drop'")
         return self
+
+    @property
+    def relative(self) -> bool:
+        return self.max_drop is not None
 
 
 class JudgeSection(_Strict):
@@ -208,6 +220,7 @@ class SuiteSpec(_Strict):
     metrics: list[MetricName] = Field(min_length=1)
     item_pass: ItemPass
     judge: JudgeSpec | None = None
+    cluster_by: str | None = Field(default=None, min_length=1)
     gates: list[Gate] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -60,6 +60,7 @@ def load_data(suite: Suite, options: DataOptions) -> LoadedData:
     entries = _adapt(records, adapter.to_item, suite.spec.dataset.options)
     entries = _dedupe(entries, content_ids=suite.spec.dataset.adapter in CONTENT_IDS)
     pool = [entry for entry in entries if isinstance(entry, Item)]
+    _check_clusters(suite, pool)
     selected, notes = entries, []
     plan = suite.spec.dataset.sampling
     if plan is not None and options.mode == "full":
@@ -69,6 +70,17 @@ def load_data(suite: Suite, options: DataOptions) -> LoadedData:
     if not selected:
         raise DataError(f"{suite.path}: dataset {origin} has no records to evaluate ({len(entries)} read)")
     return LoadedData(entries=selected, pool=pool, origin=origin, total=len(entries), notes=tuple(notes))
+
+
+def _check_clusters(suite: Suite, items: list[Item]) -> None:
+    key = suite.spec.cluster_by
+    missing = next((item for item in items if key is not None and item.cluster(key) is None), None)
+    if missing is not None:
+        raise DataError(
+            f"{suite.path}: cluster_by '{key}': record {missing.id} ({missing.origin}) has no tag or field "
+            f"'{key}'; name a tag ({', '.join(sorted(missing.tags)) or 'none'}) or a field "
+            f"({', '.join(sorted(missing.fields))})"
+        )
 
 
 def _locate(suite: Suite, options: DataOptions, adapter: ModuleType) -> tuple[str, Iterator[RawRecord]]:

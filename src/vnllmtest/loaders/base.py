@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +19,9 @@ class RecordError(Exception):
 
     def __init__(self, field_name: str, problem: str):
         super().__init__(f"field '{field_name}': {problem}")
+
+
+CLUSTER_LABEL_LIMIT = 64  # longer cluster values (a shared context paragraph) are labelled by a digest
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,14 @@ class Item:
     tags: Mapping[str, str] = field(default_factory=dict)
     origin: str = ""
     original_text: Mapping[str, Any] = field(default_factory=dict)  # source fields that NFC changed, as read
+
+    def cluster(self, key: str) -> str | None:
+        """The item's tag or field `key` as a cluster label (long values by a short digest); None if absent."""
+        value = self.tags.get(key, self.fields.get(key))
+        if value is None:
+            return None
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return text if len(text) <= CLUSTER_LABEL_LIMIT else "sha1:" + hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

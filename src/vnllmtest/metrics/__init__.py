@@ -2,7 +2,14 @@
 
 from vnllmtest.metrics.choice import extract_choice
 from vnllmtest.metrics.scores import accuracy, exact_match, rouge_l, rouge_n, token_f1
-from vnllmtest.metrics.stats import Estimate, bootstrap_ci, estimate, spearman
+from vnllmtest.metrics.stats import (
+    Estimate,
+    bootstrap_ci,
+    estimate,
+    mcnemar_exact,
+    paired_permutation_p,
+    spearman,
+)
 from vnllmtest.metrics.text import is_abstention, normalize_text, syllables
 
 __all__ = [
@@ -13,7 +20,9 @@ __all__ = [
     "exact_match",
     "extract_choice",
     "is_abstention",
+    "mcnemar_exact",
     "normalize_text",
+    "paired_permutation_p",
     "rouge_l",
     "rouge_n",
     "spearman",

@@ -1,4 +1,4 @@
-"""Point estimates with percentile-bootstrap confidence intervals."""
+"""Point estimates with percentile-bootstrap confidence intervals, and paired significance tests."""
 
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ class Estimate:
     low: float
     high: float
     n: int
+
+    def describe(self, signed: bool = False) -> str:
+        """`33.3 [15.0, 55.0]` (with signs for differences), or `n/a` when nothing was measured."""
+        if self.n == 0 or math.isnan(self.value):
+            return "n/a"
+        form = "+.1f" if signed else ".1f"
+        return f"{self.value:{form}} [{self.low:{form}}, {self.high:{form}}]"
 
 
 def _as_array(values: Sequence[float]) -> np.ndarray:
@@ -75,6 +82,39 @@ def estimate(values: Sequence[float], *, scale: float = 1.0, **bootstrap_options
         return Estimate(_NAN, _NAN, _NAN, 0)
     low, high = bootstrap_ci(data, **bootstrap_options)
     return Estimate(float(data.mean()) * scale, low * scale, high * scale, int(data.size))
+
+
+def mcnemar_exact(only_first: int, only_second: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant pairs: items only the first run got right
+    and items only the second got right (a binomial test of the split against 1/2)."""
+    if only_first < 0 or only_second < 0:
+        raise ValueError("discordant counts cannot be negative")
+    trials = only_first + only_second
+    if trials == 0:
+        return 1.0
+    tail = sum(math.comb(trials, k) for k in range(min(only_first, only_second) + 1)) / 2.0**trials
+    return min(1.0, 2.0 * tail)
+
+
+def paired_permutation_p(
+    differences: Sequence[float],
+    *,
+    iterations: int = 1000,
+    seed: int = 0,
+    clusters: Sequence[Hashable] | None = None,
+) -> float:
+    """Two-sided p-value of a zero mean paired difference: a sign-flip permutation test that flips
+    whole clusters together when they are given."""
+    if iterations < 1:
+        raise ValueError(f"iterations must be at least 1, got {iterations}")
+    data = _as_array(differences)
+    if data.size == 0:
+        return _NAN
+    sums, _ = _cluster_totals(data, clusters)
+    observed = abs(sums.sum())
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(iterations, sums.size))
+    extreme = int((np.abs(signs @ sums) >= observed - 1e-12 * max(1.0, observed)).sum())
+    return (extreme + 1) / (iterations + 1)
 
 
 def spearman(first: Sequence[float], second: Sequence[float]) -> float:
