@@ -270,3 +270,16 @@ def test_compare_command_names_the_bad_file_and_exits_2(project):
     )
     assert result.ret == 2
     result.stderr.fnmatch_lines(["vnllmtest compare: */broken.jsonl:2: not a JSON record*"])
+
+
+def test_under_xdist_the_comparison_and_junit_gates_are_the_same(project):
+    check(project, "--junitxml", "single.xml")
+    single = json.loads((run_folder(project) / "summary.json").read_text("utf-8"))["comparison"]
+    result = check(project, "-n", "2", "--junitxml", "xdist.xml")
+    assert result.ret == 1
+    assert json.loads((run_folder(project) / "summary.json").read_text("utf-8"))["comparison"] == single
+    gates = [
+        {case.get("name"): case.find("failure") is not None for case in ET.parse(project.path / name).iter("testcase")}
+        for name in ("single.xml", "xdist.xml")
+    ]
+    assert gates[0] == gates[1] and gates[1]["gate[ckpt:accuracy drop <= 4 vs baseline]"] is True

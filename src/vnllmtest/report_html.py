@@ -185,13 +185,13 @@ def _gates_section(gates_passed: Any, results: list[Record]) -> str:
         if gate.get("skipped"):
             css, verdict = "skipped", f"skipped {reason}"
         elif gate.get("passed"):
-            css, verdict = "pass", "pass"
+            css, verdict = "pass", f"pass {reason}".strip()
         else:
             css, verdict = "fail", f"<strong>FAIL</strong> {reason}"
         value = _number_text(gate.get("value"), 1)
-        rows.append(_tr([*_cells(gate, "suite model gate"), value, verdict], css))
+        rows.append(_tr([*_cells(gate, "suite model gate"), value, _esc(gate.get("detail")), verdict], css))
     banner = _gates_banner(sum(not _gate_ok(g) for g in gates), len(gates), gates_passed)
-    table = _table("Dataset|Model|Gate|Value|Result", rows)
+    table = _table("Dataset|Model|Gate|Checked value|Estimate|Result", rows)
     return _section("gates", "Gates", banner + table)
 
 
