@@ -216,3 +216,18 @@ def test_xdist_workers_load_each_model_at_most_once(bundled_suites, tiny_model_d
     for model in two["manifest"]["models"].values():
         pids = [load["pid"] for load in model["loads"]]
         assert pids and len(pids) == len(set(pids)), "a worker loaded the same model twice"
+
+
+def test_shards_split_one_models_suite_over_pinned_workers_with_the_same_summary(
+    bundled_suites, tiny_model_dir, monkeypatch
+):
+    args = ["suites/vmlu.yaml", "--data", "sample", "--limit", "8", f"--model={tiny_model_dir}", "--no-cache"]
+    single = bundled_suites.runpytest(*args)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    sharded = bundled_suites.runpytest_subprocess(*args, "-n", "2", "--shard-size", "2")
+    assert single.ret == sharded.ret == 0
+    one, two = (json.loads((run / "summary.json").read_text(encoding="utf-8")) for run in runs(bundled_suites))
+    assert one["results"] == two["results"]
+    assert two["manifest"]["workers"] == {"gw0": "3", "gw1": "5"}
+    [model] = two["manifest"]["models"].values()
+    assert len({load["pid"] for load in model["loads"]}) == 2, "both workers should have run shards of the one group"

@@ -27,7 +27,10 @@ def build_manifest(contexts: Iterable[Mapping[str, Any]], options: Mapping[str, 
     suites: dict[str, dict[str, Any]] = {}
     back_offs: list[dict[str, Any]] = []  # out-of-memory batches retried smaller, from every process
     judges: dict[str, dict[str, Any]] = {}
+    workers: dict[str, str | None] = {}  # xdist worker -> the CUDA_VISIBLE_DEVICES it was pinned to
     for context in contexts:
+        if context.get("worker"):
+            workers[context["worker"]["id"]] = context["worker"]["devices"]
         for label, judge in context.get("judges", {}).items():
             entry = judges.setdefault(label, {"spec": judge["spec"], "loads": []})
             if judge["load"] and judge["load"] not in entry["loads"]:
@@ -51,9 +54,16 @@ def build_manifest(contexts: Iterable[Mapping[str, Any]], options: Mapping[str, 
         "suites": suites,
         "judges": judges,
         "batch_back_offs": back_offs,
+        "workers": dict(sorted(workers.items())),
     }
 
 
 _SUITE_KEYS = (
-    "suite_path", "suite_sha256", "data_origin", "records_total", "records_selected", "sampling", "data_notes"
+    "suite_path",
+    "suite_sha256",
+    "data_origin",
+    "records_total",
+    "records_selected",
+    "sampling",
+    "data_notes",
 )

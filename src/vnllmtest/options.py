@@ -125,6 +125,13 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption("--bootstrap-iterations", type=int, default=1000, metavar="N", help="bootstrap resamples for CIs.")
     group.addoption(
+        "--shard-size",
+        type=int,
+        metavar="N",
+        help="with pytest-xdist (-n): split each (suite, model) group into slices of N items, so several "
+        "workers share one model's suite (suites with a judge stay whole). Default: one group per worker.",
+    )
+    group.addoption(
         "--baseline",
         metavar="PATH",
         help="a previous run (its report folder, summary.json or items.jsonl) to compare with, item by item: "

@@ -69,7 +69,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "vnllmtest: an item of a vnllmtest YAML suite")
-    for option in ("limit", "max_new_tokens", "bootstrap_iterations", "concurrency"):
+    for option in ("limit", "max_new_tokens", "bootstrap_iterations", "concurrency", "shard_size"):
         value = config.getoption(option)
         if value is not None and value < 1:
             raise pytest.UsageError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
@@ -83,6 +83,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     if not state.is_worker:
         config.pluginmanager.register(ResultCollector(state), "vnllmtest-results")
+    else:
+        state.worker_devices = pin_worker_device(config.workerinput["workerid"])
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistScheduling(), "vnllmtest-xdist")
 
@@ -128,6 +130,7 @@ class RunState:
         self.judged: set[tuple[str, Path]] = set()  # groups whose answers the judges have scored
         self.suites_by_path: dict[Path, Suite] = {}
         self.loads_before = len(LOAD_LOG)  # loads of earlier sessions in this process are not ours
+        self.worker_devices: str | None = None  # CUDA_VISIBLE_DEVICES this xdist worker was pinned to
         self._runner: Runner | None = None
 
     # --- collection -------------------------------------------------------------------------
@@ -158,8 +161,8 @@ class RunState:
         model also computes its judged suites (their items run last, after every model), so that the
         judge can score every candidate without loading any model twice."""
         key = (backend.label, case.suite.path)
-        if key not in self.results:
-            self._compute(backend, case.suite.path)
+        if case.entry.id not in self.results.get(key, {}):
+            self._compute(backend, case.suite.path, case.shard)
             if not self.is_worker:
                 for path in self._judged_paths(backend.label):
                     if (backend.label, path) not in self.results:
@@ -168,18 +171,23 @@ class RunState:
             self._judge_phase(backend, [key] if self.is_worker else None)
         return self.results[key][case.entry.id]
 
-    def _members(self, label: str, path: Path) -> list[Item | BadRecord]:
+    def _members(self, label: str, path: Path, shard: int | None = None) -> list[Item | BadRecord]:
+        """The group's entries (only one shard's, when given), in collection order."""
         return [
             item.entry
             for item in self.items
-            if isinstance(item, SuiteCase) and item.suite.path == path and item.model_label == label
+            if isinstance(item, SuiteCase)
+            and item.suite.path == path
+            and item.model_label == label
+            and shard in (None, item.shard)
         ]
 
-    def _compute(self, backend: Backend, path: Path) -> None:
+    def _compute(self, backend: Backend, path: Path, shard: int | None = None) -> None:
         suite, data = self.suites_by_path[path], self.data[path]
         cap = self.config.getoption("max_new_tokens")
-        members = self._members(backend.label, path)
-        self.results[(backend.label, path)] = evaluate(backend, suite, data, members, self.runner, cap, self.thinking)
+        members = self._members(backend.label, path, shard)
+        found = evaluate(backend, suite, data, members, self.runner, cap, self.thinking)
+        self.results.setdefault((backend.label, path), {}).update(found)
 
     def _judged_paths(self, label: str) -> list[Path]:
         return [path for path, suite in self.suites_by_path.items() if suite.spec.judge and self._members(label, path)]
@@ -248,6 +256,9 @@ class RunState:
                 if case.suite.spec.judge is not None
             },
             "batch_back_offs": [dataclasses.asdict(b) for b in self._runner.back_offs] if self._runner else [],
+            "worker": {"id": self.config.workerinput["workerid"], "devices": self.worker_devices}
+            if self.is_worker
+            else None,
         }
 
     @contextmanager
@@ -310,8 +321,9 @@ class SuiteFile(pytest.Module):
         definition = FunctionDefinition.from_parent(self, name=suite.name, callobj=_evaluate_case)
         metafunc = Metafunc(definition, definition._fixtureinfo, self.config, cls=None, module=self.obj, _ispytest=True)
         self.ihook.pytest_generate_tests.call_extra([], {"metafunc": metafunc})
+        shard_size = None if suite.spec.judge else self.config.getoption("shard_size")
         for callspec in metafunc._calls:
-            for entry in data.entries:
+            for position, entry in enumerate(data.entries):
                 case_id = f"{callspec.id}:{entry.id}"
                 case = SuiteCase.from_parent(
                     self,
@@ -323,6 +335,7 @@ class SuiteFile(pytest.Module):
                 )
                 case.extra_keyword_matches.update(f"{t}_{v}".replace(" ", "_") for t, v in entry.tags.items())
                 case.suite, case.entry, case.model_label = suite, entry, callspec.params["vnllm_model"].label
+                case.shard = position // shard_size if shard_size else 0
                 yield case
 
 
@@ -340,6 +353,7 @@ class SuiteCase(pytest.Function):
     suite: Suite
     entry: Item | BadRecord
     model_label: str
+    shard: int  # with --shard-size, which slice of its (suite, model) group the item belongs to
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> Any:
         if isinstance(excinfo.value, ItemMissed | ItemErrored):
@@ -645,7 +659,8 @@ class ResultCollector:
 
 class XdistScheduling:
     """With pytest-xdist's default `--dist load`, send each (suite, model) group to one worker, so the
-    group is computed once, in batches, and each worker loads each model at most once."""
+    group is computed once, in batches, and each worker loads each model at most once. With
+    `--shard-size N`, a group of a suite without a judge is split into slices of N items instead."""
 
     @pytest.hookimpl
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
@@ -653,11 +668,61 @@ class XdistScheduling:
             return None
         from xdist.scheduler import LoadScopeScheduling
 
+        shard_size = config.getoption("shard_size")
+        judged = JudgedSuites(config.rootpath)
+
         class SuiteGroupScheduling(LoadScopeScheduling):
+            def __init__(self, *args: Any):
+                super().__init__(*args)
+                self.scopes: dict[str, str] = {}  # node id -> its work unit
+                self.seen: dict[str, int] = {}  # group -> items of it seen so far
+
             def _split_scope(self, nodeid: str) -> str:
+                if nodeid not in self.scopes:
+                    self.scopes[nodeid] = self._scope_of(nodeid)
+                return self.scopes[nodeid]
+
+            def _scope_of(self, nodeid: str) -> str:
                 head, bracket, params = nodeid.partition("[")
-                if bracket and (".yaml::" in head or ".yml::" in head):
-                    return f"{head}[{params.split(':', 1)[0]}"
-                return nodeid
+                if not (bracket and (".yaml::" in head or ".yml::" in head)):
+                    return nodeid
+                group = f"{head}[{params.split(':', 1)[0]}"
+                if not shard_size or judged(head.split("::", 1)[0]):
+                    return group
+                position = self.seen[group] = self.seen.get(group, -1) + 1  # items arrive in collection order
+                return f"{group}#{position // shard_size}"
 
         return SuiteGroupScheduling(config, log)
+
+
+class JudgedSuites:
+    """Whether the suite file of a node id has a judge (judged groups are never sharded: the judge
+    phase needs the whole group); each file is read once."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.known: dict[str, bool] = {}
+
+    def __call__(self, relative: str) -> bool:
+        if relative not in self.known:
+            try:
+                self.known[relative] = load_suite(self.root / relative).spec.judge is not None
+            except SuiteError:
+                self.known[relative] = False  # its collection error is reported by the workers
+        return self.known[relative]
+
+
+def pin_worker_device(worker_id: str) -> str | None:
+    """Give xdist worker gwN the N-th GPU (round robin) through CUDA_VISIBLE_DEVICES, before CUDA starts:
+    the GPUs already listed there, else those the NVIDIA driver shows. None on machines without GPUs."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        devices = [device.strip() for device in listed.split(",") if device.strip()]
+    else:
+        driver = Path("/proc/driver/nvidia/gpus")
+        devices = [str(index) for index in range(len(list(driver.iterdir())))] if driver.is_dir() else []
+    if not devices:
+        return None
+    chosen = devices[int(worker_id.removeprefix("gw") or 0) % len(devices)]
+    os.environ["CUDA_VISIBLE_DEVICES"] = chosen
+    return chosen

@@ -1,0 +1,94 @@
+"""Scale: collection plus a replay run of the VMLU test layout (9,833 questions over 58 subjects,
+generated from our own sample records) through the real pytest plugin, against a 100-item run of
+the same layout, so the difference in peak memory is what 10k items cost.
+
+    python bench/scale.py [--items 9833] [--workdir /tmp/vnllmtest-scale]
+
+Prints a Markdown table: items, wall seconds, items/s and peak RSS of the pytest process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "suites" / "data" / "vmlu_sample.jsonl"
+SUBJECTS = 58
+
+SUITE = """vnllmtest: 1
+name: vmlu_scale
+task: multiple_choice
+dataset: {adapter: vmlu, source: data/vmlu_test.jsonl}
+prompt:
+  template: |
+    Câu hỏi: {{ question }}
+    {% for choice in choices %}{{ choice }}
+    {% endfor %}Đáp án:
+scoring: {mode: generate}
+metrics: [accuracy]
+item_pass: {metric: accuracy, min: 1}
+cluster_by: subject
+gates:
+  - {metric: accuracy, min: 25, bound: ci_high}
+"""
+
+
+def build_project(folder: Path, count: int) -> None:
+    """A project whose suite holds `count` questions (ids SS-NNNN over 58 subjects) and a replay file
+    answering each with the gold letter, except every fourth with the next letter."""
+    samples = [json.loads(line) for line in SAMPLE.read_text("utf-8").splitlines() if line.strip()]
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "suites" / "data").mkdir(parents=True)
+    (folder / "pytest.ini").write_text("[pytest]\n", "utf-8")
+    (folder / "suites" / "vmlu_scale.yaml").write_text(SUITE, "utf-8")
+    with (folder / "suites" / "data" / "vmlu_test.jsonl").open("w", encoding="utf-8") as records, (
+        folder / "predictions.jsonl"
+    ).open("w", encoding="utf-8") as predictions:
+        for number in range(count):
+            source = samples[number % len(samples)]
+            item_id = f"{number % SUBJECTS + 1:02d}-{number:05d}"
+            records.write(json.dumps({**source, "id": item_id}, ensure_ascii=False) + "\n")
+            letters = [choice[0] for choice in source["choices"]]
+            answer = source["answer"] if number % 4 else letters[(letters.index(source["answer"]) + 1) % len(letters)]
+            predictions.write(json.dumps({"id": item_id, "prediction": answer}) + "\n")
+
+
+def run(folder: Path) -> tuple[float, float, int]:
+    """Wall seconds and peak RSS (MB) of one `pytest suites/ --model replay:...` in a fresh process."""
+    command = [sys.executable, "-m", "pytest", "suites", "--model", "replay:predictions.jsonl", "-q", "-p", "no:cacheprovider"]
+    command += ["--no-cache", "--show-misses", "0"]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"pytest failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
+    return seconds, peak, done.returncode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=9833)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/vnllmtest-scale"))
+    options = parser.parse_args()
+    rows = []
+    for count in (100, options.items):  # the small run first: RUSAGE_CHILDREN keeps the maximum
+        folder = options.workdir / str(count)
+        build_project(folder, count)
+        seconds, peak, _ = run(folder)
+        rows.append((count, seconds, peak))
+    print("| Items | Wall (s) | Items/s | Peak RSS (MB) |")
+    print("| ---: | ---: | ---: | ---: |")
+    for count, seconds, peak in rows:
+        print(f"| {count:,} | {seconds:.1f} | {count / seconds:.0f} | {peak:.0f} |")
+    print(f"\nMemory growth from {rows[0][0]} to {rows[1][0]:,} items: {rows[1][2] - rows[0][2]:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
