@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from common import measure
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "suites" / "data" / "vmlu_sample.jsonl"
@@ -47,9 +46,10 @@ def build_project(folder: Path, count: int) -> None:
     (folder / "suites" / "data").mkdir(parents=True)
     (folder / "pytest.ini").write_text("[pytest]\n", "utf-8")
     (folder / "suites" / "vmlu_scale.yaml").write_text(SUITE, "utf-8")
-    with (folder / "suites" / "data" / "vmlu_test.jsonl").open("w", encoding="utf-8") as records, (
-        folder / "predictions.jsonl"
-    ).open("w", encoding="utf-8") as predictions:
+    with (
+        (folder / "suites" / "data" / "vmlu_test.jsonl").open("w", encoding="utf-8") as records,
+        (folder / "predictions.jsonl").open("w", encoding="utf-8") as predictions,
+    ):
         for number in range(count):
             source = samples[number % len(samples)]
             item_id = f"{number % SUBJECTS + 1:02d}-{number:05d}"
@@ -59,17 +59,11 @@ def build_project(folder: Path, count: int) -> None:
             predictions.write(json.dumps({"id": item_id, "prediction": answer}) + "\n")
 
 
-def run(folder: Path) -> tuple[float, float, int]:
+def run(folder: Path) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one `pytest suites/ --model replay:...` in a fresh process."""
-    command = [sys.executable, "-m", "pytest", "suites", "--model", "replay:predictions.jsonl", "-q", "-p", "no:cacheprovider"]
-    command += ["--no-cache", "--show-misses", "0"]
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=folder, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"pytest failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
-    return seconds, peak, done.returncode
+    command = [sys.executable, "-m", "pytest", "suites", "--model", "replay:predictions.jsonl", "-q"]
+    seconds, peak, _ = measure([*command, "-p", "no:cacheprovider", "--no-cache", "--show-misses", "0"], folder)
+    return seconds, peak
 
 
 def main() -> None:
@@ -78,10 +72,10 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/vnllmtest-scale"))
     options = parser.parse_args()
     rows = []
-    for count in (100, options.items):  # the small run first: RUSAGE_CHILDREN keeps the maximum
+    for count in (100, options.items):
         folder = options.workdir / str(count)
         build_project(folder, count)
-        seconds, peak, _ = run(folder)
+        seconds, peak = run(folder)
         rows.append((count, seconds, peak))
     print("| Items | Wall (s) | Items/s | Peak RSS (MB) |")
     print("| ---: | ---: | ---: | ---: |")

@@ -14,38 +14,15 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from common import Measured, measure, table
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "gemma3-270m"
-
-
-@dataclass
-class Measured:
-    name: str
-    items: int
-    seconds: float
-    peak_mb: float
-    score: float | None = None
-    note: str = ""
-
-
-def measure(command: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one command in its own process."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) not in (0, 1):  # 1: a gate failed, which is not the point here
-        raise SystemExit(f"{' '.join(command)} failed:\n{output[-4000:]}")
-    return seconds, usage.ru_maxrss / 1024
 
 
 def write_suite(workdir: Path, source: str, name: str, scoring: dict, sampling: dict | None) -> None:
@@ -73,10 +50,20 @@ class Bench:
     def vnllmtest(self, suite: str, *extra: str) -> tuple[float, float, list[dict], dict]:
         """One pytest run; its wall time, peak RSS, items and summary."""
         reports = self.workdir / "reports"
-        command = [sys.executable, "-m", "pytest", f"suites/{suite}.yaml", "--model", MODEL, "-q", "-p", "no:cacheprovider"]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"suites/{suite}.yaml",
+            "--model",
+            MODEL,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ]
         command += ["--data-dir", str(self.options.data_dir), "--report-dir", str(reports), "--show-misses", "0"]
         command += ["--cache-dir", str(self.workdir / "cache"), *extra]
-        seconds, peak = measure(command, self.workdir)
+        seconds, peak, _ = measure(command, self.workdir)
         run = sorted(reports.iterdir())[-1]
         items = [json.loads(line) for line in (run / "items.jsonl").read_text("utf-8").splitlines()]
         return seconds, peak, items, json.loads((run / "summary.json").read_text("utf-8"))
@@ -85,7 +72,7 @@ class Bench:
         out = self.workdir / f"raw-{mode}.jsonl"
         command = [sys.executable, str(REPO / "bench" / "raw_loop.py"), mode, str(items_file), str(out)]
         command += ["--model-dir", str(self.model_dir), *extra]
-        seconds, peak = measure(command, self.workdir)
+        seconds, peak, _ = measure(command, self.workdir)
         answers = {row["id"]: row["answer"] for row in map(json.loads, out.read_text("utf-8").splitlines())}
         return seconds, peak, answers
 
@@ -106,19 +93,6 @@ def mean_metric(items: list[dict], metric: str) -> float:
     return 100 * sum(values) / len(values)
 
 
-def table(rows: list[Measured], tokens: int | None) -> str:
-    lines = ["| Competitor | Items | Wall (s) | Items/s | Prompt tokens/s | Peak RSS (MB) | Score | Note |"]
-    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for row in rows:
-        rate = f"{tokens * row.items / rows[0].items / row.seconds:.0f}" if tokens else "—"
-        score = "—" if row.score is None else f"{row.score:.1f}"
-        lines.append(
-            f"| {row.name} | {row.items} | {row.seconds:.1f} | {row.items / row.seconds:.2f} | {rate} | "
-            f"{row.peak_mb:.0f} | {score} | {row.note} |"
-        )
-    return "\n".join(lines)
-
-
 def multiple_choice(bench: Bench) -> None:
     size = str(bench.options.batch_size)
     seconds, peak, items, summary = bench.vnllmtest("vmlu_ll", "--batch-size", size, "--refresh-cache")
@@ -130,25 +104,118 @@ def multiple_choice(bench: Bench) -> None:
     raw_seconds, raw_peak, raw = bench.raw("choices", items_file, "--batch-size", size)
     agreement = 100 * sum(raw[i] == chosen[i] for i in raw) / len(raw)
     raw_accuracy = 100 * sum(raw[i] == gold[i] for i in raw) / len(raw)
-    rows.append(Measured("raw transformers loop (same prompts, batch)", len(raw), raw_seconds, raw_peak, raw_accuracy,
-                         f"per-item agreement {agreement:.1f}%"))
+    rows.append(
+        Measured(
+            "raw transformers loop (same prompts, batch)",
+            len(raw),
+            raw_seconds,
+            raw_peak,
+            raw_accuracy,
+            f"per-item agreement {agreement:.1f}%",
+        )
+    )
     warm_seconds, warm_peak, warm_items, warm_summary = bench.vnllmtest("vmlu_ll", "--batch-size", size)
     loads = warm_summary["manifest"]["models"].get(MODEL, {}).get("loads", [])
-    rows.append(Measured("vnllmtest, warm cache", len(warm_items), warm_seconds, warm_peak,
-                         mean_metric(warm_items, "accuracy"), f"model loads: {len(loads)}"))
+    rows.append(
+        Measured(
+            "vnllmtest, warm cache",
+            len(warm_items),
+            warm_seconds,
+            warm_peak,
+            mean_metric(warm_items, "accuracy"),
+            f"model loads: {len(loads)}",
+        )
+    )
+    if bench.options.lm_eval:
+        rows.append(lm_eval_row(bench, items, size, chosen, gold))
     limit = bench.options.protocol_items
-    protocol_seconds, protocol_peak, protocol = bench.raw("protocol", items_file, "--max-new-tokens", "8",
-                                                          "--limit", str(limit))
+    protocol_seconds, protocol_peak, protocol = bench.raw(
+        "protocol", items_file, "--max-new-tokens", "8", "--limit", str(limit)
+    )
     protocol_accuracy = 100 * sum(protocol[i] == gold[i] for i in protocol) / len(protocol)
-    rows.append(Measured("published protocol (batch 1, generate per item)", len(protocol), protocol_seconds,
-                         protocol_peak, protocol_accuracy, f"first {limit} items"))
+    rows.append(
+        Measured(
+            "published protocol (batch 1, generate per item)",
+            len(protocol),
+            protocol_seconds,
+            protocol_peak,
+            protocol_accuracy,
+            f"first {limit} items",
+        )
+    )
     print(f"\n### VMLU, {len(items)} records, log-likelihood, batch size {size}\n")
     print(table(rows, bench.prompt_tokens(items)))
     speed = len(items) / seconds
-    print(f"\nvnllmtest vs raw loop: {100 * (seconds / raw_seconds - 1):+.1f}% wall time; "
-          f"speed-up over the published protocol: {speed / (len(protocol) / protocol_seconds):.1f}x; "
-          f"warm cache vs cold: {seconds / warm_seconds:.1f}x faster")
+    print(
+        f"\nvnllmtest vs raw loop: {100 * (seconds / raw_seconds - 1):+.1f}% wall time; "
+        f"speed-up over the published protocol: {speed / (len(protocol) / protocol_seconds):.1f}x; "
+        f"warm cache vs cold: {seconds / warm_seconds:.1f}x faster"
+    )
     del summary
+
+
+LM_EVAL_TASK = """task: vnllmtest_vmlu
+dataset_path: json
+dataset_kwargs: {{data_files: {{test: {data}}}}}
+test_split: test
+output_type: multiple_choice
+doc_to_text: prompt
+doc_to_choice: labels
+doc_to_target: gold
+target_delimiter: " "
+metric_list: [{{metric: acc}}]
+"""
+
+
+def plain_copy(model_dir: Path, folder: Path) -> Path:
+    """The converted model without the GGUF note in its config, which lm-eval's loader refuses."""
+    copy = folder / "model"
+    copy.mkdir(exist_ok=True)
+    for source in model_dir.iterdir():
+        target = copy / source.name
+        if source.name == "config.json":
+            config = json.loads(source.read_text("utf-8"))
+            config.pop("quantization_config", None)
+            target.write_text(json.dumps(config), "utf-8")
+        elif not target.exists():
+            target.symlink_to(source)
+    return copy
+
+
+def lm_eval_row(bench: Bench, items: list[dict], size: str, chosen: dict, gold: dict) -> Measured:
+    """lm-evaluation-harness on the same rendered prompts, through a local task, at the same batch size."""
+    folder = bench.workdir / "lm-eval"
+    folder.mkdir(exist_ok=True)
+    docs = folder / "docs.jsonl"
+    rows = []
+    for item in items:
+        labels = list(item["choice_logprobs"])
+        rows.append(
+            {"id": item["id"], "prompt": item["prompt"], "labels": labels, "gold": labels.index(gold[item["id"]])}
+        )
+    save_items(rows, docs)
+    (folder / "vnllmtest_vmlu.yaml").write_text(LM_EVAL_TASK.format(data=docs), "utf-8")
+    command = [
+        bench.options.lm_eval,
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={plain_copy(bench.model_dir, folder)},dtype=float32",
+    ]
+    command += ["--tasks", "vnllmtest_vmlu", "--include_path", str(folder), "--batch_size", size, "--device", "cpu"]
+    command += ["--output_path", str(folder / "out"), "--log_samples"]
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    seconds, peak, _ = measure(command, bench.workdir, environment, accepted=(0,))
+    [samples] = (folder / "out").rglob("samples_vnllmtest_vmlu_*.jsonl")
+    answers = {}
+    for line in samples.read_text("utf-8").splitlines():
+        sample = json.loads(line)
+        scores = [float(response[0]) for response in sample["filtered_resps"]]  # logged as text
+        answers[sample["doc"]["id"]] = sample["doc"]["labels"][scores.index(max(scores))]
+    agreement = 100 * sum(answers[i] == chosen[i] for i in answers) / len(answers)
+    accuracy = 100 * sum(answers[i] == gold[i] for i in answers) / len(answers)
+    note = f"per-item agreement {agreement:.1f}%"
+    return Measured("lm-evaluation-harness (same prompts, local task)", len(answers), seconds, peak, accuracy, note)
 
 
 def generation(bench: Bench) -> None:
@@ -159,8 +226,14 @@ def generation(bench: Bench) -> None:
     same = sum(raw[item["id"]] == (item["output"] or "").strip() for item in items)
     rows = [
         Measured("vnllmtest (pytest, generate)", len(items), seconds, peak, mean_metric(items, "f1")),
-        Measured("raw transformers loop (batched generate)", len(raw), raw_seconds, raw_peak, None,
-                 f"identical outputs: {same}/{len(items)}"),
+        Measured(
+            "raw transformers loop (batched generate)",
+            len(raw),
+            raw_seconds,
+            raw_peak,
+            None,
+            f"identical outputs: {same}/{len(items)}",
+        ),
     ]
     print(f"\n### ViQuAD 2.0, {len(items)} records, generate (max 32 new tokens), batch size {size}\n")
     print(table(rows, bench.prompt_tokens(items)))
@@ -188,6 +261,7 @@ def main() -> None:
     parser.add_argument("--invariance-items", type=int, default=40)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/vnllmtest-throughput"))
     parser.add_argument("--only", choices=["mc", "generate", "invariance"])
+    parser.add_argument("--lm-eval", metavar="EXECUTABLE", help="an lm_eval command to run beside (its own venv)")
     options = parser.parse_args()
     options.data_dir = options.data_dir.resolve()
     shutil.rmtree(options.workdir, ignore_errors=True)
@@ -201,9 +275,11 @@ def main() -> None:
     import torch
     import transformers
 
-    print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"model {MODEL} (float32, CPU)")
+    print(
+        f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"model {MODEL} (float32, CPU)"
+    )
     for name, part in (("mc", multiple_choice), ("generate", generation), ("invariance", invariance)):
         if options.only in (None, name):
             part(bench)

@@ -9,6 +9,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "suites" / "data"
 
+# The pytest.ini of projects run inside tests: without hypothesis's plugin, which imports a module that takes
+# over a second to load at the end of every run (and pytester's in-process runs forget it each time).
+INNER_RUN_INI = "[pytest]\naddopts = -p no:hypothesispytest\n"
+
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"

@@ -5,6 +5,7 @@ The folder sits beside the repository in CI; elsewhere set VNLLMTEST_SHARED_DATA
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -28,6 +29,13 @@ def loaded(name: str):
     return load_data(load_suite(REPO / "suites" / f"{name}.yaml"), FULL)
 
 
+def every_record(name: str) -> list:
+    """All of a suite's records, as a run of its full split (no sampling) sees them."""
+    suite = load_suite(REPO / "suites" / f"{name}.yaml")
+    dataset = suite.spec.dataset.model_copy(update={"sampling": None})
+    return load_data(dataclasses.replace(suite, spec=suite.spec.model_copy(update={"dataset": dataset})), FULL).entries
+
+
 def test_vmlu_validation_split_loads_whole():
     data = loaded("vmlu")
     assert data.total == len(data.pool) == 744
@@ -48,13 +56,18 @@ def test_vmlu_default_sample_is_a_deterministic_tenth():
 
 
 def test_visquad_records_load_and_the_default_sample_is_seeded_and_stratified():
-    data = loaded("visquad2")
-    assert data.total == len(data.pool) == 1000
-    assert Counter(item.tags["answerable"] for item in data.pool) == {"HasAns": 800, "NoAns": 200}
-    assert all(not item.references for item in data.pool if item.tags["answerable"] == "NoAns")
+    data = loaded("visquad2")  # a count plan: sampled as the records stream by, so only the chosen are kept
+    assert data.total == 1000 and len(data.entries) == 900
+    assert data.notes == ("answerable=HasAns: wanted 900, the data has 800 (all taken)",)
+    records = every_record("visquad2")
+    assert Counter(item.tags["answerable"] for item in records) == {"HasAns": 800, "NoAns": 200}
+    assert all(not item.references for item in records if item.tags["answerable"] == "NoAns")
     # 1,000 with 10% unanswerable asks for 900 answerable; this subset has 800, taken whole and reported.
     assert Counter(item.tags["answerable"] for item in data.entries) == {"HasAns": 800, "NoAns": 100}
     assert data.notes == ("answerable=HasAns: wanted 900, the data has 800 (all taken)",)
+    records = every_record("visquad2")
+    assert Counter(item.tags["answerable"] for item in records) == {"HasAns": 800, "NoAns": 200}
+    assert all(not item.references for item in records if item.tags["answerable"] == "NoAns")
     assert [item.id for item in loaded("visquad2").entries] == [item.id for item in data.entries]
 
 
@@ -123,8 +136,11 @@ def run_replay(project: pytest.Pytester, suite: str, predictions: list[dict]) ->
 
 
 def test_visquad_gold_answers_and_abstentions_score_100(shared_project):
-    pool = loaded("visquad2").pool
-    predictions = [{"id": item.id, "prediction": item.references[0] if item.references else "không có câu trả lời"} for item in pool]
+    records = every_record("visquad2")
+    predictions = [
+        {"id": item.id, "prediction": item.references[0] if item.references else "không có câu trả lời"}
+        for item in records
+    ]
     group = run_replay(shared_project, "visquad2", predictions)
     assert group["items"] == 1000 and group["statuses"]["passed"] == 1000
     for answerable, count in (("HasAns", 800), ("NoAns", 200)):

@@ -87,6 +87,25 @@ def test_sampling_is_independent_of_record_order():
     assert {item.id for item in sampling.sample(items, Sampling(fraction=0.3, seed=8))[0]} != chosen
 
 
+@pytest.mark.parametrize(
+    "plan",
+    [
+        Sampling(count=7, seed=3),
+        Sampling(count=2, seed=5, stratify="category"),
+        Sampling(count=12, seed=1, stratify="category", proportions={"STEM": 0.5, "Humanities": 0.25, "Art": 0.25}),
+    ],
+    ids=["count", "per-stratum", "proportions"],
+)
+def test_streamed_sampling_chooses_what_sampling_the_whole_list_chooses(plan):
+    items = load_data(suite("vmlu"), SAMPLE).entries
+    chosen, notes = sampling.sample(items, plan)
+    streamed, streamed_notes, read = sampling.sample_stream(iter(items), plan)
+    assert [item.id for item in streamed] == [item.id for item in chosen] and read == len(items)
+    assert streamed_notes == notes
+    with pytest.raises(ValueError):
+        sampling.sample_stream(iter(items), Sampling(fraction=0.5, seed=1))
+
+
 def test_limit_takes_a_deterministic_subset_in_source_order():
     items = load_data(suite("vmlu"), DataOptions(mode="sample", limit=5)).entries
     again = load_data(suite("vmlu"), DataOptions(mode="sample", limit=5)).entries

@@ -89,11 +89,15 @@ def summarize(
 def _estimates(
     records: list[Mapping[str, Any]], metrics: Iterable[str], seed: int, iterations: int
 ) -> dict[str, Estimate]:
-    """Each metric's mean and CI over the records that have it, resampling clusters where declared."""
+    """Each metric's mean and CI over the records that have it, resampling clusters where declared.
+    A non-finite value (a broken metric) makes the estimate NaN, which fails every gate on it."""
     found = {}
     for metric in metrics:
         having = [r for r in records if metric in r["metrics"]]
         values = [r["metrics"][metric] for r in having]
+        if not all(math.isfinite(value) for value in values):
+            found[metric] = Estimate(math.nan, math.nan, math.nan, len(values))
+            continue
         clusters = cluster_labels(having)
         found[metric] = estimate(values, scale=scale_of(metric), seed=seed, iterations=iterations, clusters=clusters)
     return found

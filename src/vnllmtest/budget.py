@@ -76,6 +76,8 @@ def _cut(passages: list[str], ends: list[list[int]], kept: int, total: int, poli
         for passage_ends in ends:
             shares.append(min(left, len(passage_ends)))
             left -= shares[-1]
+    elif total == 0:  # no words to share out (blank passages)
+        shares = [0] * len(ends)
     else:  # proportional: every passage keeps the same share of its words
         shares = [len(passage_ends) * kept // total for passage_ends in ends]
         by_remainder = sorted(range(len(ends)), key=lambda i: -(len(ends[i]) * kept % total))

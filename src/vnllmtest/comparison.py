@@ -4,6 +4,7 @@ p-values per metric, the items that flipped between pass and miss, and the items
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -136,10 +137,18 @@ def _read_items(path: Path) -> list[dict[str, Any]]:
                 missing = [key for key in ("suite", "model", "id", "status") if key not in record]
                 if missing:
                     raise BaselineError(f"{path}:{number}: record lacks {', '.join(missing)}")
+                broken = [name for name, value in (record.get("metrics") or {}).items() if not _is_finite(value)]
+                if broken:
+                    value = record["metrics"][broken[0]]
+                    raise BaselineError(f"{path}:{number}: metric '{broken[0]}' is {value!r}, not a finite number")
                 items.append(record)
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError(f"{path}: cannot be read ({exc})") from None
     return items
+
+
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_pairing(baseline: StoredRun, labels: Sequence[str], baseline_model: str | None) -> None:

@@ -355,10 +355,10 @@ class SuiteCase(pytest.Function):
     model_label: str
     shard: int  # with --shard-size, which slice of its (suite, model) group the item belongs to
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> Any:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
         if isinstance(excinfo.value, ItemMissed | ItemErrored):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
+        return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, self.name

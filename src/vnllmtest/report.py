@@ -38,9 +38,10 @@ def summary_document(
     run: Mapping[str, Any],
     comparison: Comparison | None = None,
 ) -> dict:
+    evaluated_all = bool(run.get("complete", True)) and not run.get("collection_errors")  # interrupted: never passed
     document = {
         "run": dict(run),
-        "gates_passed": all(g.passed for s in summaries for g in s.gates) and not run.get("collection_errors"),
+        "gates_passed": evaluated_all and all(g.passed for s in summaries for g in s.gates),
         "results": [_group_json(s) for s in summaries],
         "manifest": dict(manifest),
     }
@@ -272,12 +273,12 @@ def write_run(
 
 
 def _dumps(value: Any, indent: int | None = None) -> str:
-    """Strict JSON: NaN (a metric over no items) becomes null."""
+    """Strict JSON: NaN (a metric over no items) and infinities become null."""
     return json.dumps(_without_nan(value), ensure_ascii=False, indent=indent, allow_nan=False, default=str)
 
 
 def _without_nan(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
         return {key: _without_nan(inner) for key, inner in value.items()}

@@ -243,6 +243,8 @@ class SuiteSpec(_Strict):
                 )
         if self.scoring.mode != "both" and set(self.metrics) & set(BOTH_MODES_METRICS):
             raise ValueError(f"metrics {', '.join(BOTH_MODES_METRICS)} need scoring.mode 'both'")
+        if self.judge is not None:
+            _check_judge_gates(self.gates, self.judge.resolved_rubric)
         return self
 
     @property
@@ -251,6 +253,23 @@ class SuiteSpec(_Strict):
         judge's overall and per-criterion scores when the suite has a judge."""
         extra = [m for m in BOTH_MODES_METRICS if self.scoring.mode == "both" and m not in self.metrics]
         return [*self.metrics, *extra, *(self.judge.metrics if self.judge else [])]
+
+
+def _check_judge_gates(gates: list[Gate], rubric: Rubric) -> None:
+    """Gates on judge metrics are on the rubric's scale: a threshold outside it could never decide anything."""
+    for index, gate in enumerate(gates):
+        if not gate.metric.startswith(JUDGE_PREFIX):
+            continue
+        outside = [
+            value for value in (gate.min, gate.max) if value is not None and not rubric.low <= value <= rubric.high
+        ]
+        if gate.max_drop is not None and gate.max_drop > rubric.high - rubric.low:
+            outside.append(gate.max_drop)
+        if outside:
+            raise ValueError(
+                f"gates.{index}: {outside[0]:g} is outside the range of {gate.metric}, the rubric's scale "
+                f"{rubric.low}-{rubric.high} (judge scores are not points)"
+            )
 
 
 @dataclass(frozen=True)

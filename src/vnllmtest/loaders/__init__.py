@@ -47,7 +47,7 @@ class DataOptions:
 @dataclass(frozen=True)
 class LoadedData:
     entries: list[Item | BadRecord]  # the selected records, in source order
-    pool: list[Item]  # every valid item, for few-shot examples
+    pool: list[Item]  # where few-shot examples come from: every valid item when the suite has few-shot
     origin: str  # what ran, for the report
     total: int  # records read before sampling
     notes: tuple[str, ...] = ()  # what the report should say about the selection (e.g. short strata)
@@ -57,19 +57,24 @@ def load_data(suite: Suite, options: DataOptions) -> LoadedData:
     """The items a suite evaluates under `options`; DataError when the data cannot be found."""
     adapter = ADAPTERS[suite.spec.dataset.adapter]
     origin, records = _locate(suite, options, adapter)
-    entries = _adapt(records, adapter.to_item, suite.spec.dataset.options)
-    entries = _dedupe(entries, content_ids=suite.spec.dataset.adapter in CONTENT_IDS)
-    pool = [entry for entry in entries if isinstance(entry, Item)]
+    stream = _dedupe(
+        _adapt(records, adapter.to_item, suite.spec.dataset.options),
+        content_ids=suite.spec.dataset.adapter in CONTENT_IDS,
+    )
+    plan = suite.spec.dataset.sampling if options.mode == "full" else None
+    if plan is not None and sampling.streamable(plan) and suite.spec.prompt.fewshot is None:
+        selected, notes, total = sampling.sample_stream(stream, plan)  # keeps only the chosen records
+        pool = [entry for entry in selected if isinstance(entry, Item)]
+    else:
+        entries = list(stream)
+        pool, total = [entry for entry in entries if isinstance(entry, Item)], len(entries)
+        selected, notes = sampling.sample(entries, plan) if plan is not None else (entries, [])
     _check_clusters(suite, pool)
-    selected, notes = entries, []
-    plan = suite.spec.dataset.sampling
-    if plan is not None and options.mode == "full":
-        selected, notes = sampling.sample(selected, plan)
     if options.limit is not None:
         selected = sampling.limit(selected, options.limit, plan.seed if plan else 0)
     if not selected:
-        raise DataError(f"{suite.path}: dataset {origin} has no records to evaluate ({len(entries)} read)")
-    return LoadedData(entries=selected, pool=pool, origin=origin, total=len(entries), notes=tuple(notes))
+        raise DataError(f"{suite.path}: dataset {origin} has no records to evaluate ({total} read)")
+    return LoadedData(entries=selected, pool=pool, origin=origin, total=total, notes=tuple(notes))
 
 
 def _check_clusters(suite: Suite, items: list[Item]) -> None:
@@ -109,8 +114,7 @@ def _locate(suite: Suite, options: DataOptions, adapter: ModuleType) -> tuple[st
 def _checked(read: Callable[[Path], Iterator[RawRecord]], path: Path, suite: Suite, how: str) -> Iterator[RawRecord]:
     if not path.exists():
         raise DataError(
-            f"{suite.path}: data for suite '{suite.name}' not found at {path} (from {how}). "
-            f"{_how_to_provide(suite)}"
+            f"{suite.path}: data for suite '{suite.name}' not found at {path} (from {how}). {_how_to_provide(suite)}"
         )
     return read(path)
 
@@ -118,7 +122,7 @@ def _checked(read: Callable[[Path], Iterator[RawRecord]], path: Path, suite: Sui
 def _hf_records(suite: Suite, source: str) -> Iterator[RawRecord]:
     dataset = suite.spec.dataset
     try:
-        return iter(list(read_hf(source[len(HF_PREFIX):], dataset.split, dataset.revision)))
+        return iter(list(read_hf(source[len(HF_PREFIX) :], dataset.split, dataset.revision)))
     except DataError as exc:
         raise DataError(f"{suite.path}: suite '{suite.name}': {exc}. {_how_to_provide(suite)}") from None
 
@@ -135,21 +139,19 @@ def _how_to_provide(suite: Suite) -> str:
 
 def _adapt(
     records: Iterator[RawRecord], to_item: Callable[[RawRecord, Mapping[str, Any]], Item], options: Mapping[str, Any]
-) -> list[Item | BadRecord]:
-    entries: list[Item | BadRecord] = []
+) -> Iterator[Item | BadRecord]:
     for position, record in enumerate(records, start=1):
         fallback_id = _fallback_id(record, position)
         if record.error is not None:
-            entries.append(BadRecord(fallback_id, record.origin, record.error))
+            yield BadRecord(fallback_id, record.origin, record.error)
             continue
         try:
             item = to_item(record, options)
         except RecordError as exc:
-            entries.append(BadRecord(fallback_id, record.origin, f"record {fallback_id}: {exc}"))
+            yield BadRecord(fallback_id, record.origin, f"record {fallback_id}: {exc}")
             continue
         changed = {key: value for key, value in record.data.items() if nfc(value) != value}
-        entries.append(dataclasses.replace(item, original_text=changed) if changed else item)
-    return entries
+        yield dataclasses.replace(item, original_text=changed) if changed else item
 
 
 def _fallback_id(record: RawRecord, position: int) -> str:
@@ -160,14 +162,14 @@ def _fallback_id(record: RawRecord, position: int) -> str:
     return f"record-{position}"
 
 
-def _dedupe(entries: list[Item | BadRecord], *, content_ids: bool) -> list[Item | BadRecord]:
-    first: dict[str, Item | BadRecord] = {}
-    unique = []
+def _dedupe(entries: Iterator[Item | BadRecord], *, content_ids: bool) -> Iterator[Item | BadRecord]:
+    """Each id once: a repeated content-derived id is the same record again (dropped), any other
+    repeat is an error naming both places."""
+    origins: dict[str, str] = {}
     for entry in entries:
-        seen = first.get(entry.id)
+        seen = origins.get(entry.id)
         if seen is None:
-            first[entry.id] = entry
-            unique.append(entry)
+            origins[entry.id] = "" if content_ids else entry.origin
+            yield entry
         elif not content_ids:
-            raise DataError(f"duplicate id '{entry.id}': {seen.origin} and {entry.origin}")
-    return unique
+            raise DataError(f"duplicate id '{entry.id}': {seen} and {entry.origin}")

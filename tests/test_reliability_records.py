@@ -1,0 +1,175 @@
+"""Bad records, end to end: each one is an item error naming its file, line and field, while every good
+record of the same file is still scored; an empty selection and a 200k-character input are handled too."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from pathlib import Path
+
+import pytest
+from support import INNER_RUN_INI, write_jsonl
+
+QUESTION = "Thủ đô của Việt Nam?"
+MC_LINES = [
+    {"id": "01-0001", "question": "1 + 1 bằng mấy?", "choices": ["A. 2", "B. 3"], "answer": "A"},
+    b'{"id": "01-0002", "question": "\xff\xfe"}',  # invalid UTF-8
+    {"id": "01-0003", "question": "Hỏi?", "choices": ["A. x", "B. y"]},  # no answer
+    {"id": "01-0004", "question": "Hỏi?", "choices": ["A. x", "B. y"], "answer": "E"},  # not an option
+    {
+        "id": "01-0005",
+        "question": "Số lớn nhất?",
+        "choices": [f"{label}. {n}" for n, label in enumerate("ABCDEF")],
+        "answer": "F",
+    },
+    {
+        "id": "01-0006",
+        "question": unicodedata.normalize("NFD", QUESTION),
+        "choices": ["A. Hà Nội", "B. Huế"],
+        "answer": "A",
+    },
+    b'{"id": "01-0007", "question": "Hoi?", "choices": ["A. x", "B. y"], "ans',  # a write cut short
+]
+QA_RECORDS = [
+    {
+        "id": "q1",
+        "context": "Hà Nội là thủ đô.",
+        "question": "Thủ đô?",
+        "answers": {"text": ["Hà Nội"], "answer_start": [0]},
+    },
+    {"id": "q2", "context": "  ", "question": "Thủ đô?", "answers": {"text": ["Hà Nội"], "answer_start": [0]}},
+]
+PREDICTIONS = {"01-0001": "A", "01-0005": "Đáp án: F", "01-0006": "A", "q1": "Hà Nội", "q2": "Hà Nội"}
+
+SUITE = """vnllmtest: 1
+name: {name}
+task: {task}
+dataset: {{adapter: {adapter}, source: data/{name}.jsonl{dataset}}}
+prompt: {{template: "{template}"{prompt}}}
+metrics: [{metric}]
+item_pass: {{metric: {metric}, min: 1}}
+gates:
+  - {{metric: {metric}, min: 40}}
+"""
+TASKS = {
+    "mc": ("multiple_choice", "vmlu", "{{ question }}", "accuracy"),
+    "qa": ("extractive_qa", "squad_v2", "{{ context }} {{ question }}", "exact_match"),
+}
+
+
+def write_suite(root: Path, name: str, dataset: str = "", prompt: str = "") -> Path:
+    """Suite `name` (mc or qa); `dataset` and `prompt` add keys to those blocks."""
+    task, adapter, template, metric = TASKS[name]
+    path = root / "suites" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = SUITE.format(
+        name=name, task=task, adapter=adapter, template=template, metric=metric, dataset=dataset, prompt=prompt
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini(INNER_RUN_INI)
+    data = pytester.path / "suites" / "data"
+    data.mkdir(parents=True)
+    lines = [line if isinstance(line, bytes) else json.dumps(line, ensure_ascii=False).encode() for line in MC_LINES]
+    (data / "mc.jsonl").write_bytes(b"\n".join(lines))
+    write_jsonl(data / "qa.jsonl", QA_RECORDS)
+    write_jsonl(
+        pytester.path / "preds.jsonl", [{"id": k, "prediction": v, "model": "m"} for k, v in PREDICTIONS.items()]
+    )
+    return pytester
+
+
+def the_run(pytester: pytest.Pytester) -> Path:
+    [run] = sorted((pytester.path / "reports").iterdir())
+    return run
+
+
+def items_of(pytester: pytest.Pytester) -> dict[str, dict]:
+    lines = (the_run(pytester) / "items.jsonl").read_text("utf-8").splitlines()
+    return {item["id"]: item for item in map(json.loads, lines)}
+
+
+def test_bad_records_error_alone_and_every_good_record_is_scored(project):
+    for name in ("mc", "qa"):
+        write_suite(project.path, name)
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # errors always fail the run
+    assert result.parseoutcomes() == {"passed": 4, "failed": 5}
+    items = items_of(project)
+    problems = {
+        "record-2": "mc.jsonl:2: invalid UTF-8 at byte",
+        "01-0003": "mc.jsonl:3: record 01-0003: field 'answer': missing",
+        "01-0004": "mc.jsonl:4: record 01-0004: field 'answer': 'E' is not one of the option labels A, B",
+        "record-7": "mc.jsonl:7: invalid JSON (Unterminated string",
+        "q2": "qa.jsonl:2: record q2: field 'context': empty",
+    }
+    for item_id, problem in problems.items():
+        assert items[item_id]["status"] == "error" and items[item_id]["failure_class"] == "bad_record"
+        assert problem in items[item_id]["message"]
+        result.stdout.fnmatch_lines([f"*ERROR bad_record: *{problem}*"])
+    six = items["01-0005"]
+    assert (six["status"], six["answer"], six["references"]) == ("passed", "F", ["F"])
+    nfd = items["01-0006"]
+    assert nfd["status"] == "passed" and nfd["prompt"] == QUESTION  # scored as NFC, the original kept
+    assert nfd["original_text"]["question"] == unicodedata.normalize("NFD", QUESTION)
+    passed = sorted(key for key, item in items.items() if item["status"] == "passed")
+    assert passed == ["01-0001", "01-0005", "01-0006", "q1"]
+    results = json.loads((the_run(project) / "summary.json").read_text("utf-8"))["results"]
+    mc = next(result for result in results if result["suite"] == "mc")
+    assert mc["statuses"] == {"passed": 3, "missed": 0, "error": 4} and mc["metrics"]["accuracy"]["n"] == 3
+
+
+@pytest.mark.parametrize(
+    ("sampling", "expected"),
+    [
+        (", sampling: {count: 5, seed: 1, stratify: answerable, proportions: {NoAns: 1.0}}", "(2 read)"),
+        ("", "(0 read)"),
+    ],
+    ids=["sampling-selects-nothing", "empty-file"],
+)
+def test_a_suite_with_nothing_to_evaluate_is_a_collection_error(project, sampling, expected):
+    if not sampling:
+        (project.path / "suites" / "data" / "qa.jsonl").write_text("\n", encoding="utf-8")
+    path = write_suite(project.path, "qa", dataset=sampling)
+    result = project.runpytest("suites/qa.yaml", "--model", "replay:preds.jsonl")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        [
+            f"*{path}: dataset *qa.jsonl has no records to evaluate {expected}*",
+            "suites/qa.yaml*(suite not collected)*FAIL*",
+        ]
+    )
+
+
+def test_a_200k_character_context_is_cut_to_the_budget_and_the_cut_recorded(project):
+    """The declared budget policy shortens the context (the replay backend counts characters as tokens)."""
+    words = [f"câu{n}" for n in range(40_000)]
+    context = " ".join(words)
+    assert len(context) > 200_000
+    write_jsonl(project.path / "suites" / "data" / "qa.jsonl", [{**QA_RECORDS[0], "context": context}])
+    write_suite(project.path, "qa", prompt=", budget: {max_tokens: 4000, field: context, policy: head}")
+    result = project.runpytest("suites/qa.yaml", "--model", "replay:preds.jsonl")
+    assert result.ret == 0
+    item = items_of(project)["q1"]
+    cut = item["truncation"]
+    assert cut["field"] == "context" and cut["policy"] == "head" and cut["tokens_before"] > 200_000
+    assert cut["tokens_after"] <= 4000 and 0 < cut["words_kept"] < cut["words_total"] == 40_000
+    assert len(item["prompt"]) == cut["tokens_after"]
+    assert item["prompt"].startswith(" ".join(words[: cut["words_kept"]]))
+    assert json.loads((the_run(project) / "summary.json").read_text("utf-8"))["results"][0]["truncated"] == 1
+
+
+def test_a_budget_no_cut_can_meet_is_an_item_error_that_says_what_to_raise(project):
+    """The budgeted field has no words to cut (q1 has no title) and the prompt is already too long."""
+    write_suite(project.path, "qa", prompt=", budget: {max_tokens: 10, field: title, policy: proportional}")
+    result = project.runpytest("suites/qa.yaml", "--model", "replay:preds.jsonl")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    item = items_of(project)["q1"]
+    assert item["status"] == "error" and item["failure_class"] == "bad_prompt"
+    assert item["message"].endswith(
+        "the prompt has 25 tokens even with 'title' empty; raise prompt.budget.max_tokens (now 10)"
+    )

@@ -1,0 +1,150 @@
+"""Bad and hostile suite files, end to end through pytest: invalid values are collection errors naming the
+file, line and key; a template naming a missing field errors each item; YAML tags and templates never run
+code; record text is never read as a template."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from support import INNER_RUN_INI, write_jsonl
+
+RECORDS = [
+    {"id": "q1", "context": "Hà Nội là thủ đô.", "question": "Thủ đô?", "answers": {"text": ["Hà Nội"]}},
+    {"id": "q2", "context": "{{ 7 * 7 }} {% for x in range(3) %}x{% endfor %}", "question": "{{ lipsum }}?"},
+]
+SUITE = """vnllmtest: 1
+name: {name}
+task: extractive_qa
+dataset: {{adapter: squad_v2, source: data/qa.jsonl}}
+prompt:
+  template: "{{{{ context }}}} {{{{ question }}}}"
+metrics: [exact_match, f1]
+item_pass: {{metric: f1, min: 0.5}}
+gates:
+  - {{metric: f1, min: 40}}
+"""
+JUDGE = """judge:
+  rubric: answer_quality
+  sees: [{title: Trả lời, text: "{{ output }}"}]
+gates:"""
+
+
+def write_suite(root: Path, name: str, *replacements: tuple[str, str]) -> Path:
+    text = SUITE.format(name=name)
+    for old, new in replacements:
+        assert old in text
+        text = text.replace(old, new)
+    path = root / "suites" / f"{name}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini(INNER_RUN_INI)
+    write_jsonl(pytester.path / "suites" / "data" / "qa.jsonl", RECORDS)
+    write_jsonl(pytester.path / "preds.jsonl", [{"id": r["id"], "prediction": "Hà Nội"} for r in RECORDS])
+    return pytester
+
+
+def items_of(pytester: pytest.Pytester) -> list[dict]:
+    [run] = sorted((pytester.path / "reports").iterdir())
+    return [json.loads(line) for line in (run / "items.jsonl").read_text("utf-8").splitlines()]
+
+
+INVALID = {  # suite name: (replacements in the suite text, the problem the collection error names)
+    "wrong_scalar": (
+        [("item_pass:", "generation: {max_new_tokens: many}\nitem_pass:")],
+        "line 8: generation.max_new_tokens: Input should be a valid integer, unable to parse string as an integer "
+        "(got 'many')",
+    ),
+    "wrong_list": ([("metrics: [exact_match, f1]", "metrics: f1")], "line 7: metrics: Input should be a valid list"),
+    "item_pass_in_points": (
+        [("min: 0.5", "min: 50")],
+        "line 8: item_pass.min: Input should be less than or equal to 1 (got 50)",
+    ),
+    "judge_gate_in_points": (
+        [("gates:", JUDGE), ("{metric: f1, min: 40}", "{metric: judge_overall, min: 60}")],
+        "gates.0: 60 is outside the range of judge_overall, the rubric's scale 1-10 (judge scores are not points)",
+    ),
+}
+
+
+def test_invalid_values_are_collection_errors_naming_file_line_and_key(project):
+    paths = {name: write_suite(project.path, name, *replacements) for name, (replacements, _) in INVALID.items()}
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    for name, (_, problem) in INVALID.items():
+        result.stdout.fnmatch_lines([f"*{paths[name]}: invalid suite (1 problem):", f"*{problem}*"])
+        result.stdout.fnmatch_lines([f"suites/{name}.yaml*(suite not collected)*FAIL (see collection error)"])
+
+
+def test_a_template_naming_a_field_the_records_lack_errors_each_item_and_fails_the_gates(project):
+    write_suite(project.path, "qa", ("{{ question }}", "{{ hint }}"))
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert result.parseoutcomes() == {"failed": 2}
+    for item in items_of(project):
+        assert item["status"] == "error" and item["failure_class"] == "bad_prompt"
+        assert item["message"].startswith(
+            f"{item['origin']}: record {item['id']}: prompt template: 'hint' is undefined"
+        )
+        assert "the record has fields [" in item["message"] and "'question'" in item["message"]
+    result.stdout.fnmatch_lines(["qa*f1 >= 40*FAIL (no scored items)"])
+
+
+PYTHON_TAGS = [
+    "!!python/object/apply:os.system ['touch {marker}']",
+    "!!python/object/new:os.system ['touch {marker}']",
+    "!!python/object:subprocess.Popen {{args: [touch, '{marker}']}}",
+    "!!python/name:os.system",
+    "!!python/module:os",
+]
+
+
+def test_python_yaml_tags_are_refused_and_never_run(project):
+    marker = project.path / "tag-ran"
+    for number, tag in enumerate(PYTHON_TAGS):
+        tagged = f"description: {tag.format(marker=marker)}\nname: tagged"
+        write_suite(project.path, f"tagged{number}", ("name: tagged", tagged))
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    for number, tag in enumerate(PYTHON_TAGS):
+        name = tag.split()[0].removeprefix("!!")
+        result.stdout.fnmatch_lines(
+            [f"*tagged{number}.yaml:2:*: YAML syntax error: could not determine a constructor for the tag '*{name}'*"]
+        )
+    (project.path / "aliases.yaml").write_text(f"x: !!python/object/apply:os.system ['touch {marker}']\n", "utf-8")
+    usage = project.runpytest("--aliases", "aliases.yaml", "--model", "replay:preds.jsonl")
+    assert usage.ret == pytest.ExitCode.USAGE_ERROR
+    usage.stderr.fnmatch_lines(["*aliases.yaml: cannot read model aliases (could not determine a constructor*"])
+    assert not marker.exists()
+
+
+HOSTILE_TEMPLATES = [
+    "{{ cycler.__init__.__globals__.os.system('touch MARKER') }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ '{0.__class__.__init__.__globals__}'.format(question) }}",
+    "{{ lipsum.__globals__['os'].popen('touch MARKER').read() }}",
+]
+
+
+def test_templates_cannot_reach_python_and_record_text_is_never_a_template(project):
+    marker = project.path / "template-ran"
+    for number, template in enumerate(HOSTILE_TEMPLATES):
+        hostile = template.replace("MARKER", str(marker))
+        write_suite(project.path, f"hostile{number}", ("{{ context }} {{ question }}", hostile))
+    write_suite(project.path, "plain")
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    items = items_of(project)
+    hostile = [item for item in items if item["suite"].startswith("hostile")]
+    assert len(hostile) == 2 * len(HOSTILE_TEMPLATES)
+    assert all(item["failure_class"] == "bad_prompt" and item["prompt"] is None for item in hostile)
+    assert all(re.search(r"prompt template: access to attribute .* is unsafe", item["message"]) for item in hostile)
+    plain = {item["id"]: item for item in items if item["suite"] == "plain"}
+    assert plain["q2"]["prompt"] == RECORDS[1]["context"] + " " + RECORDS[1]["question"]
+    assert not marker.exists()
