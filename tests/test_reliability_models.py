@@ -137,5 +137,14 @@ def test_an_unexpected_exception_fails_only_its_items_and_the_run_still_reports(
     assert "INTERNALERROR" not in result.stdout.str()
     assert result.parseoutcomes() == {"failed": COUNT, "passed": COUNT}
     result.stdout.fnmatch_lines(["*KeyError: 'a bug outside the batch loop (injected)'*"])
-    _, items = latest(project)
-    assert [(item["model"], item["status"]) for item in items] == [("other", "passed")] * COUNT
+    summary, items = latest(project)
+    failed = [item for item in items if item["model"] != "other"]
+    assert [(item["model"], item["status"]) for item in items if item["model"] == "other"] == [
+        ("other", "passed")
+    ] * COUNT
+    assert len(failed) == COUNT and {(item["status"], item["failure_class"]) for item in failed} == {
+        ("error", "internal_error")
+    }
+    assert "KeyError: 'a bug outside the batch loop (injected)'" in failed[0]["message"]
+    gates = {result["model"]: result["gates"][0] for result in summary["results"]}
+    assert gates["other"]["passed"] and not [g for m, g in gates.items() if m != "other"][0]["passed"]

@@ -42,7 +42,7 @@ from vnllmtest.comparison import (
     compare,
     load_run,
 )
-from vnllmtest.evaluation import ItemResult, error_result, evaluate
+from vnllmtest.evaluation import ItemResult, error_result, evaluate, prompt_constants
 from vnllmtest.judging import JudgeJob, Verdict, judge_all, with_verdicts
 from vnllmtest.loaders import (
     BadRecord,
@@ -54,6 +54,7 @@ from vnllmtest.loaders import (
 )
 from vnllmtest.manifest import build_manifest
 from vnllmtest.options import DEFAULT_JUDGE, DEFAULT_MODEL, add_options, model_aliases
+from vnllmtest.prompts import unknown_fields
 from vnllmtest.pytest_outputs import gates_to_junit, show_comparison, write_table
 from vnllmtest.report import new_run_folder, write_run
 from vnllmtest.runner import Runner
@@ -311,6 +312,7 @@ class SuiteFile(pytest.Module):
         try:
             suite = load_suite(self.path)
             data = load_data(suite, state.data_options)
+            _check_template_fields(suite, data)
             state.register(suite, data)
         except (SuiteError, DataError) as exc:
             raise self.CollectError(str(exc)) from None
@@ -337,6 +339,18 @@ class SuiteFile(pytest.Module):
                 case.suite, case.entry, case.model_label = suite, entry, callspec.params["vnllm_model"].label
                 case.shard = position // shard_size if shard_size else 0
                 yield case
+
+
+def _check_template_fields(suite: Suite, data: LoadedData) -> None:
+    items = [entry for entry in data.entries if isinstance(entry, Item)]
+    missing = unknown_fields(suite.spec.prompt, items, prompt_constants(suite.spec))
+    if items and missing:
+        fields = sorted({name for item in items for name in item.fields})
+        raise SuiteError(
+            f"{suite.path}: prompt.template uses {', '.join(repr(name) for name in missing)}, which no record "
+            f"of {data.origin} has; the records have fields {', '.join(fields)}. "
+            "To fix: use one of those fields in the template, or add the field to the data."
+        )
 
 
 def _last_load(label: str, since: int) -> dict[str, Any] | None:
@@ -461,11 +475,12 @@ def _check_writable(report_dir: Path) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
-    if isinstance(item, SuiteCase) and report.when == "setup" and report.failed:
+    if isinstance(item, SuiteCase) and report.failed and report.when != "teardown" and _payload(report) is None:
+        # the model could not be set up, or something failed before the item had a result: still an item record
         state = item.config.stash[STATE]
         message = call.excinfo.exconly() if call.excinfo else str(report.longrepr)
-        entry = item.entry
-        result = error_result(item.suite, item.model_label, entry, "model_error", message)
+        failure_class = "model_error" if report.when == "setup" else "internal_error"
+        result = error_result(item.suite, item.model_label, item.entry, failure_class, message)
         payload = {"item": result.to_record(), "context": state.context(item, None)}
         report.user_properties.append((PROPERTY, json.dumps(payload, ensure_ascii=False)))
     return report

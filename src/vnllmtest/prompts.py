@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError
+from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 if TYPE_CHECKING:
@@ -29,6 +29,19 @@ class PromptError(Exception):
 def compile_template(source: str) -> Template:
     """A sandboxed template (suites cannot run code); raises jinja2.TemplateSyntaxError."""
     return _ENVIRONMENT.from_string(source)
+
+
+def unknown_fields(spec: PromptSpec, items: Sequence[Item], constants: Mapping[str, Any]) -> list[str]:
+    """Variables the system and user templates use that no item has as a field (nor the suite as a
+    constant, nor Jinja as a global): such a template cannot render for any record."""
+    used: set[str] = set()
+    for source in (spec.system, spec.template):
+        if source:
+            used |= meta.find_undeclared_variables(_ENVIRONMENT.parse(source))
+    known = set(constants) | set(_ENVIRONMENT.globals)
+    for item in items:
+        known |= set(item.fields)
+    return sorted(used - known)
 
 
 def render(source: str, fields: Mapping[str, Any]) -> str:
