@@ -13,6 +13,17 @@ SAMPLES = REPO / "suites" / "data"
 # over a second to load at the end of every run (and pytester's in-process runs forget it each time).
 INNER_RUN_INI = "[pytest]\naddopts = -p no:hypothesispytest\n"
 
+# A small QA suite over data/qa.jsonl (squad_v2 records) whose answers need only two new tokens.
+QA_SUITE = """vnllmtest: 1
+name: qa
+task: extractive_qa
+dataset: {adapter: squad_v2, source: data/qa.jsonl}
+prompt: {template: "{{ context }} {{ question }}"}
+generation: {max_new_tokens: 2}
+metrics: [exact_match, f1]
+item_pass: {metric: f1, min: 0.5}
+"""
+
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"

@@ -7,20 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from support import INNER_RUN_INI, write_jsonl
+from support import INNER_RUN_INI, QA_SUITE, write_jsonl
 
 COUNT = 6
-SUITE = """vnllmtest: 1
-name: qa
-task: extractive_qa
-dataset: {adapter: squad_v2, source: data/qa.jsonl}
-prompt: {template: "{{ context }} {{ question }}"}
-generation: {max_new_tokens: 2}
-metrics: [exact_match, f1]
-item_pass: {metric: f1, min: 0.5}
-gates:
-  - {metric: f1, min: 0}
-"""
+SUITE = QA_SUITE + "gates:\n  - {metric: f1, min: 0}\n"
 FAULTS = {  # the HFBackend method replaced, and its faulty version
     "crash": (
         "generate",

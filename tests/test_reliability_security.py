@@ -10,20 +10,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import INNER_RUN_INI, write_jsonl
+from support import INNER_RUN_INI, QA_SUITE, write_jsonl
 
 from vnllmtest.backends import HFSettings, ModelError, Request, load_backend
 from vnllmtest.backends.registry import parse_model_spec
 
-SUITE = """vnllmtest: 1
-name: qa
-task: extractive_qa
-dataset: {adapter: squad_v2, source: data/qa.jsonl}
-prompt: {template: "{{ context }} {{ question }}"}
-generation: {max_new_tokens: 2}
-metrics: [exact_match, f1]
-item_pass: {metric: f1, min: 0.5}
-"""
 RECORDS = [
     {"id": f"q{n}", "context": f"Hà Nội số {n}.", "question": "Ở đâu?", "answers": {"text": ["Hà Nội"]}}
     for n in range(2)
@@ -54,7 +45,7 @@ class RemoteLM(Qwen3ForCausalLM):
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makeini(INNER_RUN_INI)
     write_jsonl(pytester.path / "suites" / "data" / "qa.jsonl", RECORDS)
-    (pytester.path / "suites" / "qa.yaml").write_text(SUITE, encoding="utf-8")
+    (pytester.path / "suites" / "qa.yaml").write_text(QA_SUITE, encoding="utf-8")
     return pytester
 
 
