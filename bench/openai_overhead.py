@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-
 from common import measure
 
 REPO = Path(__file__).resolve().parents[1]

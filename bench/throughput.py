@@ -1,8 +1,8 @@
-"""Throughput of vnllmtest against a raw transformers loop and the published one-item-at-a-time
-protocol, on the bundled Gemma 3 270M and the real VMLU / ViQuAD records, side by side in one
-invocation (same model, items, prompts and batch size). Needs the data folder of ../shared/data.
+"""Throughput of vnllmtest against a raw transformers loop, the published one-item-at-a-time protocol
+and (when given) lm-evaluation-harness, on the bundled Gemma 3 270M and the real VMLU / ViQuAD records,
+side by side in one invocation (same model, items, prompts and batch size). Needs ../shared/data.
 
-    python bench/throughput.py --data-dir ../shared/data [--batch-size 16] [--qa-items 200]
+    python bench/throughput.py --data-dir ../shared/data [--batch-size 16] [--qa-items 200] [--lm-eval EXE]
 
 Prints Markdown tables: items/s, prompt tokens/s, peak RSS and the score of each competitor; the
 speed-up over the published protocol; a warm-cache re-run; batch-size invariance of greedy outputs."""
@@ -101,19 +101,22 @@ def multiple_choice(bench: Bench) -> None:
     gold = {item["id"]: item["references"][0] for item in items}
     accuracy = mean_metric(items, "accuracy")
     rows = [Measured("vnllmtest (pytest, log-likelihood, cold cache)", len(items), seconds, peak, accuracy)]
-    raw_seconds, raw_peak, raw = bench.raw("choices", items_file, "--batch-size", size)
-    agreement = 100 * sum(raw[i] == chosen[i] for i in raw) / len(raw)
-    raw_accuracy = 100 * sum(raw[i] == gold[i] for i in raw) / len(raw)
-    rows.append(
-        Measured(
-            "raw transformers loop (same prompts, batch)",
-            len(raw),
-            raw_seconds,
-            raw_peak,
-            raw_accuracy,
-            f"per-item agreement {agreement:.1f}%",
+    raw_seconds = None
+    for name, extra in (("file order", ()), ("longest first", ("--sort",))):
+        seconds_taken, raw_peak, raw = bench.raw("choices", items_file, "--batch-size", size, *extra)
+        raw_seconds = raw_seconds or seconds_taken
+        agreement = 100 * sum(raw[i] == chosen[i] for i in raw) / len(raw)
+        raw_accuracy = 100 * sum(raw[i] == gold[i] for i in raw) / len(raw)
+        rows.append(
+            Measured(
+                f"raw transformers loop (same prompts, batches in {name})",
+                len(raw),
+                seconds_taken,
+                raw_peak,
+                raw_accuracy,
+                f"per-item agreement {agreement:.1f}%",
+            )
         )
-    )
     warm_seconds, warm_peak, warm_items, warm_summary = bench.vnllmtest("vmlu_ll", "--batch-size", size)
     loads = warm_summary["manifest"]["models"].get(MODEL, {}).get("loads", [])
     rows.append(
@@ -126,8 +129,6 @@ def multiple_choice(bench: Bench) -> None:
             f"model loads: {len(loads)}",
         )
     )
-    if bench.options.lm_eval:
-        rows.append(lm_eval_row(bench, items, size, chosen, gold))
     limit = bench.options.protocol_items
     protocol_seconds, protocol_peak, protocol = bench.raw(
         "protocol", items_file, "--max-new-tokens", "8", "--limit", str(limit)
@@ -152,6 +153,23 @@ def multiple_choice(bench: Bench) -> None:
         f"warm cache vs cold: {seconds / warm_seconds:.1f}x faster"
     )
     del summary
+    if bench.options.lm_eval:
+        against_lm_eval(bench, size)
+
+
+def against_lm_eval(bench: Bench, size: str) -> None:
+    """vnllmtest scoring the labels as lm-eval does (" A" only), then lm-eval, on the same prompts."""
+    seconds, peak, items, _ = bench.vnllmtest("vmlu_spaced", "--batch-size", size, "--refresh-cache")
+    chosen = {item["id"]: item["answer"] for item in items}
+    gold = {item["id"]: item["references"][0] for item in items}
+    rows = [
+        Measured("vnllmtest (label_tokens: spaced)", len(items), seconds, peak, mean_metric(items, "accuracy")),
+        lm_eval_row(bench, items, size, chosen, gold),
+    ]
+    print(f'\n### Against lm-evaluation-harness: VMLU, {len(items)} records, batch size {size}, " A" scored\n')
+    print(table(rows, bench.prompt_tokens(items)))
+    speed, memory = rows[1].seconds / seconds, peak / rows[1].peak_mb
+    print(f"\nvnllmtest vs lm-eval: {speed:.1f}x the items/s at {memory:.2f}x the peak RSS")
 
 
 LM_EVAL_TASK = """task: vnllmtest_vmlu
@@ -268,6 +286,7 @@ def main() -> None:
     options.workdir.mkdir(parents=True)
     (options.workdir / "pytest.ini").write_text("[pytest]\n", "utf-8")
     write_suite(options.workdir, "vmlu.yaml", "vmlu_ll", {"mode": "loglikelihood"}, None)
+    write_suite(options.workdir, "vmlu.yaml", "vmlu_spaced", {"mode": "loglikelihood", "label_tokens": "spaced"}, None)
     write_suite(options.workdir, "visquad2.yaml", "visquad_gen", {}, {"count": options.qa_items, "seed": 42})
     sample = {"count": options.invariance_items, "seed": 42}
     write_suite(options.workdir, "vmlu.yaml", "vmlu_gen", {"mode": "generate"}, sample)

@@ -58,6 +58,16 @@ def test_summaries_per_suite_and_model_with_breakdowns():
     assert dict(b.failure_classes) == {"wrong": 1, "model_error": 1}
 
 
+def test_estimates_do_not_depend_on_the_order_items_finished_in():
+    """xdist workers report in any order; the bootstrap must see the same sample either way."""
+    records = [record("a", f"{i:02d}", float(i * 7 % 5 < 2), ("STEM", "Other")[i % 2]) for i in range(40)]
+    for index, item in enumerate(records):
+        item["cluster"] = f"subject-{index % 9}"
+    shuffled = records[1::2] + records[::2]
+    forward, other = summarize(records, {"mc": SPEC}), summarize(shuffled, {"mc": SPEC})
+    assert forward[0].metrics == other[0].metrics and forward[0].breakdowns == other[0].breakdowns
+
+
 def test_gates_on_values_and_ci_bounds():
     a, b = summarize(RECORDS, {"mc": SPEC})
     assert [(g.gate, g.passed) for g in a.gates] == [("accuracy >= 50", True), ("accuracy <= 90 (ci_high)", False)]

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 
 import pytest
 import torch
+from support import build_tiny_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from vnllmtest.backends import HFSettings, ModelError, Request, load_backend
-from vnllmtest.backends.hf import folder_digest
+from vnllmtest.backends.hf import MIN_SHARED_PREFIX, folder_digest
 from vnllmtest.backends.registry import parse_model_spec
 from vnllmtest.runner import Runner
-
-from support import build_tiny_model
 
 PROMPTS = [
     "Thủ đô của Việt Nam là",
@@ -43,9 +43,20 @@ def test_batched_and_unbatched_greedy_generation_agree(tiny):
     assert all(p.new_tokens > 0 for p in together)
 
 
-def test_loglikelihood_matches_an_unpadded_forward_pass(tiny, tiny_model_dir):
-    """The option scored highest is the label whose token the model itself ranks highest."""
-    requests = _requests([tiny.format_prompt([{"role": "user", "content": p}]) for p in PROMPTS])
+# A shared instruction long enough for the backend to run it once for the whole batch.
+INSTRUCTION = "Hãy chọn đáp án đúng cho câu hỏi trắc nghiệm sau. Chỉ trả lời bằng một chữ cái (A, B, C, D).\n\n"
+
+
+def _shared_prefix(backend, requests: list[Request]) -> int:
+    return backend._shareable_prefix(backend._token_rows([request.prompt for request in requests]))
+
+
+@pytest.mark.parametrize("instruction", ["", INSTRUCTION], ids=["own-prompts", "shared-instruction"])
+def test_loglikelihood_matches_an_unpadded_forward_pass(tiny, tiny_model_dir, instruction):
+    """The option scored highest is the label whose token the model itself ranks highest, also when
+    the batch's common prefix is run once and its cache shared."""
+    requests = _requests([tiny.format_prompt([{"role": "user", "content": instruction + p}]) for p in PROMPTS])
+    assert (_shared_prefix(tiny, requests) >= MIN_SHARED_PREFIX) == bool(instruction)
     scores = tiny.score_choices(requests)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
@@ -61,12 +72,47 @@ def test_loglikelihood_matches_an_unpadded_forward_pass(tiny, tiny_model_dir):
         assert max(found, key=found.get) == max(expected, key=expected.get)
 
 
+def test_label_tokens_choose_which_spellings_of_a_label_count(tiny, tiny_model_dir):
+    """"spaced" scores " A" (as lm-evaluation-harness does), "bare" scores "A", "either" adds both."""
+    prompt = tiny.format_prompt([{"role": "user", "content": INSTRUCTION + PROMPTS[1]}])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    with torch.inference_mode():
+        logprobs = torch.log_softmax(model(tokenizer(prompt, return_tensors="pt").input_ids).logits[0, -1], dim=-1)
+    first = {text: tokenizer(text).input_ids[0] for label in "AB" for text in (label, f" {label}")}
+    assert len(set(first.values())) == 4  # the spellings are distinct tokens
+    scores = {
+        spelling: tiny.score_choices([Request("t", "1", prompt, ("A", "B"), label_tokens=spelling)])[0]
+        for spelling in ("spaced", "bare", "either")
+    }
+    for label in "AB":
+        spaced, bare = logprobs[first[f" {label}"]].item(), logprobs[first[label]].item()
+        assert scores["spaced"][label] == pytest.approx(spaced, abs=1e-4)
+        assert scores["bare"][label] == pytest.approx(bare, abs=1e-4)
+        assert scores["either"][label] == pytest.approx(math.log(math.exp(spaced) + math.exp(bare)), abs=1e-4)
+
+
 def test_loglikelihood_is_batch_size_invariant(tiny):
     requests = _requests(PROMPTS)
     one = Runner(batch_size=1).run(tiny, requests, "loglikelihood")
     many = Runner(batch_size=4).run(tiny, requests, "loglikelihood")
     for a, b in zip(one, many):
         assert a.choice_logprobs == pytest.approx(b.choice_logprobs, abs=1e-4)
+
+
+def test_shared_prefix_leaves_each_row_a_token_and_respects_the_sliding_window(tiny, monkeypatch):
+    whole = tiny.format_prompt([{"role": "user", "content": INSTRUCTION + PROMPTS[0]}])
+    requests = _requests([whole, whole + " và", whole])
+    rows = tiny._token_rows([request.prompt for request in requests])
+    assert _shared_prefix(tiny, requests) == len(rows[0]) - 1
+    shared = tiny.score_choices(requests)
+    assert shared[0] == pytest.approx(shared[2], abs=1e-5)
+    monkeypatch.setattr(tiny, "sliding_window", len(rows[1]))  # padding would push the prefix out of the window
+    assert _shared_prefix(tiny, requests) == 0
+    monkeypatch.setattr(tiny, "prefix_sharing", False)
+    assert _shared_prefix(tiny, requests) == 0
+    for a, b in zip(shared, tiny.score_choices(requests)):
+        assert a == pytest.approx(b, abs=1e-4)
 
 
 def test_chat_template_is_used_when_the_tokenizer_has_one(tiny, tmp_path):
@@ -123,6 +169,17 @@ def test_bundled_gemma_batches_like_single_prompts(gemma):
     choices_alone = Runner(batch_size=1).run(gemma, requests, "loglikelihood")
     for a, b in zip(choices_together, choices_alone):
         assert a.choice_logprobs == pytest.approx(b.choice_logprobs, abs=1e-3)
+
+
+def test_bundled_gemma_scores_a_shared_prefix_like_whole_prompts(gemma, monkeypatch):
+    """Gemma 3 mixes sliding-window and global attention layers; both hold the shared prefix."""
+    requests = _requests([INSTRUCTION + prompt for prompt in PROMPTS])
+    assert _shared_prefix(gemma, requests) >= MIN_SHARED_PREFIX
+    shared = gemma.score_choices(requests)
+    monkeypatch.setattr(gemma, "prefix_sharing", False)
+    for a, b in zip(shared, gemma.score_choices(requests)):
+        assert a == pytest.approx(b, abs=1e-3)
+        assert max(a, key=a.get) == max(b, key=b.get)
 
 
 def test_stop_strings_end_generation_and_are_cut(tiny):

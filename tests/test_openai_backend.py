@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+import numpy
 import pytest
+from support import REPO, cached_rows
 
 from vnllmtest.backends import ModelError, Request, ServerSettings, load_backend
 from vnllmtest.backends.bundled import gguf_file
 from vnllmtest.backends.registry import parse_model_spec
-
-from support import REPO, cached_rows
 
 API_KEY = "sk-test-PLANTED-7f3a9c"
 
@@ -101,6 +101,19 @@ def test_chat_endpoint_answers_through_the_servers_chat_template(llama_server):
     [generation] = backend.generate([Request("t", "1", prompt, (), 16)])
     assert generation.error is None and generation.finish_reason in ("stop", "length")
     assert backend.supports_loglikelihood
+
+
+def test_label_tokens_pick_the_spellings_read_from_the_top_logprobs(llama_server):
+    backend = load_backend(parse_model_spec(f"openai:{llama_server.url}+endpoint=completions"))
+    prompt = "Câu hỏi: 1 + 1 bằng mấy?\nA. 2\nB. 3\nĐáp án:"
+    scores = {
+        spelling: backend.score_choices([Request("t", "1", prompt, ("A", "B"), 1, label_tokens=spelling)])[0]
+        for spelling in ("spaced", "bare", "either")
+    }
+    for label in "AB":
+        spaced, bare = scores["spaced"][label], scores["bare"][label]
+        assert scores["either"][label] == pytest.approx(numpy.logaddexp(spaced, bare))  # -inf when neither is there
+    assert max(scores["spaced"].values()) > float("-inf")  # " A" or " B" is among the server's top tokens
 
 
 def test_server_killed_midway_fails_clearly_and_a_rerun_resumes_from_the_cache(llama_server, pytester):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from vnllmtest.backends import HFSettings, Request, load_backend
@@ -76,6 +78,18 @@ def test_cache_key_covers_fingerprint_prompt_mode_and_parameters():
         cache_key("model-a", "generate", "Xin chào", max_new_tokens=6, stop=[]),
         cache_key("model-a", "loglikelihood", "Xin chào", max_new_tokens=5, stop=[]),
     }) == 5
+
+
+def test_label_spellings_are_cached_apart(tiny, tmp_path):
+    """Scores under one scoring.label_tokens never answer for another; "either" keeps the keys it had."""
+    cache = PredictionCache(tmp_path)
+    either = Runner(cache).run(tiny, requests(), "loglikelihood")
+    spaced = Runner(cache).run(tiny, [replace(r, label_tokens="spaced") for r in requests()], "loglikelihood")
+    assert not any(p.cached for p in spaced)
+    assert all(a.choice_logprobs != b.choice_logprobs for a, b in zip(either, spaced))
+    assert either[0].cache_key == cache_key(tiny.fingerprint, "loglikelihood", PROMPTS[0], labels=["A", "B"])
+    again = Runner(cache).run(tiny, [replace(r, label_tokens="spaced") for r in requests()], "loglikelihood")
+    assert all(p.cached for p in again) and [p.choice_logprobs for p in again] == [p.choice_logprobs for p in spaced]
 
 
 def test_a_failing_batch_errors_its_items_and_is_not_cached(tiny, tmp_path, monkeypatch):

@@ -133,6 +133,15 @@ def test_both_scoring_modes_need_multiple_choice_and_add_their_metrics(tmp_path)
     assert load_suite(write(tmp_path, gated)).spec.gates[0].metric == "mode_agreement"
 
 
+def test_label_tokens_default_to_either_spelling_and_are_validated(tmp_path):
+    choice = (REPO_SUITES / "vmlu.yaml").read_text(encoding="utf-8")
+    assert load_suite(write(tmp_path, choice)).spec.scoring.label_tokens == "either"
+    spaced = load_suite(write(tmp_path, choice.replace("  mode: both\n", "  mode: both\n  label_tokens: spaced\n")))
+    assert spaced.spec.scoring.label_tokens == "spaced"
+    wrong = error_of(tmp_path, choice.replace("  mode: both\n", "  mode: both\n  label_tokens: space\n"))
+    assert "scoring.label_tokens: Input should be 'either', 'spaced' or 'bare'" in wrong
+
+
 def test_prompt_budget_is_validated(tmp_path):
     text = VALID.replace('  template: "{{ context }} {{ question }}"\n', '  template: "{{ context }}"\n  budget: {max_tokens: 0, field: context, policy: tail}\n')
     message = error_of(tmp_path, text)

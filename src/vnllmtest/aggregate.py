@@ -67,6 +67,7 @@ def summarize(
         grouped[(record["suite"], record["model"])].append(record)
     summaries = []
     for (suite, model), members in grouped.items():
+        members.sort(key=lambda record: record["id"])  # CIs must not depend on the order items finished in
         spec = specs[suite]
         summary = GroupSummary(suite=suite, model=model, items=len(members), cluster_by=spec.cluster_by)
         summary.clusters = len({r["cluster"] for r in members if r.get("cluster")})

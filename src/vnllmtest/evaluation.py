@@ -78,7 +78,15 @@ def evaluate(
             results[entry.id] = _error(suite, backend, entry, "bad_prompt", f"{entry.origin}: record {entry.id}: {exc}")
             continue
         requests.append(
-            Request(spec.name, entry.id, prompt, entry.labels, max_new_tokens, tuple(spec.generation.stop))
+            Request(
+                spec.name,
+                entry.id,
+                prompt,
+                entry.labels,
+                max_new_tokens,
+                tuple(spec.generation.stop),
+                spec.scoring.label_tokens,
+            )
         )
         answerable.append((entry, truncation))
     description = f"{spec.name} × {backend.label}"
@@ -104,6 +112,7 @@ def _prompt(
     """The exact prompt text for `item`, shortened to the suite's token budget when it has one."""
     fields, truncation = item.fields, None
     if spec.prompt.budget is not None:
+
         def measure(candidate: Any) -> int:
             return backend.prompt_length(backend.format_prompt(builder.messages(item, candidate), thinking))
 

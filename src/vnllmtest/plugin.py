@@ -126,7 +126,7 @@ class RunState:
         )
         self.suites_by_name: dict[str, Suite] = {}
         self.data: dict[Path, LoadedData] = {}
-        self.items: list[pytest.Item] = []
+        self.groups: dict[tuple[str, Path], list[SuiteCase]] = {}  # the collected cases by (model, suite)
         self.results: dict[tuple[str, Path], dict[str, ItemResult]] = {}
         self.judged: set[tuple[str, Path]] = set()  # groups whose answers the judges have scored
         self.suites_by_path: dict[Path, Suite] = {}
@@ -172,16 +172,16 @@ class RunState:
             self._judge_phase(backend, [key] if self.is_worker else None)
         return self.results[key][case.entry.id]
 
+    def index_cases(self, items: list[pytest.Item]) -> None:
+        """Group the session's cases by (model, suite), in collection order."""
+        self.groups = {}
+        for item in items:
+            if isinstance(item, SuiteCase):
+                self.groups.setdefault((item.model_label, item.suite.path), []).append(item)
+
     def _members(self, label: str, path: Path, shard: int | None = None) -> list[Item | BadRecord]:
         """The group's entries (only one shard's, when given), in collection order."""
-        return [
-            item.entry
-            for item in self.items
-            if isinstance(item, SuiteCase)
-            and item.suite.path == path
-            and item.model_label == label
-            and shard in (None, item.shard)
-        ]
+        return [case.entry for case in self.groups.get((label, path), ()) if shard in (None, case.shard)]
 
     def _compute(self, backend: Backend, path: Path, shard: int | None = None) -> None:
         suite, data = self.suites_by_path[path], self.data[path]
@@ -460,7 +460,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    session.config.stash[STATE].items = session.items
+    session.config.stash[STATE].index_cases(session.items)
 
 
 def _check_writable(report_dir: Path) -> None:

@@ -108,7 +108,8 @@ class Runner:
         if not backend.cacheable:
             return None
         if mode == "loglikelihood":
-            return cache_key(backend.fingerprint, mode, request.prompt, labels=list(request.labels))
+            spelling = {} if request.label_tokens == "either" else {"label_tokens": request.label_tokens}
+            return cache_key(backend.fingerprint, mode, request.prompt, labels=list(request.labels), **spelling)
         return cache_key(
             backend.fingerprint, mode, request.prompt, max_new_tokens=request.max_new_tokens, stop=list(request.stop)
         )
@@ -138,8 +139,10 @@ class Runner:
         except _OUT_OF_MEMORY:
             raise
         except Exception as exc:  # a crash in one batch becomes an error on its items; others go on
-            message = str(exc) if isinstance(exc, ModelError) else (
-                f"model '{backend.label}' failed on this batch: {type(exc).__name__}: {exc}"
+            message = (
+                str(exc)
+                if isinstance(exc, ModelError)
+                else (f"model '{backend.label}' failed on this batch: {type(exc).__name__}: {exc}")
             )
             return [Prediction(mode, "", None, "error", 0, error=message) for _ in batch]
 

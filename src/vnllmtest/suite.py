@@ -124,6 +124,9 @@ class ScoringSpec(_Strict):
     gives `accuracy_generate` and `mode_agreement` (same chosen option in both modes)."""
 
     mode: Literal["loglikelihood", "generate", "both"] = "generate"
+    # Which next tokens stand for an option in log-likelihood scoring: the label after a space (" A",
+    # as lm-evaluation-harness scores it), the bare label ("A"), or either (their probabilities added).
+    label_tokens: Literal["either", "spaced", "bare"] = "either"
     abstentions: list[str] = Field(default_factory=list)
 
 

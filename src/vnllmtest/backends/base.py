@@ -53,6 +53,11 @@ class Request:
     labels: tuple[str, ...] = ()
     max_new_tokens: int = 64
     stop: tuple[str, ...] = ()
+    label_tokens: str = "either"  # scoring.label_tokens: "either", "spaced" or "bare"
+
+    def label_spellings(self, label: str) -> tuple[str, ...]:
+        """The texts whose first token stands for this option label in log-likelihood scoring."""
+        return {"either": (label, f" {label}"), "spaced": (f" {label}",), "bare": (label,)}[self.label_tokens]
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import inspect
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +28,10 @@ from vnllmtest.prompts import Message, plain_prompt
 
 _HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
 _SAMPLED_BYTES = 1 << 20
+# Below this many shared tokens a second forward pass costs more than it saves.
+MIN_SHARED_PREFIX = 8
+# Layers whose cache can hold a shared prefix followed by padding (not recurrent or linear ones).
+_SHARABLE_LAYERS = {"full_attention", "sliding_attention"}
 
 
 class HFBackend(Backend):
@@ -50,6 +56,11 @@ class HFBackend(Backend):
         except Exception as exc:  # config and tokenizer files come in many formats, each with its own errors
             raise ModelError(f"model '{spec.text}': cannot read {self.folder}: {_explain(exc)}") from None
         self.vision_language = _is_vision_language(spec, config)
+        self.prefix_sharing = (
+            not self.vision_language
+            and set(getattr(config, "layer_types", None) or ["full_attention"]) <= _SHARABLE_LAYERS
+        )
+        self.sliding_window = getattr(config, "sliding_window", None)
         try:
             self.generation_defaults = GenerationConfig.from_pretrained(self.folder)
         except OSError:
@@ -64,7 +75,7 @@ class HFBackend(Backend):
         self.end_token_ids = self._end_token_ids()
         # A row that stops early (end of turn, or a stop string) is padded after it.
         self._row_end_ids = {*self.end_token_ids, self.tokenizer.pad_token_id}
-        self._label_token_ids: dict[tuple[str, ...], list[list[int]]] = {}
+        self._label_token_ids: dict[tuple[tuple[str, ...], str], list[list[int]]] = {}
         self._model = None
         self._load_error: ModelError | None = None
 
@@ -143,17 +154,11 @@ class HFBackend(Backend):
     def prompt_length(self, prompt: str) -> int:
         return len(self.tokenizer(prompt, add_special_tokens=False).input_ids)
 
-    def _encode(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
-        bos = self.tokenizer.bos_token
-        has_bos = bool(bos) and prompts[0].startswith(bos)
-        encoded = self.tokenizer(list(prompts), padding=True, return_tensors="pt", add_special_tokens=not has_bos)
-        return {key: value.to(self.device) for key, value in encoded.items() if key in ("input_ids", "attention_mask")}
-
     @torch.inference_mode()
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
         from transformers import GenerationConfig
 
-        encoded = self._encode([request.prompt for request in requests])
+        input_ids, attention_mask = self._left_padded(self._token_rows([request.prompt for request in requests]))
         stops = sorted({stop for request in requests for stop in request.stop})
         config = GenerationConfig(
             max_new_tokens=max(request.max_new_tokens for request in requests),
@@ -162,8 +167,10 @@ class HFBackend(Backend):
             eos_token_id=self.end_token_ids,
             stop_strings=stops or None,
         )
-        output = self.model.generate(**encoded, generation_config=config, tokenizer=self.tokenizer)
-        new_tokens = output[:, encoded["input_ids"].shape[1]:].tolist()
+        output = self.model.generate(
+            input_ids=input_ids, attention_mask=attention_mask, generation_config=config, tokenizer=self.tokenizer
+        )
+        new_tokens = output[:, input_ids.shape[1] :].tolist()
         return [self._decode(tokens, request) for tokens, request in zip(new_tokens, requests)]
 
     def _decode(self, tokens: list[int], request: Request) -> Generation:
@@ -179,34 +186,82 @@ class HFBackend(Backend):
 
     @torch.inference_mode()
     def score_choices(self, requests: Sequence[Request]) -> list[dict[str, float]]:
-        encoded = self._encode([request.prompt for request in requests])
+        """Next-token log-probabilities of each label, from one forward pass per batch. The prompts'
+        common token prefix (instruction, few-shot examples) is run once and its cache shared."""
+        rows = self._token_rows([request.prompt for request in requests])
+        shared = self._shareable_prefix(rows)
+        input_ids, attention_mask = self._left_padded([row[shared:] for row in rows])
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if shared:
+            prefix = torch.tensor([rows[0][:shared]], device=self.device)
+            output = self.model(input_ids=prefix, use_cache=True, logits_to_keep=1)
+            cache = output.cache if hasattr(output, "cache") else output.past_key_values
+            cache.batch_repeat_interleave(len(rows))
+            inputs[_cache_keyword(self.model)] = cache
+            inputs["attention_mask"] = torch.cat([attention_mask.new_ones(len(rows), shared), attention_mask], dim=1)
         if not self.vision_language:  # vision-language models derive their (multi-axis) positions themselves
-            encoded["position_ids"] = (encoded["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-        logits = self.model(**encoded, logits_to_keep=1).logits[:, -1, :]
+            inputs["position_ids"] = shared + (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(**inputs, logits_to_keep=1).logits[:, -1, :]
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         scores = []
         for row, request in enumerate(requests):
-            variants = self._label_ids(request.labels)
+            variants = self._label_ids(request)
             scores.append(
-                {label: torch.logsumexp(logprobs[row, ids], dim=0).item() for label, ids in zip(request.labels, variants)}
+                {
+                    label: torch.logsumexp(logprobs[row, ids], dim=0).item()
+                    for label, ids in zip(request.labels, variants)
+                }
             )
         return scores
 
-    def _label_ids(self, labels: tuple[str, ...]) -> list[list[int]]:
-        """First token of each label written bare and after a space ("A", " A")."""
-        if labels not in self._label_token_ids:
-            variants = []
-            for label in labels:
-                ids = {self.tokenizer(text, add_special_tokens=False).input_ids[0] for text in (label, f" {label}")}
-                variants.append(sorted(ids))
-            self._label_token_ids[labels] = variants
-        return self._label_token_ids[labels]
+    def _token_rows(self, prompts: Sequence[str]) -> list[list[int]]:
+        bos = self.tokenizer.bos_token
+        has_bos = bool(bos) and prompts[0].startswith(bos)
+        return self.tokenizer(list(prompts), add_special_tokens=not has_bos).input_ids
+
+    def _shareable_prefix(self, rows: list[list[int]]) -> int:
+        """How many leading tokens all rows share and can take from one cached run (0: none). Each
+        row keeps at least one token of its own; the padding that then sits between prefix and
+        suffix must stay inside a sliding attention window."""
+        if not self.prefix_sharing or len(rows) < 2:
+            return 0
+        shared = min(len(os.path.commonprefix(rows)), min(map(len, rows)) - 1)
+        longest = max(map(len, rows))
+        if shared < MIN_SHARED_PREFIX or (self.sliding_window and longest >= self.sliding_window - 1):
+            return 0
+        return shared
+
+    def _left_padded(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(map(len, rows))
+        input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for index, row in enumerate(rows):
+            input_ids[index, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            attention_mask[index, width - len(row) :] = 1
+        return input_ids.to(self.device), attention_mask.to(self.device)
+
+    def _label_ids(self, request: Request) -> list[list[int]]:
+        """For each option label, the first tokens of its spellings ("A", " A": scoring.label_tokens)."""
+        key = (request.labels, request.label_tokens)
+        if key not in self._label_token_ids:
+            first = [
+                {self.tokenizer(text, add_special_tokens=False).input_ids[0] for text in request.label_spellings(label)}
+                for label in request.labels
+            ]
+            self._label_token_ids[key] = [sorted(ids) for ids in first]
+        return self._label_token_ids[key]
 
     def close(self) -> None:
         self._model = None
         gc.collect()
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
+
+
+def _cache_keyword(model: Any) -> str:
+    """transformers 5.2x names the forward pass's cache argument `cache`; earlier releases `past_key_values`."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft wrapper
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 def _is_vision_language(spec: ModelSpec, config: Any) -> bool:

@@ -114,7 +114,8 @@ class OpenAIBackend(Backend):
         top = self._top_logprobs(self._post(self._body(request, 1, logprobs=True)))
         scores = {}
         for label in request.labels:
-            found = [value for token, value in top.items() if token.strip() == label]
+            spellings = request.label_spellings(label)
+            found = [value for token, value in top.items() if token in spellings]
             scores[label] = math.log(sum(math.exp(v) for v in found)) if found else float("-inf")
         return scores
 
