@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+SAMPLES = Path(__file__).resolve().parents[1] / "suites" / "data"
+SUBJECTS = 58
 
 
 @dataclass
@@ -45,3 +50,10 @@ def table(rows: list[Measured], tokens: int | None) -> str:
             f"{row.peak_mb:.0f} | {score} | {row.note} |"
         )
     return "\n".join(lines)
+
+
+def vmlu_records(count: int) -> Iterator[dict]:
+    """`count` VMLU-format questions (ids SS-NNNNN over the 58 subjects): our sample records, repeated."""
+    samples = [json.loads(line) for line in (SAMPLES / "vmlu_sample.jsonl").read_text("utf-8").splitlines() if line]
+    for number in range(count):
+        yield {**samples[number % len(samples)], "id": f"{number % SUBJECTS + 1:02d}-{number:05d}"}

@@ -1,8 +1,8 @@
 """Throughput on one GPU: a random-weight model with the shape of Qwen3-8B (36 layers, hidden 4096,
 GQA 32/8; the bundled Gemma tokenizer, so a 262k vocabulary) in fp16. Runs, each in its own process:
-vnllmtest against the raw loop on VMLU-format questions in log-likelihood mode (benchmark 1), the
-published batch-1 protocol (benchmark 3), and the raw loop's batched `generate` on ViQuAD-format
-prompts with a dynamic KV cache, a static one, and a static one compiled.
+vnllmtest against the raw loop on VMLU-format questions with the bundled prompt in log-likelihood
+mode (benchmark 1), the published batch-1 protocol (benchmark 3), and the raw loop's batched
+`generate` on ViQuAD-format prompts with a dynamic KV cache, a static one, and a static one compiled.
 
     python bench/gpu.py [--shape qwen3-8b|tiny] [--items 744] [--batch-size 16] [--tokenizer DIR]
 
@@ -20,10 +20,10 @@ import sys
 import threading
 from pathlib import Path
 
-from common import Measured, measure, table
+from common import SAMPLES, Measured, measure, table, vmlu_records
+from throughput import write_suite
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "suites" / "data"
 SHAPES = {
     "qwen3-8b": {
         "hidden_size": 4096,
@@ -42,21 +42,6 @@ SHAPES = {
         "head_dim": 16,
     },
 }
-SUITE = """vnllmtest: 1
-name: vmlu_gpu
-task: multiple_choice
-dataset: {adapter: vmlu, source: data/vmlu.jsonl}
-prompt:
-  template: |
-    Hãy chọn đáp án đúng cho câu hỏi trắc nghiệm sau. Chỉ trả lời bằng một chữ cái ({{ labels | join(", ") }}).
-
-    Câu hỏi: {{ question }}
-    {% for choice in choices %}{{ choice }}
-    {% endfor %}Đáp án:
-scoring: {mode: loglikelihood}
-metrics: [accuracy]
-item_pass: {metric: accuracy, min: 1}
-"""
 
 
 def build_model(folder: Path, shape: str, tokenizer_dir: Path, device: str) -> None:
@@ -85,17 +70,14 @@ def build_model(folder: Path, shape: str, tokenizer_dir: Path, device: str) -> N
 
 
 def write_project(folder: Path, count: int) -> Path:
-    """The suite, `count` VMLU-format questions and ViQuAD-format generate prompts (raw loop rows)."""
-    questions = [json.loads(line) for line in (SAMPLES / "vmlu_sample.jsonl").read_text("utf-8").splitlines()]
-    (folder / "suites" / "data").mkdir(parents=True)
+    """The VMLU suite (log-likelihood) over `count` questions in a data folder, and as many
+    ViQuAD-format prompts for the raw loop's `generate` (returned)."""
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "pytest.ini").write_text("[pytest]\n", "utf-8")
-    (folder / "suites" / "vmlu_gpu.yaml").write_text(SUITE, "utf-8")
-    with (folder / "suites" / "data" / "vmlu.jsonl").open("w", encoding="utf-8") as records:
-        for number in range(count):
-            source = questions[number % len(questions)]
-            records.write(
-                json.dumps({**source, "id": f"{number % 58 + 1:02d}-{number:05d}"}, ensure_ascii=False) + "\n"
-            )
+    write_suite(folder, "vmlu.yaml", "vmlu_gpu", {"mode": "loglikelihood"}, None)
+    (folder / "data" / "vmlu").mkdir(parents=True)
+    with (folder / "data" / "vmlu" / "valid.jsonl").open("w", encoding="utf-8") as records:
+        records.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in vmlu_records(count))
     passages = [json.loads(line) for line in (SAMPLES / "visquad2_sample.jsonl").read_text("utf-8").splitlines()]
     rows = folder / "generate.jsonl"
     with rows.open("w", encoding="utf-8") as handle:
@@ -158,13 +140,14 @@ def main() -> None:
 
         options.tokenizer = materialize("gemma3-270m")[0]
     shutil.rmtree(options.workdir, ignore_errors=True)
+    generate_rows = write_project(options.workdir, options.items)
     model_dir = options.workdir / "model"
     build_model(model_dir, options.shape, options.tokenizer, device)
-    generate_rows = write_project(options.workdir, options.items)
     dtype = "float16" if device == "cuda" else "float32"
     size = str(options.batch_size)
     reports = options.workdir / "reports"
     pytest = [sys.executable, "-m", "pytest", "suites/vmlu_gpu.yaml", "--model", str(model_dir), "-q"]
+    pytest += ["--data-dir", str(options.workdir / "data")]
     pytest += ["-p", "no:cacheprovider", "--no-cache", "--report-dir", str(reports), "--show-misses", "0"]
     pytest += ["--device", device, "--dtype", dtype, "--quant", "none", "--batch-size", size]
     rows = [timed("vnllmtest (pytest, log-likelihood)", pytest, options.workdir, options.items)]

@@ -14,12 +14,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from common import measure
+from common import measure, vmlu_records
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "suites" / "data" / "vmlu_sample.jsonl"
-SUBJECTS = 58
-
 SUITE = """vnllmtest: 1
 name: vmlu_scale
 task: multiple_choice
@@ -41,7 +38,6 @@ gates:
 def build_project(folder: Path, count: int) -> None:
     """A project whose suite holds `count` questions (ids SS-NNNN over 58 subjects) and a replay file
     answering each with the gold letter, except every fourth with the next letter."""
-    samples = [json.loads(line) for line in SAMPLE.read_text("utf-8").splitlines() if line.strip()]
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "suites" / "data").mkdir(parents=True)
     (folder / "pytest.ini").write_text("[pytest]\n", "utf-8")
@@ -50,13 +46,11 @@ def build_project(folder: Path, count: int) -> None:
         (folder / "suites" / "data" / "vmlu_test.jsonl").open("w", encoding="utf-8") as records,
         (folder / "predictions.jsonl").open("w", encoding="utf-8") as predictions,
     ):
-        for number in range(count):
-            source = samples[number % len(samples)]
-            item_id = f"{number % SUBJECTS + 1:02d}-{number:05d}"
-            records.write(json.dumps({**source, "id": item_id}, ensure_ascii=False) + "\n")
-            letters = [choice[0] for choice in source["choices"]]
-            answer = source["answer"] if number % 4 else letters[(letters.index(source["answer"]) + 1) % len(letters)]
-            predictions.write(json.dumps({"id": item_id, "prediction": answer}) + "\n")
+        for number, record in enumerate(vmlu_records(count)):
+            records.write(json.dumps(record, ensure_ascii=False) + "\n")
+            letters = [choice[0] for choice in record["choices"]]
+            answer = record["answer"] if number % 4 else letters[(letters.index(record["answer"]) + 1) % len(letters)]
+            predictions.write(json.dumps({"id": record["id"], "prediction": answer}) + "\n")
 
 
 def run(folder: Path) -> tuple[float, float]:

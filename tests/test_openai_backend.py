@@ -22,6 +22,7 @@ from support import REPO, cached_rows
 from vnllmtest.backends import ModelError, Request, ServerSettings, load_backend
 from vnllmtest.backends.bundled import gguf_file
 from vnllmtest.backends.registry import parse_model_spec
+from vnllmtest.runner import Runner
 
 API_KEY = "sk-test-PLANTED-7f3a9c"
 
@@ -81,7 +82,9 @@ def project_with_suites(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_completions_endpoint_runs_suites_and_scores_options_by_logprobs(llama_server, pytester):
     project = project_with_suites(pytester)
     spec = f"--model=openai:{llama_server.url}+endpoint=completions"
-    result = project.runpytest_subprocess("suites/vmlu.yaml", "suites/visquad2.yaml", "--data", "sample", "--limit", "4", spec)
+    result = project.runpytest_subprocess(
+        "suites/vmlu.yaml", "suites/visquad2.yaml", "--data", "sample", "--limit", "4", spec
+    )
     outcomes = result.parseoutcomes()
     assert "failed" not in outcomes and "error" not in outcomes, result.stdout.str()[-2000:]
     [run] = list((project.path / "reports").iterdir())
@@ -92,6 +95,22 @@ def test_completions_endpoint_runs_suites_and_scores_options_by_logprobs(llama_s
     manifest = json.loads((run / "summary.json").read_text("utf-8"))["manifest"]
     model = next(iter(manifest["models"].values()))
     assert model["device"] == f"server {llama_server.url}" and model["fingerprint"].startswith("openai:")
+
+
+def test_requests_sharing_a_beginning_reach_the_server_one_after_another(llama_server, monkeypatch):
+    """Not longest first: adjacent prompts with a common start let the server's prefix cache reuse it."""
+    backend = load_backend(parse_model_spec(f"openai:{llama_server.url}+endpoint=completions"))
+    passages = ["Đoạn văn: Hà Nội là thủ đô.", "Đoạn văn: Huế từng là kinh đô của nhà Nguyễn, bên sông Hương."]
+    questions = ["\nCâu hỏi: Ở đâu?\nTrả lời:", "\nCâu hỏi: Thành phố này nổi tiếng vì điều gì?\nTrả lời:"]
+    prompts = [passage + question for question in questions for passage in passages]
+    sent: list[str] = []
+    real = backend.generate
+    monkeypatch.setattr(backend, "generate", lambda batch: sent.extend(r.prompt for r in batch) or real(batch))
+    Runner(batch_size=2).run(backend, [Request("t", str(i), p, (), 4) for i, p in enumerate(prompts)], "generate")
+    starts = [prompt.split("\n")[0] for prompt in sent]
+    assert starts[0] == starts[1] != starts[2] == starts[3] and sorted(starts) == sorted(
+        prompt.split("\n")[0] for prompt in prompts
+    )
 
 
 def test_chat_endpoint_answers_through_the_servers_chat_template(llama_server):
@@ -120,11 +139,27 @@ def test_server_killed_midway_fails_clearly_and_a_rerun_resumes_from_the_cache(l
     project = project_with_suites(pytester)
     cache_dir = project.path / "cache"
     args = [
-        "suites/visquad2.yaml", "--data", "sample", f"--model=openai:{llama_server.url}+endpoint=completions",
-        "--batch-size", "1", "--concurrency", "1", "--retries", "1", "--cache-dir", str(cache_dir), "-p", "no:cacheprovider",
+        "suites/visquad2.yaml",
+        "--data",
+        "sample",
+        f"--model=openai:{llama_server.url}+endpoint=completions",
+        "--batch-size",
+        "1",
+        "--concurrency",
+        "1",
+        "--retries",
+        "1",
+        "--cache-dir",
+        str(cache_dir),
+        "-p",
+        "no:cacheprovider",
     ]
     run = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *args], cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-m", "pytest", *args],
+        cwd=project.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while cached_rows(cache_dir) < 4 and time.monotonic() < deadline:
@@ -195,7 +230,11 @@ def backend_for(url: str, settings: ServerSettings = FAST):
 
 def test_rate_limits_and_server_errors_are_retried_with_back_off(scripted, monkeypatch):
     url, script = scripted
-    script.replies = [(429, {"Retry-After": "0"}, {"error": "slow down"}), (503, {}, {}), (200, {}, completion(" Hà Nội"))]
+    script.replies = [
+        (429, {"Retry-After": "0"}, {"error": "slow down"}),
+        (503, {}, {}),
+        (200, {}, completion(" Hà Nội")),
+    ]
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     [generation] = backend_for(url).generate([Request("t", "1", "Thủ đô?", (), 8)])
     assert generation.text == " Hà Nội" and generation.new_tokens == 2
@@ -228,7 +267,9 @@ def test_without_logprobs_multiple_choice_falls_back_to_generation(scripted, pyt
     url, script = scripted
     script.replies = [(200, {}, completion("A"))]
     project = project_with_suites(pytester)
-    result = project.runpytest_subprocess("suites/vmlu.yaml", "--data", "sample", "--limit", "2", f"--model=openai:{url}+model=m+endpoint=completions")
+    result = project.runpytest_subprocess(
+        "suites/vmlu.yaml", "--data", "sample", "--limit", "2", f"--model=openai:{url}+model=m+endpoint=completions"
+    )
     assert "error" not in result.parseoutcomes()
     [run] = list((project.path / "reports").iterdir())
     items = [json.loads(line) for line in (run / "items.jsonl").read_text("utf-8").splitlines()]
@@ -241,8 +282,15 @@ def test_the_api_key_never_reaches_reports_caches_or_output(scripted, pytester, 
     monkeypatch.setenv("MY_SERVER_KEY", API_KEY)
     project = project_with_suites(pytester)
     result = project.runpytest_subprocess(
-        "suites/visquad2.yaml", "--data", "sample", "--limit", "3", f"--model=openai:{url}+model=m+endpoint=completions",
-        "--api-key-env", "MY_SERVER_KEY", "-rA",
+        "suites/visquad2.yaml",
+        "--data",
+        "sample",
+        "--limit",
+        "3",
+        f"--model=openai:{url}+model=m+endpoint=completions",
+        "--api-key-env",
+        "MY_SERVER_KEY",
+        "-rA",
     )
     assert all(headers["Authorization"] == f"Bearer {API_KEY}" for _, headers, _ in script.received)
     assert API_KEY not in result.stdout.str() + result.stderr.str()

@@ -89,7 +89,7 @@ class Runner:
             if key in cached:
                 results[index] = Prediction(**cached[key], cache_key=key, cached=True)
         pending = [i for i, result in enumerate(results) if result is None]
-        pending.sort(key=lambda i: backend.prompt_length(requests[i].prompt), reverse=True)
+        pending.sort(key=lambda i: backend.batch_order(requests[i].prompt))
         with self.progress(description, len(pending)) as advance:
             while pending:
                 batch, pending = pending[: self.batch_size], pending[self.batch_size :]

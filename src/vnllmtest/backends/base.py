@@ -87,6 +87,10 @@ class Backend(ABC):
         """Length of a text in the model's tokens (characters where the backend has no tokenizer)."""
         return len(prompt)
 
+    def batch_order(self, prompt: str) -> int | str:
+        """Sort key of a pending request: longest first, so that each batch carries little padding."""
+        return -self.prompt_length(prompt)
+
     @abstractmethod
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
         """Greedy answers for one batch, in request order."""

@@ -66,6 +66,11 @@ class OpenAIBackend(Backend):
             return plain_prompt(messages)
         return json.dumps({"messages": list(messages), "thinking": thinking}, ensure_ascii=False)
 
+    def batch_order(self, prompt: str) -> str:
+        """Servers batch for themselves; prompts that begin alike go one after another instead, so
+        that the server's prefix cache (llama.cpp, vLLM) reuses their common start."""
+        return prompt
+
     # --- capabilities --------------------------------------------------------------------------
     @property
     def supports_loglikelihood(self) -> bool:
