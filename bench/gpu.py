@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import shutil
 import subprocess
 import sys
@@ -44,10 +45,16 @@ SHAPES = {
 }
 
 
-def build_model(folder: Path, shape: str, tokenizer_dir: Path, device: str) -> None:
-    """A random-weight Qwen3 causal LM of the given shape, saved in fp16 (fp32 on the CPU)."""
+def build_model(folder: Path, shape: str, tokenizer_dir: Path | None, device: str) -> None:
+    """A random-weight Qwen3 causal LM of the given shape, saved in fp16 (fp32 on the CPU). Runs in
+    a child process: the competitors are forked from this one and inherit its peak RSS."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
+
+    if tokenizer_dir is None:
+        from vnllmtest.backends.bundled import materialize
+
+        tokenizer_dir = materialize("gemma3-270m")[0]
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     config = Qwen3Config(
@@ -86,6 +93,16 @@ def write_project(folder: Path, count: int) -> Path:
             prompt = f"Đoạn văn: {source['context']}\nCâu hỏi: {source['question']}\nTrả lời:"
             handle.write(json.dumps({"id": str(number), "prompt": prompt}, ensure_ascii=False) + "\n")
     return rows
+
+
+def card_name() -> str | None:
+    """The GPU's name as nvidia-smi gives it; None without a GPU."""
+    query = ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]
+    try:
+        names = subprocess.run(query, capture_output=True, text=True, check=True).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return names[0].strip() or None
 
 
 class GpuMemory:
@@ -131,18 +148,18 @@ def main() -> None:
     parser.add_argument("--tokenizer", type=Path, help="a tokenizer folder (default: the bundled Gemma's)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/vnllmtest-gpu"))
     options = parser.parse_args()
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    card = torch.cuda.get_device_name() if device == "cuda" else "no GPU (CPU)"
-    if options.tokenizer is None:
-        from vnllmtest.backends.bundled import materialize
-
-        options.tokenizer = materialize("gemma3-270m")[0]
+    card = card_name()
+    device = "cuda" if card else "cpu"
     shutil.rmtree(options.workdir, ignore_errors=True)
     generate_rows = write_project(options.workdir, options.items)
     model_dir = options.workdir / "model"
-    build_model(model_dir, options.shape, options.tokenizer, device)
+    builder = multiprocessing.get_context("spawn").Process(
+        target=build_model, args=(model_dir, options.shape, options.tokenizer, device)
+    )
+    builder.start()
+    builder.join()
+    if builder.exitcode:
+        raise SystemExit(f"building the {options.shape} model failed")
     dtype = "float16" if device == "cuda" else "float32"
     size = str(options.batch_size)
     reports = options.workdir / "reports"
@@ -162,7 +179,9 @@ def main() -> None:
     rows.append(
         timed("published protocol (batch 1)", [*protocol, "--max-new-tokens", "8"], options.workdir, int(limit))
     )
-    print(f"\n### {options.shape} shape, {dtype}, {card}: VMLU format, {options.items} questions, batch {size}\n")
+    print(
+        f"\n### {options.shape} shape, {dtype}, {card or 'CPU'}: VMLU format, {options.items} questions, batch {size}\n"
+    )
     print(table(rows, None))
     rate = [row.items / row.seconds for row in rows]
     print(f"\nvnllmtest vs raw loop: {rate[0] / rate[1]:.2f}x the items/s; vs the protocol: {rate[0] / rate[2]:.1f}x")
@@ -172,7 +191,7 @@ def main() -> None:
     variants = [("dynamic KV cache", []), ("static KV cache", ["--cache", "static", "--no-compile"])]
     variants.append(("static KV cache, compiled", ["--cache", "static"]))
     rows = [timed(name, [*generate, *extra], options.workdir, int(count)) for name, extra in variants]
-    print(f"\n### Batched generate (32 new tokens), {count} ViQuAD-format prompts, batch {size}, {card}\n")
+    print(f"\n### Batched generate (32 new tokens), {count} ViQuAD-format prompts, batch {size}, {card or 'CPU'}\n")
     print(table(rows, None))
 
 
