@@ -133,8 +133,8 @@ class GpuMemory:
 
 def timed(name: str, command: list[str], cwd: Path, count: int) -> Measured:
     with GpuMemory() as gpu:
-        seconds, peak, output = measure(command, cwd)
-    print(output[-1500:] if "failed" in output or "Error" in output else f"{name}: {seconds:.1f} s", flush=True)
+        seconds, peak, _ = measure(command, cwd)
+    print(f"{name}: {seconds:.1f} s", flush=True)
     return Measured(name, count, seconds, peak, note=f"GPU peak {gpu.peak / 1024:.1f} GiB")
 
 

@@ -95,7 +95,7 @@ def mean_metric(items: list[dict], metric: str) -> float:
 
 def multiple_choice(bench: Bench) -> None:
     size = str(bench.options.batch_size)
-    seconds, peak, items, summary = bench.vnllmtest("vmlu_ll", "--batch-size", size, "--refresh-cache")
+    seconds, peak, items, _ = bench.vnllmtest("vmlu_ll", "--batch-size", size, "--refresh-cache")
     items_file = save_items(items, bench.workdir / "vmlu-items.jsonl")
     chosen = {item["id"]: item["answer"] for item in items}
     gold = {item["id"]: item["references"][0] for item in items}
@@ -151,7 +151,6 @@ def multiple_choice(bench: Bench) -> None:
         f"speed-up over the published protocol: {speed / (len(protocol) / protocol_seconds):.1f}x; "
         f"warm cache vs cold: {seconds / warm_seconds:.1f}x faster"
     )
-    del summary
     if bench.options.lm_eval:
         against_lm_eval(bench, size)
 
