@@ -105,6 +105,23 @@ def test_a_drop_beyond_max_drop_fails_the_run_and_the_terminal_says_why(project)
     assert document["gates_passed"] is False
 
 
+def test_a_baseline_with_another_definition_of_the_metric_is_not_compared(project):
+    summary_file = baseline_folder(project) / "summary.json"
+    document = json.loads(summary_file.read_text("utf-8"))
+    current = document["metric_definitions"]["accuracy"]
+    document["metric_definitions"]["accuracy"] = current + 1  # as if the baseline had another definition
+    summary_file.write_text(json.dumps(document), "utf-8")
+    result = check(project)
+    reason = f"definition changed (baseline v{current + 1}, this run v{current})"
+    result.stdout.fnmatch_lines(
+        [f"mc [[]ckpt] accuracy: not compared, {reason}", f"*accuracy drop <= 4 vs baseline*FAIL ({reason})"]
+    )
+    assert result.ret == 1
+    comparison = json.loads((run_folder(project) / "summary.json").read_text("utf-8"))["comparison"]
+    assert comparison["metrics"] == [] and comparison["incomparable"][0]["reason"] == reason
+    assert f"**not compared**: {reason}" in (run_folder(project) / "summary.md").read_text("utf-8")
+
+
 def test_the_gate_passes_when_the_drop_is_within_max_drop(project):
     write_suite(project.path, "  - {metric: accuracy, max_drop: 5}")
     result = check(project)

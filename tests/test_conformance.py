@@ -18,7 +18,7 @@ import pytest
 from vnllmtest.loaders import DataOptions, Item, load_data
 from vnllmtest.suite import load_suite
 
-from support import REPO, write_jsonl
+from support import INNER_RUN_INI, REPO, write_jsonl
 
 SHARED = Path(os.environ.get("VNLLMTEST_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason=f"real benchmark data not found at {SHARED}")
@@ -49,10 +49,11 @@ def test_vmlu_validation_split_loads_whole():
     assert all(item.fields["choices"][0].startswith("A. ") for item in data.pool)
 
 
-def test_vmlu_default_sample_is_a_deterministic_tenth():
-    first, second = loaded("vmlu"), loaded("vmlu")
-    assert len(first.entries) == 74
-    assert [item.id for item in first.entries] == [item.id for item in second.entries]
+def test_vmlu_default_is_the_whole_split_in_source_order():
+    """The published protocol: all 744 validation questions, no sampling."""
+    data = loaded("vmlu")
+    assert data.planned == len(data.entries) == 744
+    assert [item.id for item in data.entries] == [item.id for item in every_record("vmlu")]
 
 
 def test_visquad_records_load_and_the_default_sample_is_seeded_and_stratified():
@@ -64,24 +65,22 @@ def test_visquad_records_load_and_the_default_sample_is_seeded_and_stratified():
     assert all(not item.references for item in records if item.tags["answerable"] == "NoAns")
     # 1,000 with 10% unanswerable asks for 900 answerable; this subset has 800, taken whole and reported.
     assert Counter(item.tags["answerable"] for item in data.entries) == {"HasAns": 800, "NoAns": 100}
-    assert data.notes == ("answerable=HasAns: wanted 900, the data has 800 (all taken)",)
-    records = every_record("visquad2")
-    assert Counter(item.tags["answerable"] for item in records) == {"HasAns": 800, "NoAns": 200}
-    assert all(not item.references for item in records if item.tags["answerable"] == "NoAns")
     assert [item.id for item in loaded("visquad2").entries] == [item.id for item in data.entries]
 
 
-def test_vims_release_folder_loads_300_clusters():
+def test_vims_release_folder_loads_300_clusters_and_the_default_takes_a_seeded_100():
+    clusters = every_record("vims")
+    assert len(clusters) == 300
+    assert sum(len(item.fields["documents"]) for item in clusters) == 1945
+    assert all(len(item.references) == 2 for item in clusters)
     data = loaded("vims")
-    assert data.total == len(data.pool) == 300
-    assert sum(len(item.fields["documents"]) for item in data.pool) == 1945
-    assert all(len(item.references) == 2 for item in data.pool)
-    assert len(data.entries) == 30
+    assert data.total == 300 and data.planned == len(data.entries) == 100
+    assert [item.id for item in data.entries] == [item.id for item in loaded("vims").entries]
 
 
 def test_vims_s3_mode_rebuilds_the_selected_sentences():
     """Every sentence labelled 1 in a cluster's S3 files, and nothing else, in the S3 input."""
-    for item in loaded("vims").pool:
+    for item in every_record("vims"):
         selected = set()
         for s3_file in (SHARED / "vims" / "ViMs" / "S3_summary" / item.id).glob("*.s3.txt"):
             for line in s3_file.read_text(encoding="utf-8").splitlines():
@@ -105,7 +104,8 @@ def test_vtsnlp_published_column_layout_loads_from_parquet_like_csv(tmp_path):
     data = load_data(load_suite(REPO / "suites" / "vtsnlp.yaml"), DataOptions(data_dir=tmp_path))
     csv_items = load_data(load_suite(REPO / "suites" / "vtsnlp.yaml"), DataOptions(mode="sample")).entries
     assert {item.id for item in data.entries} == {item.id for item in csv_items}
-    assert Counter(item.tags["category"] for item in data.entries) == Counter(item.tags["category"] for item in csv_items)
+    categories = Counter(item.tags["category"] for item in data.entries)
+    assert categories == Counter(item.tags["category"] for item in csv_items)
 
 
 # --- replay runs over the whole of each dataset -------------------------------------------------
@@ -125,7 +125,7 @@ def shared_project(pytester: pytest.Pytester) -> pytest.Pytester:
 def run_replay(project: pytest.Pytester, suite: str, predictions: list[dict]) -> dict:
     """A replay run; judged suites get a replayed judge that gives every answer full marks."""
     write_jsonl(project.path / "predictions.jsonl", predictions)
-    verdict = '{"accuracy": 10, "faithfulness": 10, "coherence": 10, "ly_do": "Trùng bản tham khảo."}'
+    verdict = '{"score": 10, "faithfulness": 10, "coverage": 10, "coherence": 10, "ly_do": "Trùng bản tham khảo."}'
     write_jsonl(project.path / "judge.jsonl", [{"id": p["id"], "prediction": verdict} for p in predictions])
     args = ["--data-dir", str(SHARED), "--model=replay:predictions.jsonl", "--judge=replay:judge.jsonl", "-q"]
     result = project.runpytest(f"suites/{suite}.yaml", *args)
@@ -150,11 +150,12 @@ def test_visquad_gold_answers_and_abstentions_score_100(shared_project):
 
 
 def test_vims_gold_summary_as_prediction_scores_rouge_100(shared_project):
-    pool = loaded("vims").pool
-    group = run_replay(shared_project, "vims", [{"id": item.id, "prediction": item.references[0]} for item in pool])
+    clusters = every_record("vims")
+    group = run_replay(shared_project, "vims", [{"id": item.id, "prediction": item.references[0]} for item in clusters])
     assert group["items"] == 300
     assert all(group["metrics"][name]["value"] == 100.0 for name in ("rouge_1", "rouge_2", "rouge_l"))
-    assert group["metrics"]["judge_overall"]["value"] == 10.0
+    assert group["metrics"]["judge_overall"]["value"] == group["metrics"]["judge_score"]["value"] == 10.0
+    assert group["metrics"]["verdict_coverage"]["value"] == 100.0
 
 
 def test_vmlu_gold_letters_score_100_in_every_category(shared_project):
@@ -178,5 +179,76 @@ def test_bundled_model_runs_the_real_data(pytester):
     assert all(str(SHARED) in suite["data_origin"] for suite in document["manifest"]["suites"].values())
     result.stdout.fnmatch_lines(["vnllmtest data note: visquad2: answerable=HasAns: wanted 900, the data has 800*"])
     markdown = (run / "summary.md").read_text(encoding="utf-8")
-    assert "| vmlu | accuracy_generate |" in markdown and "| visquad2 | answerable=HasAns | f1 |" in markdown
+    assert "| vmlu | accuracy_loglik |" in markdown and "| visquad2 | answerable=HasAns | f1 |" in markdown
     assert all(isinstance(item, Item) for item in loaded("vims").entries)
+
+
+# --- the bundled suites as shipped, replayed together -------------------------------------------
+
+
+def test_bundled_suites_replayed_on_shared_data_run_the_published_sizes(pytester):
+    """vmlu 744, visquad2 900 (800 answerable, the named shortfall, + 100), vims 100: every gate decided,
+    and the replay backend's missing log-probabilities counted as unscored, never filled in."""
+    shutil.copytree(REPO / "suites", pytester.path / "suites")
+    pytester.makeini(INNER_RUN_INI)
+    vmlu, visquad, vims = (loaded(name).entries for name in ("vmlu", "visquad2", "vims"))  # as the run selects
+
+    # VMLU: the gold letter on two items of three, the next option's letter on the third, in two reply styles.
+    right = [i % 3 != 0 for i in range(len(vmlu))]
+    predictions = []
+    for i, item in enumerate(vmlu):
+        gold = item.references[0]
+        letter = gold if right[i] else item.labels[(item.labels.index(gold) + 1) % len(item.labels)]
+        predictions.append({"id": item.id, "suite": "vmlu", "prediction": letter if i % 2 else f"Đáp án: {letter}"})
+    # ViQuAD: the gold phrase on even answerable items, the prompt's abstention on the rest (wrong on an
+    # answerable item, right on an unanswerable one).
+    answered = 0
+    for i, item in enumerate(visquad):
+        if item.references and i % 2 == 0:
+            answered += 1
+            predictions.append({"id": item.id, "suite": "visquad2", "prediction": item.references[0]})
+        else:
+            predictions.append({"id": item.id, "suite": "visquad2", "prediction": "Không có câu trả lời."})
+    # ViMs: the first sentence the annotators selected; the judge gives 6 or 8 overall, alternately.
+    verdicts = []
+    for i, item in enumerate(vims):
+        predictions.append({"id": item.id, "suite": "vims", "prediction": item.fields["selected_sentences"][0]})
+        reply = {"score": 6 if i % 2 else 8, "faithfulness": 7, "coverage": 5, "coherence": 6, "ly_do": "Đủ ý chính."}
+        verdicts.append({"id": item.id, "suite": "vims", "prediction": json.dumps(reply, ensure_ascii=False)})
+    write_jsonl(pytester.path / "predictions.jsonl", predictions)
+    write_jsonl(pytester.path / "judge.jsonl", verdicts)
+
+    suites = ["suites/vmlu.yaml", "suites/visquad2.yaml", "suites/vims.yaml"]
+    args = ["--data-dir", str(SHARED), "--model", "replay:predictions.jsonl", "--judge", "replay:judge.jsonl", "-q"]
+    result = pytester.runpytest(*suites, *args)
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    note = "answerable=HasAns: wanted 900, the data has 800 (all taken)"
+    result.stdout.fnmatch_lines([f"vnllmtest data note: visquad2: {note}"])
+
+    [run] = list((pytester.path / "reports").iterdir())
+    document = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    groups = {group["suite"]: group for group in document["results"]}
+    assert {name: (g["items"], g["suite_items"]) for name, g in groups.items()} == {
+        "vmlu": (744, 744), "visquad2": (900, 900), "vims": (100, 100)
+    }
+    assert document["manifest"]["suites"]["visquad2"]["data_notes"] == [note]
+    for name, group in groups.items():
+        states = [gate["state"] for gate in group["gates"]]
+        assert states and "passed" in states and set(states) <= {"passed", "skipped"}, (name, group["gates"])
+        assert group["statuses"]["error"] == 0
+
+    mc = groups["vmlu"]
+    assert mc["metrics"]["accuracy"]["n"] == 744 and mc["unscored"].get("accuracy", 0) == 0
+    assert mc["metrics"]["accuracy"]["value"] == pytest.approx(100 * sum(right) / 744)
+    assert mc["unscored"]["accuracy_loglik"] == 744 and mc["metrics"]["accuracy_loglik"]["n"] == 0
+    assert mc["unscored"]["mode_agreement"] == 744  # needs both modes
+
+    qa = groups["visquad2"]
+    assert Counter(item.tags["answerable"] for item in visquad) == {"HasAns": 800, "NoAns": 100}
+    assert qa["metrics"]["exact_match"]["value"] == pytest.approx(100 * (answered + 100) / 900)
+
+    summ = groups["vims"]
+    assert summ["metrics"]["verdict_coverage"]["value"] == 100.0
+    assert summ["metrics"]["judge_score"]["value"] == pytest.approx(7.0)  # (8 + 6) / 2, the holistic score
+    assert summ["metrics"]["judge_overall"]["value"] == pytest.approx(6.0)  # (7 + 5 + 6) / 3, the criteria
+    assert summ["metrics"]["judge_coverage"]["value"] == pytest.approx(5.0)

@@ -11,6 +11,7 @@ from vnllmtest.backends.registry import parse_model_spec
 from vnllmtest.cache import PredictionCache
 from vnllmtest.evaluation import evaluate
 from vnllmtest.loaders import DataOptions, load_data
+from vnllmtest.metrics import extract_choice
 from vnllmtest.runner import Runner
 from vnllmtest.suite import load_suite
 
@@ -47,10 +48,13 @@ def test_both_scoring_modes_give_accuracy_per_mode_and_their_agreement(tiny, tmp
     results = run_suite(REPO / "suites" / "vmlu.yaml", tiny, runner)
     for result in results.values():
         assert result.mode == "loglikelihood+generate"
-        assert set(result.metrics) == {"accuracy", "accuracy_generate", "mode_agreement"}
+        assert set(result.metrics) == {"accuracy", "accuracy_loglik", "mode_agreement"}
         assert result.metrics["accuracy"] == float(result.answer == result.references[0])
-        assert result.metrics["accuracy_generate"] == float(result.generated_answer == result.references[0])
-        assert result.metrics["mode_agreement"] == float(result.generated_answer == result.answer)
+        assert result.metrics["accuracy"] == float(extract_choice(result.output, list(result.choice_logprobs)) == result.references[0])
+        assert result.metrics["accuracy_loglik"] == float(result.loglik_answer == result.references[0])
+        best = max(result.choice_logprobs, key=result.choice_logprobs.get)
+        assert result.loglik_answer == best
+        assert result.metrics["mode_agreement"] == float(result.answer is not None and result.loglik_answer == result.answer)
         assert result.choice_logprobs and result.output is not None
     again = run_suite(REPO / "suites" / "vmlu.yaml", tiny, runner)
     assert all(result.cached for result in again.values())
@@ -82,6 +86,6 @@ def test_vims_s3_mode_prompts_with_the_selected_sentences(tiny):
 
 
 def test_the_declared_abstention_phrase_is_named_in_the_prompt(tiny, tmp_path):
-    path = edited_suite(tmp_path, "visquad2", ('abstentions: ["không có câu trả lời"]', 'abstentions: ["không rõ"]'))
+    path = edited_suite(tmp_path, "visquad2", ("    - không có câu trả lời\n", "    - không rõ\n"))
     results = run_suite(path, tiny, Runner(batch_size=4), limit=2)
     assert all('hãy trả lời đúng cụm "không rõ"' in result.prompt for result in results.values())

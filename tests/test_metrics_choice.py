@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vnllmtest.metrics import extract_choice
+from vnllmtest.metrics import extract_choice, read_choice
 
 ABCD = ["A", "B", "C", "D"]
 
@@ -46,7 +46,7 @@ CASES = [
     ("Vì (B) đúng nên tôi chắc chắn", "B"),
     ("So sánh (A) với (B) thì khó", None),  # two distinct marked labels: ambiguous
     ("A, B và C đều sai", None),
-    ("Đáp án A; câu trả lời B", "A"),  # the first cue wins
+    ("Đáp án A; câu trả lời B", None),  # two different answers without a final marker: ambiguous
     ("B. Sai. Đáp án: C", "C"),  # an explicit cue beats a leading label
     ("answered B", None),  # the cue must be a whole word
 ]
@@ -56,6 +56,11 @@ CASES = [
 @pytest.mark.parametrize(("text", "expected"), CASES)
 def test_extract_choice(text, expected, form):
     assert extract_choice(unicodedata.normalize(form, text), ABCD) == expected
+
+
+def test_the_two_answers_reply_is_ambiguous_not_unreadable():
+    assert read_choice("Đáp án A; câu trả lời B", ABCD).ambiguous
+    assert not read_choice("Không biết", ABCD).ambiguous
 
 
 def test_labels_come_from_the_caller():

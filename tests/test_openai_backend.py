@@ -262,8 +262,9 @@ def test_a_refused_request_is_not_retried(scripted):
     assert len(script.received) == 1
 
 
-def test_without_logprobs_multiple_choice_falls_back_to_generation(scripted, pytester):
-    """An Ollama-like server: no logprobs, so vmlu runs generate+extract and says so per item."""
+def test_without_logprobs_only_the_generate_accuracy_is_scored(scripted, pytester):
+    """An Ollama-like server: no logprobs, so vmlu's `accuracy` (generate+extract) is scored and
+    `accuracy_loglik` is counted as unscored, never filled from the generation."""
     url, script = scripted
     script.replies = [(200, {}, completion("A"))]
     project = project_with_suites(pytester)
@@ -273,7 +274,13 @@ def test_without_logprobs_multiple_choice_falls_back_to_generation(scripted, pyt
     assert "error" not in result.parseoutcomes()
     [run] = list((project.path / "reports").iterdir())
     items = [json.loads(line) for line in (run / "items.jsonl").read_text("utf-8").splitlines()]
-    assert all(item["mode"] == "generate+generate" and item["answer"] == "A" for item in items)
+    assert all(item["mode"] == "loglikelihood+generate" and item["answer"] == "A" for item in items)
+    assert all(set(item["metrics"]) == {"accuracy"} and item["loglik_answer"] is None for item in items)
+    [group] = json.loads((run / "summary.json").read_text("utf-8"))["results"]
+    assert group["unscored"] == {"accuracy": 0, "accuracy_loglik": 2, "mode_agreement": 2}
+    assert group["metrics"]["accuracy_loglik"]["n"] == 0
+    assert "(2 unscored)" in (run / "summary.md").read_text("utf-8")
+    result.stdout.fnmatch_lines(["*vnllmtest coverage*", "vmlu *accuracy_loglik*n/a*2"])
 
 
 def test_the_api_key_never_reaches_reports_caches_or_output(scripted, pytester, monkeypatch):
@@ -297,3 +304,39 @@ def test_the_api_key_never_reaches_reports_caches_or_output(scripted, pytester, 
     written = [p for p in project.path.rglob("*") if p.is_file()]
     assert any(p.name == "predictions.sqlite" for p in written) and any(p.name == "summary.json" for p in written)
     assert not [p for p in written if API_KEY.encode() in p.read_bytes()]
+
+
+def chat_reply(content: str, reasoning: str, finish: str) -> dict:
+    message = {"role": "assistant", "content": content, "reasoning_content": reasoning}
+    return {"choices": [{"message": message, "finish_reason": finish}], "usage": {"completion_tokens": 9}}
+
+
+@pytest.mark.parametrize(
+    "content, finish, answer, unterminated",
+    [
+        ("", "length", "", True),  # cut while the server was still reasoning
+        ("Hà Nội", "stop", "Hà Nội", False),
+        ("Hà Nội\nvì đó là thủ đô", "stop", "Hà Nội", False),  # the stop string cuts the answer, not the reasoning
+        ("Hà", "length", "Hà", False),  # cut in the answer: truncated, not thinking
+    ],
+)
+def test_chat_reasoning_is_thinking_and_a_reply_cut_inside_it_is_unterminated(scripted, content, finish, answer, unterminated):
+    url, script = scripted
+    script.replies = [(200, {}, chat_reply(content, "Đoạn văn nói\nvề thủ đô", finish))]
+    chat = load_backend(parse_model_spec(f"openai:{url}+model=vi-model"), server_settings=FAST)
+    request = Request("t", "1", chat.format_prompt([{"role": "user", "content": "Thủ đô?"}], True), (), 8, ("\n",))
+    [prediction] = Runner().run(chat, [request], "generate")
+    assert (prediction.text, prediction.thinking_unterminated) == (answer, unterminated)
+    assert prediction.thinking == "Đoạn văn nói\nvề thủ đô"
+
+
+def test_a_thinking_request_sends_no_stop_and_cuts_only_the_answer(scripted):
+    url, script = scripted
+    script.replies = [(200, {}, completion("Đoạn văn\nnói về Huế</think>Huế\nvì là cố đô"))] * 2
+    backend = backend_for(url)
+    prompt = "<|im_start|>user\nCố đô?<|im_end|>\n<|im_start|>assistant\n<think>\n"
+    [thinking] = Runner().run(backend, [Request("t", "1", prompt, (), 8, ("\n",), thinking=True)], "generate")
+    assert "stop" not in script.received[-1][2]
+    assert (thinking.text, thinking.thinking, thinking.thinking_unterminated) == ("Huế", "Đoạn văn\nnói về Huế", False)
+    Runner().run(backend, [Request("t", "1", prompt, (), 8, ("\n",))], "generate")
+    assert script.received[-1][2]["stop"] == ["\n"]

@@ -1,6 +1,6 @@
 """The rest of the text path on any Unicode input (hypothesis): never an exception, always within bounds.
 normalize_text, extract_choice and judge parsing have their own fuzzers in test_metrics_text.py,
-test_metrics_choice.py and test_judge.py."""
+test_metrics_choice.py and test_judge_parse.py."""
 
 from __future__ import annotations
 

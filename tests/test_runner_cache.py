@@ -110,9 +110,10 @@ def test_a_failing_batch_errors_its_items_and_is_not_cached(tiny, tmp_path, monk
     assert [p.cached for p in again] == [True, True, False, True, True] and not any(p.error for p in again)
 
 
-def test_loglikelihood_falls_back_to_generation_for_backends_without_scores(tmp_path):
+def test_loglikelihood_never_turns_into_generation_for_backends_without_scores(tmp_path):
     predictions = tmp_path / "p.jsonl"
     predictions.write_text('{"id": "r0", "prediction": "Đáp án: B"}\n', encoding="utf-8")
     replay = load_backend(parse_model_spec(f"replay:{predictions}"))
     [result] = Runner().run(replay, requests()[:1], "loglikelihood")
-    assert result.mode == "generate" and result.text == "Đáp án: B" and result.cache_key is None
+    assert (result.mode, result.text, result.choice_logprobs, result.finish_reason) == ("loglikelihood", "", None, "no_logprobs")
+    assert result.error is None and result.cache_key is None

@@ -126,9 +126,16 @@ def test_both_scoring_modes_need_multiple_choice_and_add_their_metrics(tmp_path)
     assert "scoring.mode 'both' needs task 'multiple_choice'" in error_of(tmp_path, VALID + "scoring: {mode: both}\n")
     choice = (REPO_SUITES / "vmlu.yaml").read_text(encoding="utf-8")
     suite = load_suite(write(tmp_path, choice))
-    assert suite.spec.reported_metrics == ["accuracy", "accuracy_generate", "mode_agreement"]
-    single = choice.replace("mode: both", "mode: loglikelihood").replace("[accuracy]", "[accuracy, mode_agreement]")
-    assert "metrics accuracy_generate, mode_agreement need scoring.mode 'both'" in error_of(tmp_path, single)
+    assert suite.spec.reported_metrics == ["accuracy", "accuracy_loglik", "mode_agreement"]
+    single = choice.replace("mode: both", "mode: loglikelihood").replace("[accuracy]", "[accuracy_loglik, mode_agreement]")
+    single = single.replace("metric: accuracy,", "metric: accuracy_loglik,")
+    assert "metric 'mode_agreement' needs scoring.mode 'both', not 'loglikelihood'" in error_of(tmp_path, single)
+    loglik = choice.replace("mode: both", "mode: loglikelihood")
+    assert "metric 'accuracy' needs scoring.mode 'generate' or 'both', not 'loglikelihood'" in error_of(tmp_path, loglik)
+    generate = choice.replace("mode: both", "mode: generate").replace("[accuracy]", "[accuracy_loglik]")
+    assert "metric 'accuracy_loglik' needs scoring.mode 'loglikelihood' or 'both'" in error_of(tmp_path, generate)
+    only_generate = load_suite(write(tmp_path, choice.replace("mode: both", "mode: generate")))
+    assert only_generate.spec.reported_metrics == ["accuracy"]
     gated = choice.replace("{metric: accuracy, min: 25, bound: ci_high}", "{metric: mode_agreement, min: 50}")
     assert load_suite(write(tmp_path, gated)).spec.gates[0].metric == "mode_agreement"
 
@@ -161,8 +168,10 @@ gates:
 
 def test_judge_blocks_are_validated(tmp_path):
     suite = load_suite(write(tmp_path, JUDGED + "  - {metric: judge_overall, min: 6, bound: ci_low}\n"))
-    assert suite.spec.reported_metrics[-4:] == ["judge_overall", "judge_accuracy", "judge_faithfulness", "judge_coherence"]
-    assert "unknown rubric 'tone'; packaged rubrics: answer_quality, summary_quality" in error_of(
+    assert suite.spec.reported_metrics[-5:] == [
+        "judge_overall", "judge_accuracy", "judge_faithfulness", "judge_coherence", "verdict_coverage"
+    ]
+    assert "unknown rubric 'tone'; packaged rubrics: answer_quality, summary_quality, vims_published" in error_of(
         tmp_path, JUDGED.replace("rubric: answer_quality", "rubric: tone")
     )
     assert "pass_min 12 is outside the rubric's scale 1-10" in error_of(tmp_path, JUDGED.replace("pass_min: 6", "pass_min: 12"))

@@ -1,5 +1,6 @@
 """A run against a baseline run, paired on the items both evaluated: differences with CIs and
-p-values per metric, the items that flipped between pass and miss, and the items only one run has."""
+p-values per metric, the items that flipped between pass and miss, and the items only one run has.
+A metric whose definition version differs between the runs is listed as incomparable instead."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vnllmtest.aggregate import cluster_labels, scale_of
-from vnllmtest.metrics import Estimate, estimate, mcnemar_exact, paired_permutation_p
+from vnllmtest.aggregate import cluster_labels
+from vnllmtest.metric_table import metric_info, scale_of
+from vnllmtest.metrics.stats import PERMUTATION_DRAWS, Estimate, estimate, mcnemar_exact, paired_permutation_p
+
+USUAL_LEVELS = (0.01, 0.05, 0.1)  # a Monte Carlo p this close to one of them is shown with its error
 
 
 class BaselineError(Exception):
@@ -28,6 +32,23 @@ class StoredRun:
     items: list[dict[str, Any]]
     summary: dict[str, Any] | None
 
+    def definition_version(self, metric: str) -> int | None:
+        """The version of `metric`'s definition the run used, from its summary.json; a run from before
+        versions were stored (or without summary.json) used version 1; None: not recorded."""
+        if self.summary is None or "metric_definitions" not in self.summary:
+            return 1
+        version = (self.summary.get("metric_definitions") or {}).get(metric)
+        return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+    @property
+    def definitions_note(self) -> str | None:
+        """Why the run's definition versions are assumed rather than read, if they are."""
+        if self.summary is None:
+            return f"{self.run_id}: no summary.json beside its items; definitions unknown, every metric taken as v1"
+        if "metric_definitions" not in self.summary:
+            return f"{self.run_id}: made before metric definitions were versioned; every metric taken as v1"
+        return None
+
 
 @dataclass(frozen=True)
 class MetricDifference:
@@ -42,7 +63,34 @@ class MetricDifference:
     baseline: Estimate
     difference: Estimate
     p_value: float
-    test: str  # "mcnemar" (0/1 metrics, independent items) or "permutation" (sign flips, by cluster)
+    test: str  # "mcnemar" (binary metrics, independent items), "permutation" (sign flips, by cluster) or "none"
+    p_error: float = 0.0  # Monte Carlo standard error of p_value; 0.0 for exact tests
+    p_draws: int = 0  # random sign patterns behind p_value; 0 when exact
+
+    def describe_p(self, levels: Sequence[float] = USUAL_LEVELS) -> str:
+        """`0.688 (mcnemar)`, `0.0469 (permutation, exact)`, `0.31 (permutation, 10,000 draws)`, or, when
+        the Monte Carlo error could move p across one of `levels` (within 3 standard errors of it),
+        `0.0481 ± 0.002 (permutation, 10,000 draws)`; `n/a` without a p-value."""
+        if math.isnan(self.p_value):
+            return "n/a"
+        if not self.p_draws:
+            return f"{self.p_value:.3g} ({self.test}{', exact' if self.test == 'permutation' else ''})"
+        near = any(abs(self.p_value - level) <= 3 * self.p_error for level in levels)
+        error = f" ± {self.p_error:.1g}" if near else ""
+        return f"{self.p_value:.3g}{error} ({self.test}, {self.p_draws:,} draws)"
+
+
+@dataclass(frozen=True)
+class Incomparable:
+    """A metric present in both runs but not compared, because its definitions differ (or are unknown)."""
+
+    suite: str
+    model: str
+    baseline_model: str
+    metric: str
+    baseline_version: int | None
+    current_version: int | None
+    reason: str  # e.g. "definition changed (baseline v1, this run v2)"
 
 
 @dataclass(frozen=True)
@@ -79,9 +127,18 @@ class Comparison:
     differences: list[MetricDifference] = field(default_factory=list)
     coverage: list[Coverage] = field(default_factory=list)
     flips: list[Flip] = field(default_factory=list)
+    incomparable: list[Incomparable] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. definition versions assumed for an old baseline
 
     def difference(self, suite: str, model: str, metric: str) -> MetricDifference | None:
         return next((d for d in self.differences if (d.suite, d.model, d.metric) == (suite, model, metric)), None)
+
+    def incomparable_reason(self, suite: str, model: str, metric: str) -> str | None:
+        """Why `metric` was not compared for (suite, model), e.g. "definition changed (baseline v1,
+        this run v2)"; None when it was compared (or neither run has it)."""
+        return next(
+            (i.reason for i in self.incomparable if (i.suite, i.model, i.metric) == (suite, model, metric)), None
+        )
 
     @property
     def regressions(self) -> list[Flip]:
@@ -93,6 +150,8 @@ class Comparison:
             "metrics": [asdict(d) for d in self.differences],
             "coverage": [asdict(c) for c in self.coverage],
             "flips": [asdict(f) for f in self.flips],
+            "incomparable": [asdict(i) for i in self.incomparable],
+            "notes": list(self.notes),
         }
 
 
@@ -172,12 +231,17 @@ def compare(
     nodeids: Mapping[tuple[str, str, str], str] | None = None,
     seed: int = 0,
     iterations: int = 1000,
+    current_run: StoredRun | None = None,
 ) -> Comparison:
     """Pair every (suite, model) group of `current` with the baseline's results for that suite (the
-    same model label, else `baseline_model`, else the baseline's only model)."""
+    same model label, else `baseline_model`, else the baseline's only model). `iterations` sets the
+    bootstrap resamples, and the permutation draws when above PERMUTATION_DRAWS. `current` was made
+    under this vnllmtest's metric definitions, or under `current_run`'s stored ones when given."""
     groups = _by_group(current)
     stored = _by_group(baseline.items)
     comparison = Comparison(baseline)
+    current_version = current_run.definition_version if current_run is not None else defined_version
+    comparison.notes += [run.definitions_note for run in (baseline, current_run) if run and run.definitions_note]
     for (suite, model), records in sorted(groups.items()):
         matched = _baseline_model(suite, model, sorted(m for s, m in stored if s == suite), baseline_model)
         if matched is None:
@@ -197,9 +261,14 @@ def compare(
         )
         pairs = [(records[key], theirs[key]) for key in shared]
         for metric in metrics_by_suite.get(suite, ()):
-            found = _difference(suite, model, matched, metric, pairs, seed, iterations)
-            if found is not None:
-                comparison.differences.append(found)
+            if not any(metric in theirs["metrics"] for _, theirs in pairs):
+                continue  # the baseline has no value to compare (e.g. a judge it did not run)
+            before, now = baseline.definition_version(metric), current_version(metric)
+            reason = _incomparable_reason(metric, before, now)
+            if reason is not None:
+                comparison.incomparable.append(Incomparable(suite, model, matched, metric, before, now, reason))
+            else:
+                comparison.differences.append(_difference(suite, model, matched, metric, pairs, seed, iterations))
         comparison.flips += _flips(suite, model, matched, pairs, nodeids or {})
     comparison.flips.sort(key=lambda f: (f.direction != "regression", f.suite, f.model, f.id))
     return comparison
@@ -231,6 +300,26 @@ def _baseline_model(suite: str, model: str, available: list[str], chosen: str | 
     )
 
 
+def defined_version(metric: str) -> int | None:
+    """The version of `metric`'s definition in this vnllmtest; None for a name it does not define."""
+    try:
+        return metric_info(metric).version
+    except KeyError:
+        return None
+
+
+def _incomparable_reason(metric: str, before: int | None, now: int | None) -> str | None:
+    if defined_version(metric) is None:
+        return "not a metric this vnllmtest defines (its kind and definition are unknown)"
+    if before is None or now is None:
+        sides = (("baseline", before), ("this run", now))
+        recorded = ", ".join(f"{side} {'not recorded' if v is None else f'v{v}'}" for side, v in sides)
+        return f"definition version unknown ({recorded})"
+    if before != now:
+        return f"definition changed (baseline v{before}, this run v{now})"
+    return None
+
+
 def _difference(
     suite: str,
     model: str,
@@ -239,23 +328,26 @@ def _difference(
     pairs: list[tuple[Mapping[str, Any], Mapping[str, Any]]],
     seed: int,
     iterations: int,
-) -> MetricDifference | None:
+) -> MetricDifference:
+    """The paired difference, tested by the metric's declared kind: McNemar for a binary metric on
+    independent items, else a sign-flip permutation test over items or clusters."""
     scored = [(ours, theirs) for ours, theirs in pairs if metric in ours["metrics"] and metric in theirs["metrics"]]
-    if not scored and not any(metric in theirs["metrics"] for _, theirs in pairs):
-        return None  # neither run reports this metric here (e.g. a judge the baseline did not run)
     now = [ours["metrics"][metric] for ours, _ in scored]
     before = [theirs["metrics"][metric] for _, theirs in scored]
     differences = [a - b for a, b in zip(now, before)]
     clusters = cluster_labels([ours for ours, _ in scored])
     options = {"seed": seed, "iterations": iterations}
     scale = scale_of(metric)
-    binary = all(value in (0.0, 1.0) for value in now + before)
+    p_error, p_draws = 0.0, 0
     if not scored:
         p_value, test = float("nan"), "none"
-    elif binary and clusters is None:
-        p_value, test = _mcnemar(now, before), "mcnemar"
+    elif metric_info(metric).kind == "binary" and clusters is None:
+        p_value, test = _mcnemar(metric, now, before), "mcnemar"
     else:
-        p_value, test = paired_permutation_p(differences, clusters=clusters, **options), "permutation"
+        found = paired_permutation_p(
+            differences, draws=max(PERMUTATION_DRAWS, iterations), seed=seed, clusters=clusters
+        )
+        p_value, test, p_error, p_draws = found.p_value, "permutation", found.error, found.draws
     return MetricDifference(
         suite,
         model,
@@ -267,10 +359,15 @@ def _difference(
         estimate(differences, scale=scale, clusters=clusters, **options),
         p_value,
         test,
+        p_error,
+        p_draws,
     )
 
 
-def _mcnemar(now: list[float], before: list[float]) -> float:
+def _mcnemar(metric: str, now: list[float], before: list[float]) -> float:
+    odd = next((value for value in now + before if value not in (0.0, 1.0)), None)
+    if odd is not None:
+        raise ValueError(f"metric '{metric}' is declared binary but has the value {odd!r}")
     only_now = sum(1 for a, b in zip(now, before) if a > b)
     only_before = sum(1 for a, b in zip(now, before) if a < b)
     return mcnemar_exact(only_before, only_now)

@@ -37,7 +37,7 @@ class ItemResult:
     cache_key: str | None = None
     cached: bool = False
     choice_logprobs: dict[str, float] | None = None
-    generated_answer: str | None = None
+    loglik_answer: str | None = None  # multiple choice: the option the log-probabilities chose
     thinking: str | None = None
     thinking_tokens: int = 0
     truncation: dict[str, Any] | None = None
@@ -86,6 +86,7 @@ def evaluate(
                 max_new_tokens,
                 tuple(spec.generation.stop),
                 spec.scoring.label_tokens,
+                thinking,
             )
         )
         answerable.append((entry, truncation))
@@ -150,7 +151,7 @@ def _scored(
         cache_key=prediction.cache_key,
         cached=prediction.cached and (generation is None or generation.cached),
         choice_logprobs=prediction.choice_logprobs,
-        generated_answer=outcome.generated_answer,
+        loglik_answer=outcome.loglik_answer,
         thinking=shown.thinking,
         thinking_tokens=shown.thinking_tokens,
         truncation=asdict(truncation) if truncation else None,

@@ -1,16 +1,13 @@
-"""LLM-as-judge rubrics: the prompt a judge model gets, and robust parsing of the scores it gives.
+"""LLM-as-judge rubrics: their YAML form, and the prompt a judge model gets.
 
-A judge is asked for one JSON object with an integer per criterion and a short rationale. Local
-judges often wrap it in prose or code fences, use the Vietnamese labels, write `8/10`, or answer
-with lines like `Độ chính xác: 8`; all of these parse. Anything that does not yield an in-range
-score for every criterion raises JudgeParseError: never a silent default.
+A rubric asks for a holistic score, per-criterion scores, or both, each a whole number on the
+rubric's scale, returned as one JSON object with a short rationale (`ly_do`). Replies are read by
+`vnllmtest.judge_parse`.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -21,22 +18,27 @@ import yaml
 
 from vnllmtest.prompts import Message
 
-RATIONALE_KEYS = ("ly do", "ly_do", "lydo", "rationale", "reason", "reasoning", "giai thich", "nhan xet")
-_NUMBER = r"(\d+(?:[.,]\d+)?)(?:\s*/\s*(\d+))?(?!\s*[-–]\s*\d)"  # not the start of a range like 1-10
-# `Độ chính xác: 8`, `**Accuracy**: 9`, `"coherence": 7` (also inside broken JSON)
-_LABELLED = re.compile(rf"([^\n:：=,{{}}\"*]{{1,40}})[\"*]*\s*[:：=]\s*[\"*]*\s*{_NUMBER}")
+RATIONALE_KEY = "ly_do"
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+RESERVED_NAMES = ("score", "overall")  # criteria would collide with the metrics judge_score / judge_overall
+_RUBRIC_KEYS = {"description", "scale", "holistic", "criteria"}
+_SCORE_KEYS = {"name", "label", "description", "weight", "aliases"}
 
 
 class JudgeParseError(Exception):
-    """A judge reply without a usable, in-range score for every criterion."""
+    """A judge reply without a usable, in-range, unambiguous score for everything the rubric asks."""
 
 
 @dataclass(frozen=True)
 class Criterion:
+    """One score the judge gives: its JSON key, Vietnamese label, what it rates, and other names
+    judges write for it (e.g. English labels)."""
+
     name: str
     label: str
     description: str
     weight: float = 1.0
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,40 +46,96 @@ class Rubric:
     name: str
     description: str
     criteria: tuple[Criterion, ...]
+    holistic: Criterion | None = None
     low: int = 1
     high: int = 10
 
-    def overall(self, scores: Mapping[str, float]) -> float:
-        """Weighted mean of the criterion scores."""
+    @property
+    def scored(self) -> tuple[Criterion, ...]:
+        """Everything the judge scores: the holistic score first, then the criteria."""
+        return ((self.holistic,) if self.holistic else ()) + self.criteria
+
+    def overall(self, scores: Mapping[str, float]) -> float | None:
+        """Weighted mean of the criterion scores (None when the rubric has no criteria)."""
+        if not self.criteria:
+            return None
         total = sum(c.weight for c in self.criteria)
         return sum(scores[c.name] * c.weight for c in self.criteria) / total
+
+    def headline(self, scores: Mapping[str, float]) -> float:
+        """The number `pass_min` is compared with: the holistic score if any, else the overall."""
+        if self.holistic is not None:
+            return scores[self.holistic.name]
+        overall = self.overall(scores)
+        assert overall is not None  # a rubric has a holistic score or criteria
+        return overall
 
 
 @dataclass(frozen=True)
 class Judgment:
-    scores: dict[str, float]
-    overall: float
+    scores: dict[str, float]  # by JSON key, in rubric order (holistic first)
+    holistic: float | None
+    overall: float | None
     rationale: str
 
 
 def rubric_from_mapping(name: str, data: Mapping[str, Any]) -> Rubric:
     """A rubric from its YAML form (packaged or inline in a suite); ValueError says what is wrong."""
-    criteria = data.get("criteria")
-    if not isinstance(criteria, list) or not criteria:
-        raise ValueError(f"rubric '{name}': 'criteria' must be a non-empty list")
-    parsed = []
-    for position, entry in enumerate(criteria, start=1):
-        if not isinstance(entry, Mapping) or not entry.get("name") or not entry.get("description"):
-            raise ValueError(f"rubric '{name}': criterion {position} needs 'name' and 'description'")
-        weight = float(entry.get("weight", 1.0))
-        if weight <= 0:
-            raise ValueError(f"rubric '{name}': criterion '{entry['name']}' needs a positive weight")
-        parsed.append(Criterion(str(entry["name"]), str(entry.get("label") or entry["name"]), str(entry["description"]), weight))
-    scale = data.get("scale", {"min": 1, "max": 10})
-    low, high = int(scale.get("min", 1)), int(scale.get("max", 10))
+    where = f"rubric '{name}'"
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: expected a mapping with 'holistic' and/or 'criteria'")
+    unknown = sorted(set(map(str, data)) - _RUBRIC_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown key '{unknown[0]}'; expected {', '.join(sorted(_RUBRIC_KEYS))}")
+    criteria = data.get("criteria", [])
+    if not isinstance(criteria, list):
+        raise ValueError(f"{where}: 'criteria' must be a list")
+    holistic = data.get("holistic")
+    if not criteria and holistic is None:
+        raise ValueError(f"{where}: give a 'holistic' score, 'criteria', or both")
+    parsed = [_criterion(where, f"criterion {n}", entry) for n, entry in enumerate(criteria, start=1)]
+    for criterion in parsed:
+        if criterion.name in RESERVED_NAMES:
+            raise ValueError(
+                f"{where}: criterion name '{criterion.name}' is reserved (judge_{criterion.name} is another metric)"
+            )
+    whole = None
+    if holistic is not None:
+        whole = _criterion(where, "holistic", {"name": "score", "label": "Điểm tổng thể", **_mapping(where, holistic)})
+    names = [c.name for c in ([whole] if whole else []) + parsed]
+    if len(set(names)) < len(names):
+        raise ValueError(f"{where}: score names must differ, got {', '.join(names)}")
+    scale = _mapping(where, data.get("scale", {"min": 1, "max": 10}))
+    low, high = scale.get("min", 1), scale.get("max", 10)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
+        raise ValueError(f"{where}: scale min and max must be whole numbers")
     if low >= high:
-        raise ValueError(f"rubric '{name}': scale min {low} must be below max {high}")
-    return Rubric(name, str(data.get("description", "")), tuple(parsed), low, high)
+        raise ValueError(f"{where}: scale min {low} must be below max {high}")
+    return Rubric(name, str(data.get("description", "")), tuple(parsed), whole, low, high)
+
+
+def _mapping(where: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected a mapping, got {value!r}")
+    return value
+
+
+def _criterion(where: str, what: str, entry: Any) -> Criterion:
+    if not isinstance(entry, Mapping) or not entry.get("name") or not entry.get("description"):
+        raise ValueError(f"{where}: {what} needs 'name' and 'description'")
+    unknown = sorted(set(map(str, entry)) - _SCORE_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: {what} has unknown key '{unknown[0]}'; expected {', '.join(sorted(_SCORE_KEYS))}")
+    name = str(entry["name"])
+    if not _NAME.match(name):
+        raise ValueError(f"{where}: {what} name '{name}' must be lowercase letters, digits and _ (it names a metric)")
+    weight = entry.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+        raise ValueError(f"{where}: '{name}' needs a positive weight, got {weight!r}")
+    aliases = entry.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
+        raise ValueError(f"{where}: '{name}': 'aliases' must be a list of names")
+    return Criterion(name, str(entry.get("label") or name), str(entry["description"]), float(weight), tuple(aliases))
 
 
 @cache
@@ -88,110 +146,32 @@ def packaged_rubrics() -> dict[str, Rubric]:
 
 def judge_messages(rubric: Rubric, sections: Sequence[tuple[str, str]], *, strict: bool = False) -> list[Message]:
     """The judge's chat turns: the rubric and the JSON it must return, then the material to judge.
-    `strict` adds a reminder, for the one retry after an unparsable reply."""
-    # Placeholders, not numbers: a weak judge that copies the example must fail to parse, not score.
-    example = ", ".join([f'"{c.name}": <{rubric.low}-{rubric.high}>' for c in rubric.criteria] + ['"ly_do": "<lý do>"'])
-    criteria = "\n".join(f"- {c.name} ({c.label}): {c.description}" for c in rubric.criteria)
-    system = (
-        f"Bạn là giám khảo công tâm. {rubric.description}\n"
-        f"Cho mỗi tiêu chí dưới đây một điểm nguyên từ {rubric.low} (rất kém) đến {rubric.high} (xuất sắc):\n"
-        f"{criteria}\n"
-        f"Chỉ trả về một đối tượng JSON có dạng {{{example}}}, "
-        "trong đó ly_do là một hoặc hai câu giải thích ngắn bằng tiếng Việt."
+    `strict` adds a reminder, for the one retry after an unreadable reply."""
+    scale = f"<{rubric.low}-{rubric.high}>"  # placeholders, not numbers: a judge that copies the shape gives no score
+    shape = ", ".join([f'"{c.name}": {scale}' for c in rubric.scored] + [f'"{RATIONALE_KEY}": "<lý do>"'])
+    lines = [
+        f"Bạn là một giám khảo công tâm và cẩn thận. {rubric.description}".strip(),
+        f"Mọi điểm là một số nguyên từ {rubric.low} (rất kém) đến {rubric.high} (xuất sắc).",
+    ]
+    if rubric.holistic:
+        lines.append(f"Điểm tổng thể ({rubric.holistic.name}): {rubric.holistic.description}")
+    if rubric.criteria:
+        lines.append("Chấm riêng từng tiêu chí sau:")
+        lines += [f"- {c.name} ({c.label}): {c.description}" for c in rubric.criteria]
+    lines.append(
+        f"Chỉ trả về một đối tượng JSON có dạng {{{shape}}}, trong đó {RATIONALE_KEY} là một hoặc hai câu "
+        "giải thích ngắn bằng tiếng Việt. Không viết gì ngoài đối tượng JSON đó."
     )
     body = "\n\n".join(f"### {title}\n{text}" for title, text in sections)
     if strict:
-        keys = ", ".join(c.name for c in rubric.criteria)
+        keys = ", ".join(c.name for c in rubric.scored)
         body += (
-            f"\n\nLưu ý: câu trả lời trước không hợp lệ. Chỉ trả về đúng một đối tượng JSON có các khóa {keys} "
-            f"(mỗi khóa một số nguyên từ {rubric.low} đến {rubric.high}) và ly_do, không viết gì thêm."
+            f"\n\nLưu ý: câu trả lời trước không đọc được. Chỉ trả về đúng một đối tượng JSON có các khóa {keys} "
+            f"(mỗi khóa một số nguyên từ {rubric.low} đến {rubric.high}) và {RATIONALE_KEY}, không viết gì thêm."
         )
-    return [{"role": "system", "content": system}, {"role": "user", "content": body}]
+    return [{"role": "system", "content": "\n".join(lines)}, {"role": "user", "content": body}]
 
 
-def parse_judgment(text: str, rubric: Rubric) -> Judgment:
-    """Scores for every criterion from a judge reply; JudgeParseError when any is missing or out of range."""
-    found, rationale = _from_json(text, rubric)
-    if len(found) < len(rubric.criteria):
-        for key, number, scale in _labelled_numbers(text):
-            name = _criterion_for(key, rubric)
-            if name is not None:
-                found.setdefault(name, _score(number, scale, rubric, key))
-    if len(rubric.criteria) == 1 and not found:
-        overall = re.search(rf"(?:điểm|score)\s*[:：=]?\s*{_NUMBER}", text, re.IGNORECASE)
-        if overall:
-            found[rubric.criteria[0].name] = _score(overall.group(1), overall.group(2), rubric, "điểm")
-    missing = [c.name for c in rubric.criteria if c.name not in found]
-    if missing:
-        raise JudgeParseError(f"no score for {', '.join(missing)} in the judge's reply")
-    scores = {c.name: found[c.name] for c in rubric.criteria}
-    return Judgment(scores, rubric.overall(scores), rationale or _prose(text))
-
-
-def _from_json(text: str, rubric: Rubric) -> tuple[dict[str, float], str]:
-    """Scores and rationale from the first JSON object in the text that names a criterion."""
-    decoder = json.JSONDecoder()
-    for start in (match.start() for match in re.finditer(r"\{", text)):
-        try:
-            value, _ = decoder.raw_decode(text, start)
-        except ValueError:
-            continue
-        if not isinstance(value, dict):
-            continue
-        scores: dict[str, float] = {}
-        rationale = ""
-        for key, raw in value.items():
-            name = _criterion_for(str(key), rubric)
-            if name is not None:
-                scores[name] = _json_score(raw, rubric, str(key))
-            elif _normal(str(key)) in RATIONALE_KEYS and isinstance(raw, str):
-                rationale = raw.strip()
-        if scores:
-            return scores, rationale
-    return {}, ""
-
-
-def _json_score(raw: Any, rubric: Rubric, key: str) -> float:
-    if isinstance(raw, bool):
-        raise JudgeParseError(f"'{key}': expected a number, got {raw!r}")
-    if isinstance(raw, int | float):
-        return _score(str(raw), None, rubric, key)
-    if isinstance(raw, str):
-        match = re.match(rf"\s*{_NUMBER}", raw)
-        if match:
-            return _score(match.group(1), match.group(2), rubric, key)
-    raise JudgeParseError(f"'{key}': expected a number from {rubric.low} to {rubric.high}, got {raw!r}")
-
-
-def _score(number: str, scale: str | None, rubric: Rubric, key: str) -> float:
-    value = float(number.replace(",", "."))
-    if scale is not None and int(scale) != rubric.high:
-        raise JudgeParseError(f"'{key}': scored {number}/{scale}, but the scale is {rubric.low}-{rubric.high}")
-    if not rubric.low <= value <= rubric.high:
-        raise JudgeParseError(f"'{key}': score {number} is outside {rubric.low}-{rubric.high}")
-    return value
-
-
-def _labelled_numbers(text: str) -> list[tuple[str, str, str | None]]:
-    return [(m.group(1), m.group(2), m.group(3)) for m in _LABELLED.finditer(text)]
-
-
-def _criterion_for(key: str, rubric: Rubric) -> str | None:
-    wanted = _normal(key)
-    for criterion in rubric.criteria:
-        if wanted in (_normal(criterion.name), _normal(criterion.label)):
-            return criterion.name
-    return None
-
-
-def _normal(text: str) -> str:
-    """Lowercase, without Vietnamese diacritics, punctuation or extra spaces: `Độ chính xác` -> `do chinh xac`."""
-    stripped = "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch))
-    stripped = stripped.replace("đ", "d").replace("Đ", "D").lower().replace("_", " ")
-    return " ".join(re.sub(r"[^\w\s]", " ", stripped).split())
-
-
-def _prose(text: str, limit: int = 1000) -> str:
-    """The reply without JSON or code fences, as the rationale when the JSON has none."""
-    prose = re.sub(r"```.*?```|\{.*?\}", " ", text, flags=re.DOTALL)
-    return " ".join(prose.split())[:limit]
+def primer(rubric: Rubric) -> str:
+    """The start of the JSON a model that continues plain text (a base model) is given to continue."""
+    return f'{{"{rubric.scored[0].name}": '

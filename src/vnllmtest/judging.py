@@ -1,6 +1,8 @@
 """Runs a judge model over finished candidate results: renders the rubric prompts (each section cut to
-its token budget, recorded), generates in batches through the cached runner, parses the scores, and
-asks once more, more strictly, where a reply could not be parsed."""
+its token budget, recorded), generates in batches through the cached runner, reads the scores, and
+asks once more, more strictly, where a reply could not be read. Every judged item then carries
+`verdict_coverage` (1 when the first judge's verdict was readable), so unreadable replies are counted,
+never dropped."""
 
 from __future__ import annotations
 
@@ -11,11 +13,18 @@ from typing import Any
 from vnllmtest.backends.base import Backend, Request
 from vnllmtest.budget import fit
 from vnllmtest.evaluation import ItemResult
-from vnllmtest.judge import JudgeParseError, Judgment, judge_messages, parse_judgment
+from vnllmtest.judge import JudgeParseError, Judgment, Rubric, judge_messages, primer
+from vnllmtest.judge_parse import parse_judgment
 from vnllmtest.loaders.base import Item
+from vnllmtest.metric_table import JUDGE_OVERALL, JUDGE_PREFIX, JUDGE_SCORE, VERDICT_COVERAGE
 from vnllmtest.prompts import PromptError, render
-from vnllmtest.runner import Runner
-from vnllmtest.suite import JUDGE_OVERALL, JUDGE_PREFIX, JudgeSpec, PromptBudget, Suite
+from vnllmtest.runner import Prediction, Runner
+from vnllmtest.suite import JudgeSpec, PromptBudget, Suite
+
+PRIMED_STOP = "}"  # a primed base model has finished its JSON at the first closing brace
+# A primed base model writes only the rest of the JSON, never reasoning; small ones often never close
+# the brace and would run to the whole reply budget, so theirs is capped here.
+PRIMED_MAX_NEW_TOKENS = 128
 
 
 @dataclass(frozen=True)
@@ -30,15 +39,19 @@ class JudgeJob:
 
 @dataclass
 class Verdict:
-    """What one judge said about one answer: scores (None after a judge_error) and the evidence."""
+    """What one judge said about one answer: scores by the rubric's JSON keys (None when unreadable),
+    the holistic score and the criteria's weighted mean (each None where the rubric has none), and
+    the evidence. `reply_cut`: the last reply ran into the judge's max_new_tokens."""
 
     judge: str
     scores: dict[str, float] | None = None
+    holistic: float | None = None
     overall: float | None = None
     rationale: str = ""
     raw_outputs: list[str] = field(default_factory=list)
     error: str | None = None
     judge_failed: bool = False  # the judge model or the judge prompt failed: an item error, not a miss
+    reply_cut: bool = False
     truncated_sections: list[dict[str, Any]] = field(default_factory=list)
 
     def to_record(self) -> dict[str, Any]:
@@ -70,23 +83,37 @@ def judge_all(
             if prediction.error is not None:
                 verdict.error, verdict.judge_failed = f"judge model error: {prediction.error}", True
                 continue
-            reply = _primer(judge, jobs[index]) + prediction.text
+            rubric = jobs[index].suite.spec.judge.resolved_rubric
+            verdict.reply_cut = prediction.finish_reason == "length"
+            reply = _reply(judge, rubric, prediction)
             verdict.raw_outputs.append(reply)
             try:
-                _accept(verdict, parse_judgment(reply, jobs[index].suite.spec.judge.resolved_rubric))
+                _accept(verdict, parse_judgment(reply, rubric, cut=verdict.reply_cut))
             except JudgeParseError as exc:
-                verdict.error = f"judge_error: {exc}"
+                cut = f"the reply was cut by its budget after {prediction.new_tokens} new tokens; "
+                verdict.error = f"judge_truncated: {cut}{exc}" if verdict.reply_cut else f"judge_error: {exc}"
                 still.append(index)
         pending = still
     return verdicts
 
 
 def _accept(verdict: Verdict, judgment: Judgment) -> None:
-    verdict.scores, verdict.overall, verdict.rationale, verdict.error = judgment.scores, judgment.overall, judgment.rationale, None
+    verdict.scores, verdict.holistic, verdict.overall = judgment.scores, judgment.holistic, judgment.overall
+    verdict.rationale, verdict.error = judgment.rationale, None
+
+
+def _reply(judge: Backend, rubric: Rubric, prediction: Prediction) -> str:
+    """The judge's whole reply: a primed base model's JSON start, its continuation, and the closing
+    brace its stop string removed (not when the budget cut it)."""
+    if not judge.plain_prompts:
+        return prediction.text
+    closing = "" if prediction.finish_reason == "length" else PRIMED_STOP
+    return primer(rubric) + prediction.text + closing
 
 
 def _sections(judge: Backend, job: JudgeJob, verdict: Verdict) -> list[tuple[str, str]]:
-    """The sections the suite shows the judge, each cut to `max_tokens_per_section` judge tokens."""
+    """The sections the suite shows the judge, each cut to its `max_tokens` (else the judge's
+    `max_tokens_per_section`) in the judge's tokens, every cut recorded."""
     spec = job.suite.spec.judge
     fields = {
         **job.item.fields,
@@ -94,9 +121,9 @@ def _sections(judge: Backend, job: JudgeJob, verdict: Verdict) -> list[tuple[str
         "reference": job.item.references[0] if job.item.references else "",
         "references": list(job.item.references),
     }
-    budget = PromptBudget(max_tokens=spec.max_tokens_per_section, field="text", policy="head")
     rendered = []
     for section in spec.sees:
+        budget = PromptBudget(max_tokens=section.max_tokens or spec.max_tokens_per_section, field="text", policy="head")
         text = render(section.text, fields)
         cut, truncation = fit({"text": text}, budget, lambda f: judge.prompt_length(f["text"]))
         if truncation is not None:
@@ -108,38 +135,47 @@ def _sections(judge: Backend, job: JudgeJob, verdict: Verdict) -> list[tuple[str
 def _request(
     judge: Backend, job: JudgeJob, sections: list[tuple[str, str]], strict: bool, cap: int | None
 ) -> Request:
+    """A model that continues plain text (a base model) gets the start of the JSON to continue, stops
+    at its closing brace and has at most PRIMED_MAX_NEW_TOKENS; chat models answer on their own turn,
+    reasoning first if they like, within judge.max_new_tokens. `cap` (--max-new-tokens) caps both."""
     spec = job.suite.spec.judge
     prompt = judge.format_prompt(judge_messages(spec.resolved_rubric, sections, strict=strict))
-    primer = _primer(judge, job)
-    if primer:
-        prompt = f"{prompt}\n\n{primer}"
-    return Request(job.suite.name, job.item.id, prompt, (), min(spec.max_new_tokens, cap or spec.max_new_tokens))
-
-
-def _primer(judge: Backend, job: JudgeJob) -> str:
-    """A model that continues plain text (a base model) gets the start of the JSON to continue;
-    chat models answer on their own turn."""
+    budget = min(spec.max_new_tokens, cap or spec.max_new_tokens)
     if not judge.plain_prompts:
-        return ""
-    return f'{{"{job.suite.spec.judge.resolved_rubric.criteria[0].name}": '
+        return Request(job.suite.name, job.item.id, prompt, (), budget)
+    prompt = f"{prompt}\n\n{primer(spec.resolved_rubric)}"
+    return Request(job.suite.name, job.item.id, prompt, (), min(budget, PRIMED_MAX_NEW_TOKENS), (PRIMED_STOP,))
 
+
+def judge_metrics(verdict: Verdict, rubric: Rubric) -> dict[str, float]:
+    """A readable verdict as item metrics: judge_score (holistic), judge_overall (criteria mean), judge_<criterion>."""
+    assert verdict.scores is not None
+    metrics = {}
+    if rubric.holistic is not None:
+        metrics[JUDGE_SCORE] = verdict.scores[rubric.holistic.name]
+    if verdict.overall is not None:
+        metrics[JUDGE_OVERALL] = verdict.overall
+    metrics.update({f"{JUDGE_PREFIX}{c.name}": verdict.scores[c.name] for c in rubric.criteria})
+    return metrics
 
 
 def with_verdicts(result: ItemResult, verdicts: Sequence[Verdict], spec: JudgeSpec) -> ItemResult:
-    """The item's result with its judges' verdicts: the first judge's scores become `judge_*` metrics;
-    a judge_error or an overall score under `pass_min` turns a pass into a miss."""
+    """The item's result with its judges' verdicts: `verdict_coverage` (1 or 0) always, and the first
+    judge's scores as `judge_*` metrics. An unreadable verdict turns a pass into a miss (`judge_error`,
+    or `judge_truncated` when the last reply was cut by its budget); so does a headline score (the
+    holistic score, else the overall) under `pass_min`."""
     first = verdicts[0]
-    metrics = dict(result.metrics)
+    rubric = spec.resolved_rubric
+    metrics = {**result.metrics, VERDICT_COVERAGE: 0.0 if first.scores is None else 1.0}
     status, failure_class, message = result.status, result.failure_class, result.message
     if first.scores is not None:
-        metrics[JUDGE_OVERALL] = first.overall
-        metrics.update({f"{JUDGE_PREFIX}{name}": value for name, value in first.scores.items()})
-        if spec.pass_min is not None and first.overall < spec.pass_min and status == "passed":
+        metrics.update(judge_metrics(first, rubric))
+        if spec.pass_min is not None and rubric.headline(first.scores) < spec.pass_min and status == "passed":
             status, failure_class = "missed", "judge_score_low"
     elif first.judge_failed:
         status, failure_class = "error", "judge_failed"
     elif status == "passed":
-        status, failure_class = "missed", "judge_error"
+        status, failure_class = "missed", "judge_truncated" if first.reply_cut else "judge_error"
     if first.error is not None:
         message = f"{first.error}; judge output: {first.raw_outputs[-1] if first.raw_outputs else '(none)'}"
     return replace(

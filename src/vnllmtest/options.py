@@ -117,6 +117,14 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--report-dir", default="reports", metavar="DIR", help="where run folders go. Default: reports.")
     group.addoption("--strict-items", action="store_true", help="a missed item fails the run (default: only gates do).")
     group.addoption(
+        "--require-gates",
+        action="store_true",
+        help="every gate must be evaluated, or the run fails: a run of part of a suite (-k, -m, --lf, --deselect, "
+        "node ids, --limit below the suite's size) leaves its gates not evaluated, and a max_drop gate is "
+        "skipped without --baseline (for CI: a subset never passes silently). Default: such gates are "
+        "reported, and only errors and failed gates fail the run.",
+    )
+    group.addoption(
         "--show-misses",
         type=int,
         default=10,

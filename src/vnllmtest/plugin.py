@@ -43,6 +43,7 @@ from vnllmtest.comparison import (
     load_run,
 )
 from vnllmtest.evaluation import ItemResult, error_result, evaluate, prompt_constants
+from vnllmtest.gates import GatesVerdict, RunScope, gate_outcome, gates_verdict
 from vnllmtest.judging import JudgeJob, Verdict, judge_all, with_verdicts
 from vnllmtest.loaders import (
     BadRecord,
@@ -55,7 +56,7 @@ from vnllmtest.loaders import (
 from vnllmtest.manifest import build_manifest
 from vnllmtest.options import DEFAULT_JUDGE, DEFAULT_MODEL, add_options, model_aliases
 from vnllmtest.prompts import unknown_fields
-from vnllmtest.pytest_outputs import gates_to_junit, show_comparison, write_table
+from vnllmtest.pytest_outputs import gates_to_junit, show_comparison, show_coverage, write_table
 from vnllmtest.report import new_run_folder, write_run
 from vnllmtest.runner import Runner
 from vnllmtest.suite import Suite, SuiteError, SuiteSpec, is_suite_file, load_suite
@@ -132,6 +133,7 @@ class RunState:
         self.suites_by_path: dict[Path, Suite] = {}
         self.loads_before = len(LOAD_LOG)  # loads of earlier sessions in this process are not ours
         self.worker_devices: str | None = None  # CUDA_VISIBLE_DEVICES this xdist worker was pinned to
+        self.specs_sent: set[Path] = set()  # suites whose spec already went out with one of this process's items
         self._runner: Runner | None = None
 
     # --- collection -------------------------------------------------------------------------
@@ -244,6 +246,8 @@ class RunState:
             "data_origin": data.origin,
             "records_total": data.total,
             "records_selected": len(data.entries),
+            "suite_items": data.planned,
+            **self._spec_once(case.suite),
             "sampling": sampling.model_dump() if sampling and self.data_options.mode == "full" else None,
             "data_notes": list(data.notes),
             "model": case.model_label,
@@ -261,6 +265,14 @@ class RunState:
             if self.is_worker
             else None,
         }
+
+    def _spec_once(self, suite: Suite) -> dict[str, Any]:
+        """The suite's validated spec as collected, with the first item this process reports of it: the
+        controller builds the gates from it, never from the file, which may have changed since."""
+        if suite.path in self.specs_sent:
+            return {}
+        self.specs_sent.add(suite.path)
+        return {"suite_spec": suite.spec.model_dump(mode="json")}
 
     @contextmanager
     def _progress(self, description: str, total: int) -> Iterator[Any]:
@@ -294,6 +306,7 @@ class RunState:
             "thinking": option("thinking"),
             "trust_remote_code": option("trust_remote_code"),
             "strict_items": option("strict_items"),
+            "require_gates": option("require_gates"),
             "bootstrap_iterations": option("bootstrap_iterations"),
             "bootstrap_seed": 0,
         }
@@ -519,6 +532,8 @@ class ResultCollector:
         self.baseline: StoredRun | None = None
         self.comparison: Comparison | None = None
         self.nodeids: dict[tuple[str, str, str], str] = {}  # (suite, model, item id) -> node id
+        self.interrupted = False
+        self.verdict: GatesVerdict | None = None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -560,6 +575,8 @@ class ResultCollector:
         if not self.records and not self.collection_errors:
             return
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldfail or session.shouldstop)
+        self.interrupted = interrupted
+        require_gates = self.config.getoption("require_gates")
         items = [record["item"] for record in self.records]
         specs = self._specs()
         iterations = self.config.getoption("bootstrap_iterations")
@@ -573,8 +590,9 @@ class ResultCollector:
                 nodeids=self.nodeids,
                 iterations=iterations,
             )
-        self.summaries = summarize(items, specs, iterations=iterations, comparison=self.comparison)
-        gates_to_junit(self.config, self.summaries, self._suite_paths())
+        scope = RunScope(self._planned(), self.state.data_options.limit, interrupted)
+        self.summaries = summarize(items, specs, iterations=iterations, comparison=self.comparison, scope=scope)
+        gates_to_junit(self.config, self.summaries, self._suite_paths(), require_gates)
         manifest = build_manifest(
             (record["context"] for record in self.records),
             self.state.options_for_manifest(),
@@ -586,6 +604,7 @@ class ResultCollector:
             "started": self.started.isoformat(timespec="seconds"),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "complete": not interrupted,
+            "require_gates": require_gates,
             "exit_status": int(status),
             "collection_errors": self.collection_errors,
         }
@@ -596,15 +615,35 @@ class ResultCollector:
         except OSError as exc:
             self.report_error = f"could not write the report: {exc}"
             status = pytest.ExitCode.INTERNAL_ERROR
+            self.verdict = self._verdict(report_written=False)
         session.exitstatus = status
 
     def _suite_paths(self) -> dict[str, str]:
         return {record["context"]["suite"]: record["context"]["suite_path"] for record in self.records}
 
     def _specs(self) -> dict[str, SuiteSpec]:
-        """Suite specs by name, re-read from the files named in the reports (xdist workers collect,
-        the controller does not)."""
-        return {name: load_suite(Path(path)).spec for name, path in self._suite_paths().items()}
+        """Suite specs by name, as collected: each process sends a suite's spec with the first item it
+        reports of it (xdist workers collect, the controller does not; the files may have changed since)."""
+        specs: dict[str, SuiteSpec] = {}
+        for record in self.records:
+            context = record["context"]
+            if "suite_spec" in context and context["suite"] not in specs:
+                specs[context["suite"]] = SuiteSpec.model_validate(context["suite_spec"])
+        return specs
+
+    def _planned(self) -> dict[str, int]:
+        """Each suite's size as collected: the items its sampling selects, before --limit."""
+        return {record["context"]["suite"]: record["context"]["suite_items"] for record in self.records}
+
+    def _verdict(self, report_written: bool = True) -> GatesVerdict:
+        return gates_verdict(
+            (gate.state for summary in self.summaries for gate in summary.gates),
+            errored=sum(summary.statuses.get("error", 0) for summary in self.summaries),
+            complete=not self.interrupted,
+            uncollected=len(self.collection_errors),
+            require_gates=self.config.getoption("require_gates"),
+            report_written=report_written,
+        )
 
     def _rerun_options(self) -> list[str]:
         """This invocation's arguments without its paths: what follows the node ids in flipped.txt."""
@@ -612,11 +651,13 @@ class ResultCollector:
         return [arg for arg in self.config.invocation_params.args if arg not in paths]
 
     def _exit_status(self, status: int, interrupted: bool) -> int:
-        """Misses alone do not fail the run (unless --strict-items); errors and failed gates do."""
+        """Misses alone do not fail the run (unless --strict-items); errors and failed gates do, and so
+        do gates left undecided under --require-gates."""
         misses_only = status == pytest.ExitCode.TESTS_FAILED and self.hard_failures == 0 and not interrupted
         if misses_only and not self.config.getoption("strict_items"):
             status = pytest.ExitCode.OK
-        if status == pytest.ExitCode.OK and not all(g.passed for s in self.summaries for g in s.gates):
+        self.verdict = self._verdict()
+        if status == pytest.ExitCode.OK and not self.verdict.passed:
             status = pytest.ExitCode.TESTS_FAILED
         return status
 
@@ -647,23 +688,36 @@ class ResultCollector:
                 terminalreporter.write_line(f"MISSED {nodeid} - {detail.splitlines()[0]}")
 
     def _show_gates(self, terminalreporter: Any) -> None:
+        show_coverage(terminalreporter, self.summaries)
         terminalreporter.section("vnllmtest gates")
         rows = [("suite", "model", "items", "pass/miss/err", "gate", "value", "result")]
+        require_gates = self.config.getoption("require_gates")
         for summary in self.summaries:
             counts = "/".join(str(summary.statuses.get(s, 0)) for s in ("passed", "missed", "error"))
+            items = str(summary.items)
+            if summary.planned is not None and summary.items < summary.planned:
+                items += f" of {summary.planned}"
             for gate in summary.gates or [None]:
                 if gate is None:
-                    rows.append((summary.suite, summary.model, str(summary.items), counts, "(no gates)", "", ""))
+                    rows.append((summary.suite, summary.model, items, counts, "(no gates)", "", ""))
                     continue
-                verdict = "SKIPPED" if gate.skipped else "PASS" if gate.passed else "FAIL"
-                verdict += f" ({gate.reason})" if gate.reason else ""
-                rows.append((summary.suite, summary.model, str(summary.items), counts, gate.gate, gate.detail, verdict))
+                word, why = gate_outcome(gate.state, gate.reason, require_gates)
+                verdict = word.upper() + (f" ({why})" if why else "")
+                rows.append((summary.suite, summary.model, items, counts, gate.gate, gate.detail, verdict))
         for failed in self.collection_errors:
             rows.append((failed["path"], "—", "0", "—", "(suite not collected)", "", "FAIL (see collection error)"))
         write_table(terminalreporter, rows)
         notes = {(r["context"]["suite"], note) for r in self.records for note in r["context"].get("data_notes", [])}
         for suite, note in sorted(notes):
             terminalreporter.write_line(f"vnllmtest data note: {suite}: {note}", yellow=True)
+        if self.verdict is not None:
+            settled = self.verdict.passed and self.verdict.evaluated
+            terminalreporter.write_line(
+                f"vnllmtest gates: {self.verdict.headline}",
+                green=settled,
+                yellow=self.verdict.passed and not settled,
+                red=not self.verdict.passed,
+            )
         if self.report_error:
             terminalreporter.write_line(f"vnllmtest: {self.report_error}", red=True)
         elif self.run_folder is not None:

@@ -11,8 +11,10 @@ import pytest
 from _pytest.junitxml import xml_key
 from _pytest.reports import TestReport
 
-from vnllmtest.aggregate import GateResult, GroupSummary
+from vnllmtest.aggregate import GroupSummary
 from vnllmtest.comparison import Comparison, Flip
+from vnllmtest.gates import GateResult, gate_outcome
+from vnllmtest.metric_table import VERDICT_COVERAGE
 from vnllmtest.report import FLIPPED_FILE
 
 
@@ -27,6 +29,20 @@ def write_table(terminalreporter: Any, rows: Sequence[Sequence[str]]) -> None:
         )
 
 
+def show_coverage(terminalreporter: Any, summaries: Sequence[GroupSummary]) -> None:
+    """Every judged group's verdict coverage, and every metric some items could not be scored on
+    (an unreadable judge reply, no log-probabilities), with how many."""
+    rows = [("suite", "model", "metric", "value", "unscored items")]
+    for summary in summaries:
+        for metric, found in summary.metrics.items():
+            unscored = summary.unscored.get(metric, 0)
+            if metric == VERDICT_COVERAGE or unscored:
+                rows.append((summary.suite, summary.model, metric, found.describe(), str(unscored)))
+    if len(rows) > 1:
+        terminalreporter.section("vnllmtest coverage")
+        write_table(terminalreporter, rows)
+
+
 def show_comparison(terminalreporter: Any, comparison: Comparison, shown: int, run_folder: Path | None) -> None:
     """The paired differences, items only one run has, and the first `shown` flipped items with the
     command that re-runs all of them."""
@@ -36,9 +52,10 @@ def show_comparison(terminalreporter: Any, comparison: Comparison, shown: int, r
         f"baseline {baseline.run_id} ({baseline.path}); differences are this run minus the baseline, "
         "paired on the items both scored"
     )
+    for note in comparison.notes:
+        terminalreporter.write_line(f"note: {note}", yellow=True)
     rows = [("suite", "model", "metric", "items", "baseline", "this run", "difference", "p (test)")]
     for found in comparison.differences:
-        p_value = f"{found.p_value:.3g} ({found.test})" if found.shared else "n/a"
         rows.append(
             (
                 found.suite,
@@ -48,11 +65,14 @@ def show_comparison(terminalreporter: Any, comparison: Comparison, shown: int, r
                 found.baseline.describe(),
                 found.current.describe(),
                 found.difference.describe(signed=True),
-                p_value,
+                found.describe_p(),
             )
         )
     if len(rows) > 1:
         write_table(terminalreporter, rows)
+    for skipped in comparison.incomparable:
+        where = f"{skipped.suite} [{skipped.model}] {skipped.metric}"
+        terminalreporter.write_line(f"{where}: not compared, {skipped.reason}", yellow=True)
     for covered in comparison.coverage:
         where = f"{covered.suite} [{covered.model}]"
         if covered.baseline_model is None:
@@ -86,28 +106,34 @@ def _flip_line(flip: Flip) -> str:
     return f"{label} {where}: {flip.baseline_status} -> {flip.status}" + (f" ({changes})" if changes else "")
 
 
-def gates_to_junit(config: pytest.Config, summaries: Sequence[GroupSummary], suite_paths: Mapping[str, str]) -> None:
-    """One JUnit test case per gate (`<suite file>::gate[<model>:<gate>]`), failed or skipped like the gate."""
+def gates_to_junit(
+    config: pytest.Config, summaries: Sequence[GroupSummary], suite_paths: Mapping[str, str], require_gates: bool
+) -> None:
+    """One JUnit test case per gate (`<suite file>::gate[<model>:<gate>]`): passed, failed, or skipped
+    with the reason (`not evaluated: ...` for part of a suite), failed too under --require-gates."""
     xml = config.stash.get(xml_key, None)
     if xml is None:
         return
     for summary in summaries:
         location = _relative(Path(suite_paths.get(summary.suite, summary.suite)), config.rootpath)
         for gate in summary.gates:
-            for report in _gate_reports(location, summary.model, gate):
+            for report in _gate_reports(location, summary.model, gate, require_gates):
                 xml.pytest_runtest_logreport(report)
 
 
-def _gate_reports(location: str, model: str, gate: GateResult) -> tuple[TestReport, TestReport]:
+def _gate_reports(location: str, model: str, gate: GateResult, require_gates: bool) -> tuple[TestReport, TestReport]:
     name = f"gate[{model}:{gate.gate}]"
     nodeid = f"{location}::{name}"
-    if gate.skipped:
-        outcome, longrepr = "skipped", (location, 0, f"Skipped: {gate.reason}")
-    elif gate.passed:
+    word, why = gate_outcome(gate.state, gate.reason, require_gates)
+    if word == "pass":
         outcome, longrepr = "passed", None
+    elif word == "FAIL":
+        outcome, longrepr = "failed", f"gate failed: {gate.gate}: {why}; {gate.detail}"
     else:
-        outcome, longrepr = "failed", f"gate failed: {gate.gate}: {gate.reason}; {gate.detail}"
-    properties = [("gate", gate.gate), ("value", gate.value), ("estimate", gate.detail), ("reason", gate.reason)]
+        message = why if word == "skipped" else f"{word}: {why}"  # e.g. "not evaluated: 1 of 4 items ran; ..."
+        outcome, longrepr = "skipped", (location, 0, f"Skipped: {message}")
+    properties = [("gate", gate.gate), ("state", gate.state), ("value", gate.value), ("estimate", gate.detail)]
+    properties.append(("reason", gate.reason))
     where = (location, None, name)
     call = TestReport(nodeid, where, {}, outcome, longrepr, "call")
     teardown = TestReport(nodeid, where, {}, "passed", None, "teardown", user_properties=properties)

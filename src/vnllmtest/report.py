@@ -11,8 +11,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vnllmtest.aggregate import MAX_BREAKDOWN_VALUES, STATUSES, GateResult, GroupSummary
+from vnllmtest.aggregate import MAX_BREAKDOWN_VALUES, STATUSES, GroupSummary
 from vnllmtest.comparison import Comparison
+from vnllmtest.gates import GateResult, GatesVerdict, gate_outcome, gates_verdict
+from vnllmtest.metric_table import definitions, metric_info
 from vnllmtest.report_html import render_html
 
 FLIPPED_FILE = "flipped.txt"
@@ -38,11 +40,14 @@ def summary_document(
     run: Mapping[str, Any],
     comparison: Comparison | None = None,
 ) -> dict:
-    evaluated_all = bool(run.get("complete", True)) and not run.get("collection_errors")  # interrupted: never passed
+    verdict = run_gates_verdict(summaries, run)
     document = {
         "run": dict(run),
-        "gates_passed": evaluated_all and all(g.passed for s in summaries for g in s.gates),
+        "gates_passed": verdict.passed,
+        "gates_evaluated": verdict.evaluated,
+        "gates_verdict": verdict.headline,
         "results": [_group_json(s) for s in summaries],
+        "metric_definitions": definitions(sorted({name for s in summaries for name in s.metrics})),
         "manifest": dict(manifest),
     }
     if comparison is not None:
@@ -50,11 +55,23 @@ def summary_document(
     return document
 
 
+def run_gates_verdict(summaries: Sequence[GroupSummary], run: Mapping[str, Any]) -> GatesVerdict:
+    """The run's verdict on its gates, from the groups and the run facts summary.json records."""
+    return gates_verdict(
+        (gate.state for summary in summaries for gate in summary.gates),
+        errored=sum(summary.statuses.get("error", 0) for summary in summaries),
+        complete=bool(run.get("complete", True)),
+        uncollected=len(run.get("collection_errors") or ()),
+        require_gates=bool(run.get("require_gates")),
+    )
+
+
 def _group_json(summary: GroupSummary) -> dict[str, Any]:
     return {
         "suite": summary.suite,
         "model": summary.model,
         "items": summary.items,
+        "suite_items": summary.planned,
         "cluster_by": summary.cluster_by,
         "clusters": summary.clusters,
         "statuses": {status: summary.statuses.get(status, 0) for status in STATUSES},
@@ -62,11 +79,12 @@ def _group_json(summary: GroupSummary) -> dict[str, Any]:
         "truncated": summary.truncated,
         "thinking_tokens": summary.thinking_tokens,
         "metrics": {name: asdict(found) for name, found in summary.metrics.items()},
+        "unscored": dict(summary.unscored),
         "breakdowns": {
             tag: {value: {m: asdict(e) for m, e in metrics.items()} for value, metrics in groups.items()}
             for tag, groups in summary.breakdowns.items()
         },
-        "gates": [asdict(gate) for gate in summary.gates],
+        "gates": [gate.to_json() for gate in summary.gates],
         "judge_agreement": summary.judge_agreement,
     }
 
@@ -99,8 +117,9 @@ def markdown(
     for suite in suites:
         metric_names = next(s.metrics for s in summaries if s.suite == suite)
         for metric in metric_names:
-            cells = [by_key[(suite, m)].metrics[metric].describe() if (suite, m) in by_key else "—" for m in models]
+            cells = [describe_metric(by_key[(suite, m)], metric) if (suite, m) in by_key else "—" for m in models]
             lines.append(markdown_row([suite, metric, *cells]))
+    lines += _definition_lines(summaries)
     lines += _breakdown_rows(summaries, models)
     lines += _agreement_rows(summaries)
     if comparison is not None:
@@ -112,15 +131,16 @@ def markdown(
         "",
         "## Gates",
         "",
+        f"**{run_gates_verdict(summaries, run).headline}**",
+        "",
         markdown_row(["Dataset", "Model", "Gate", "Checked value", "Estimate", "Result"]),
         markdown_row(["---"] * 6),
     ]
     for summary in summaries:
         for gate in summary.gates:
             value = "n/a" if math.isnan(gate.value) else f"{gate.value:.1f}"
-            lines.append(
-                markdown_row([summary.suite, summary.model, gate.gate, value, gate.detail, gate_verdict(gate)])
-            )
+            verdict = gate_verdict(gate, bool(run.get("require_gates")))
+            lines.append(markdown_row([summary.suite, summary.model, gate.gate, value, gate.detail, verdict]))
     header = ["Dataset", "Model", "Items", *STATUSES, "Truncated prompts", "Thinking tokens", "Failure classes"]
     lines += ["", "## Items", "", markdown_row(header), markdown_row(["---"] * len(header))]
     for summary in summaries:
@@ -135,12 +155,23 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def gate_verdict(gate: GateResult) -> str:
-    if gate.skipped:
-        return f"skipped ({gate.reason})"
-    if gate.passed:
-        return f"pass ({gate.reason})" if gate.reason else "pass"
-    return f"**FAIL** ({gate.reason})"
+def _definition_lines(summaries: Sequence[GroupSummary]) -> list[str]:
+    """What each reported metric computes, and its definition version (runs compare only on equal versions)."""
+    names = sorted({name for s in summaries for name in s.metrics})
+    return ["", *(f"- `{name}` (v{metric_info(name).version}): {metric_info(name).summary}" for name in names)]
+
+
+def describe_metric(summary: GroupSummary, metric: str) -> str:
+    """`33.3 [15.0, 55.0]`, followed by how many items had no value for the metric, when any."""
+    unscored = summary.unscored.get(metric, 0)
+    shown = summary.metrics[metric].describe()
+    return f"{shown} ({unscored} unscored)" if unscored else shown
+
+
+def gate_verdict(gate: GateResult, require_gates: bool) -> str:
+    word, why = gate_outcome(gate.state, gate.reason, require_gates)
+    word = "**FAIL**" if word == "FAIL" else word
+    return f"{word} ({why})" if why else word
 
 
 def comparison_markdown(comparison: Comparison, listed_ids: int = 20) -> list[str]:
@@ -149,12 +180,15 @@ def comparison_markdown(comparison: Comparison, listed_ids: int = 20) -> list[st
     header = ["Dataset", "Metric", "Model", "Baseline model", "Items", "Baseline", "This run", "Difference", "p (test)"]
     lines = ["", f"## Against baseline {baseline.run_id} (`{baseline.path}`)", ""]
     lines += ["Paired on the items both runs scored; the difference is this run minus the baseline.", ""]
+    lines += [f"- Note: {note}" for note in comparison.notes] + ([""] if comparison.notes else [])
     lines += [markdown_row(header), markdown_row(["---"] * len(header))]
     for found in comparison.differences:
-        p_value = "n/a" if math.isnan(found.p_value) else f"{found.p_value:.3g} ({found.test})"
         cells = [found.suite, found.metric, found.model, found.baseline_model, str(found.shared)]
-        cells += [found.baseline.describe(), found.current.describe(), found.difference.describe(signed=True), p_value]
-        lines.append(markdown_row(cells))
+        cells += [found.baseline.describe(), found.current.describe(), found.difference.describe(signed=True)]
+        lines.append(markdown_row([*cells, found.describe_p()]))
+    for skipped in comparison.incomparable:
+        cells = [skipped.suite, skipped.metric, skipped.model, skipped.baseline_model, "—", "—", "—"]
+        lines.append(markdown_row([*cells, f"**not compared**: {skipped.reason}", "—"]))
     for covered in comparison.coverage:
         where = f"{covered.suite} [{covered.model}]"
         if covered.baseline_model is None:

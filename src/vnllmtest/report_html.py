@@ -15,6 +15,8 @@ from html import escape
 from typing import Any
 
 from vnllmtest.aggregate import MAX_BREAKDOWN_VALUES, STATUSES
+from vnllmtest.gates import gate_outcome, gates_verdict
+from vnllmtest.metric_table import is_known_metric, metric_info
 
 Record = Mapping[str, Any]
 
@@ -55,7 +57,7 @@ th{background:#f3f3f3}
 .bad{background:#fde2e1;color:#8a1c14}.ok{background:#e2f5e6;color:#1d5e2c}
 .warn{background:#fff2cc;color:#6b4e00}
 tr.fail td,tr.regression td,.worse{background:#fde2e1}
-tr.fix td,.better{background:#e2f5e6}tr.skipped td{color:#777}
+tr.fix td,.better{background:#e2f5e6}tr.skipped td{color:#777}tr.not-evaluated td{background:#fff8e1}
 .status-passed{color:#1d5e2c}.status-missed{color:#8a5a00}
 .status-error{color:#8a1c14;font-weight:600}figcaption{font-weight:600}
 svg.chart text{font:12px system-ui,sans-serif;fill:#1d1d1f}svg.chart .tick{fill:#666;text-anchor:middle}
@@ -142,7 +144,7 @@ def render_html(document: Mapping[str, Any], items: Sequence[Mapping[str, Any]])
     results = _Results(rows, sorted(_unique(r.get("suite") for r in rows)), models)
     body = [
         _run_section(run, manifest),
-        _gates_section(document.get("gates_passed"), rows),
+        _gates_section(run, rows),
         _not_evaluated_section(run),
         _metrics_section(results),
         _charts_section(results),
@@ -177,36 +179,45 @@ def _data_entry(name: str, suite: Record) -> str:
     return f"<li><code>{_esc(name)}</code>: {_esc(suite.get('data_origin'))}{notes}</li>"
 
 
-def _gates_section(gates_passed: Any, results: list[Record]) -> str:
-    gates = sorted((g for r in results for g in _records(r.get("gates"))), key=_gate_ok)
+GATE_CSS = {"pass": "pass", "FAIL": "fail", "skipped": "skipped", "not evaluated": "not-evaluated"}
+
+
+def _gates_section(run: Record, results: list[Record]) -> str:
+    require_gates = bool(run.get("require_gates"))
+    gates = [gate for r in results for gate in _records(r.get("gates"))]
+    outcomes = [(gate, *gate_outcome(_gate_state(gate), _text(gate.get("reason")), require_gates)) for gate in gates]
+    outcomes.sort(key=lambda found: found[1] != "FAIL")
     rows = []
-    for gate in gates:
-        reason = _esc(gate.get("reason"))
-        if gate.get("skipped"):
-            css, verdict = "skipped", f"skipped {reason}"
-        elif gate.get("passed"):
-            css, verdict = "pass", f"pass {reason}".strip()
-        else:
-            css, verdict = "fail", f"<strong>FAIL</strong> {reason}"
+    for gate, word, why in outcomes:
+        shown = "<strong>FAIL</strong>" if word == "FAIL" else word
+        verdict = f"{shown} {_esc(why)}".strip()
         value = _number_text(gate.get("value"), 1)
-        rows.append(_tr([*_cells(gate, "suite model gate"), value, _esc(gate.get("detail")), verdict], css))
-    banner = _gates_banner(sum(not _gate_ok(g) for g in gates), len(gates), gates_passed)
+        cells = [*_cells(gate, "suite model gate"), value, _esc(gate.get("detail")), verdict]
+        rows.append(_tr(cells, GATE_CSS[word]))
     table = _table("Dataset|Model|Gate|Checked value|Estimate|Result", rows)
-    return _section("gates", "Gates", banner + table)
+    return _section("gates", "Gates", _gates_banner(run, gates, results) + table)
 
 
-def _gates_banner(failed: int, total: int, gates_passed: Any) -> str:
-    if failed:
-        text = f"Gates failed: {failed} of {total} did not pass."
-    elif gates_passed is False:
-        text = "Gates failed: some suites were not evaluated."
-    else:
-        return '<p class="banner ok">All gates passed.</p>'
-    return f'<p class="banner bad" id="gates-failed">{text}</p>'
+def _gate_state(gate: Record) -> str:
+    """The gate's state; summary.json files written before gates had one say `skipped` and `passed`."""
+    if "state" in gate:
+        return _text(gate.get("state"))
+    return "skipped" if gate.get("skipped") else "passed" if gate.get("passed") else "failed"
 
 
-def _gate_ok(gate: Record) -> bool:
-    return bool(gate.get("skipped") or gate.get("passed"))
+def _gates_banner(run: Record, gates: list[Record], results: list[Record]) -> str:
+    """The run's verdict on its gates, computed as summary.json's `gates_passed` is."""
+    verdict = gates_verdict(
+        map(_gate_state, gates),
+        errored=sum(int(_number(_mapping(r.get("statuses")).get("error")) or 0) for r in results),
+        complete=run.get("complete") is not False,
+        uncollected=len(_records(run.get("collection_errors"))),
+        require_gates=bool(run.get("require_gates")),
+    )
+    if not verdict.passed:
+        return f'<p class="banner bad" id="gates-failed">{_esc(verdict.headline)}</p>'
+    css = "ok" if verdict.evaluated else "warn"
+    return f'<p class="banner {css}" id="gates-verdict">{_esc(verdict.headline)}</p>'
 
 
 def _not_evaluated_section(run: Record) -> str:
@@ -222,10 +233,24 @@ def _metrics_section(results: _Results) -> str:
     rows = []
     for suite in results.suites:
         for metric in results.metric_names(suite):
-            cells = [results.cell(suite, m, "metrics", metric) for m in results.models]
+            cells = [results.cell(suite, m, "metrics", metric) + _unscored(results.get(suite, m), metric) for m in results.models]
             rows.append(_tr([_esc(suite), _esc(metric), *cells]))
     table = _table(["Dataset", "Metric", *results.models], rows)
-    return _section("metrics", "Metrics", SCALE_NOTE + table)
+    return _section("metrics", "Metrics", SCALE_NOTE + table + _definitions(results))
+
+
+def _definitions(results: _Results) -> str:
+    """What each metric computes, with its definition version."""
+    names = sorted({name for suite in results.suites for name in results.metric_names(suite)})
+    known = [(name, metric_info(name)) for name in names if is_known_metric(name)]
+    entries = "".join(f"<li><code>{_esc(name)}</code> (v{info.version}): {_esc(info.summary)}</li>" for name, info in known)
+    return f'<ul class="definitions">{entries}</ul>' if entries else ""
+
+
+def _unscored(result: Record | None, metric: str) -> str:
+    """How many items had no value for the metric, after its estimate, when any."""
+    count = _number(_dig(result, "unscored").get(metric))
+    return f" ({count:g} unscored)" if count else ""
 
 
 def _charts_section(results: _Results) -> str:
@@ -431,7 +456,7 @@ def _item_row(item: Record) -> str:
     ]
     cells.append(_esc(item.get("failure_class")))
     cells.append("<br>".join(f"{_esc(k)} {_number_text(v, 3)}" for k, v in metrics))
-    cells.append(" / ".join(_number_text(judge.get("overall"), 2) for judge in judges))
+    cells.append(" / ".join(_number_text(_headline_score(judge), 2) for judge in judges))
     cells.append(_item_details(item, judges))
     suite, model = _esc(item.get("suite")), _esc(item.get("model"))
     data = f' data-status="{_esc(status)}" data-suite="{suite}" data-model="{model}"'
@@ -452,11 +477,16 @@ def _item_details(item: Record, judges: list[Record]) -> str:
 def _judge_field(judge: Record) -> str:
     scores = ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in _dig(judge, "scores").items())
     failed = " (judge failed)" if judge.get("judge_failed") else ""
-    overall = _number_text(judge.get("overall"), 2)
-    head = f"<strong>{_esc(judge.get('judge'))}: overall {overall}{failed}</strong>"
+    scored = "score" if judge.get("holistic") is not None else "overall"
+    head = f"<strong>{_esc(judge.get('judge'))}: {scored} {_number_text(_headline_score(judge), 2)}{failed}</strong>"
     rationale = judge.get("rationale")
     body = (f"<br>{scores}" if scores else "") + (f"<pre>{_esc(rationale)}</pre>" if rationale else "")
     return f"<div>{head}{body}</div>"
+
+
+def _headline_score(judge: Record) -> Any:
+    """The judge's holistic score where its rubric asks for one, else the criteria's mean."""
+    return judge.get("holistic") if judge.get("holistic") is not None else judge.get("overall")
 
 
 def _field(label: str, value: Any) -> str:

@@ -12,7 +12,7 @@ import torch
 
 from vnllmtest.backends.base import Backend, Generation, ModelError, Request
 from vnllmtest.cache import PredictionCache, cache_key
-from vnllmtest.thinking import split_thinking
+from vnllmtest.thinking import opens_thinking, split_thinking
 
 Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
 AUTO_BATCH_START = 32  # the first batch size tried with --batch-size auto; halved on out-of-memory
@@ -77,10 +77,10 @@ class Runner:
         self.back_offs: list[BackOff] = []
 
     def run(self, backend: Backend, requests: Sequence[Request], mode: str, description: str = "") -> list[Prediction]:
-        """Predictions in request order. `mode` "loglikelihood" falls back to "generate" when the
-        backend cannot score options; the mode actually used is recorded in each prediction."""
+        """Predictions in request order. A backend that cannot score options gets "loglikelihood"
+        predictions without log-probabilities (never a generation in their place): those items are unscored."""
         if mode == "loglikelihood" and not backend.supports_loglikelihood:
-            mode = "generate"
+            return [Prediction(mode, "", None, "no_logprobs", 0) for _ in requests]
         keys = [self._key(backend, mode, request) for request in requests]
         results: list[Prediction | None] = [None] * len(requests)
         use_cache = self.cache is not None and backend.cacheable
@@ -110,8 +110,19 @@ class Runner:
         if mode == "loglikelihood":
             spelling = {} if request.label_tokens == "either" else {"label_tokens": request.label_tokens}
             return cache_key(backend.fingerprint, mode, request.prompt, labels=list(request.labels), **spelling)
+        # Keys of earlier versions stay valid; these variants produce different text, so they get their own:
+        # a prompt that opens a think block (its reply is split differently), and stop strings that
+        # apply only after the thinking.
+        variant = {"thinking_opened": True} if opens_thinking(request.prompt) else {}
+        if request.thinking and request.stop:
+            variant["stop_after_thinking"] = True
         return cache_key(
-            backend.fingerprint, mode, request.prompt, max_new_tokens=request.max_new_tokens, stop=list(request.stop)
+            backend.fingerprint,
+            mode,
+            request.prompt,
+            max_new_tokens=request.max_new_tokens,
+            stop=list(request.stop),
+            **variant,
         )
 
     def _compute_with_back_off(
@@ -135,7 +146,7 @@ class Runner:
         try:
             if mode == "loglikelihood":
                 return [Prediction(mode, "", scores, "stop", 0) for scores in backend.score_choices(batch)]
-            return [_from_generation(g, backend) for g in backend.generate(batch)]
+            return [_from_generation(g, r, backend) for g, r in zip(backend.generate(batch), batch, strict=True)]
         except _OUT_OF_MEMORY:
             raise
         except Exception as exc:  # a crash in one batch becomes an error on its items; others go on
@@ -156,9 +167,10 @@ def _release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _from_generation(generation: Generation, backend: Backend) -> Prediction:
-    """A generation with any <think> block split off the scored text."""
-    split = split_thinking(generation.text)
+def _from_generation(generation: Generation, request: Request, backend: Backend) -> Prediction:
+    """A generation with any <think> block split off the scored text; a prompt that opened the
+    block makes the whole reply thinking until it closes (cached as split: the prompt is in the key)."""
+    split = split_thinking(generation.text, opens_thinking(request.prompt))
     return Prediction(
         "generate",
         split.answer,

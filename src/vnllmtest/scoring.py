@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from vnllmtest.loaders.base import Item
-from vnllmtest.metrics import exact_match, extract_choice, rouge_l, rouge_n, token_f1
+from vnllmtest.metrics import ChoiceReading, exact_match, read_choice, rouge_l, rouge_n, token_f1
 from vnllmtest.runner import Prediction
 from vnllmtest.suite import SuiteSpec, TaskType
 
@@ -24,47 +25,88 @@ TEXT_METRICS: dict[str, TextMetric] = {
 @dataclass(frozen=True)
 class ItemScore:
     status: str  # "passed", "missed" or "error"
-    answer: str | None  # the extracted choice, or the scored answer text
-    metrics: dict[str, float]
+    answer: str | None  # the chosen option (generate+extract where it ran), or the scored answer text
+    metrics: dict[str, float]  # a metric the item could not be scored on is absent (counted as unscored)
     failure_class: str | None = None  # why a miss or an error happened
     message: str | None = None
-    generated_answer: str | None = None  # scoring.mode both: the option extracted from the generation
+    loglik_answer: str | None = None  # multiple choice: the option the log-probabilities chose
 
 
 def score(spec: SuiteSpec, item: Item, prediction: Prediction, generated: Prediction | None = None) -> ItemScore:
-    """Score `prediction`; for multiple choice in mode `both`, `generated` is the generate-mode answer."""
+    """Score `prediction` (in the suite's mode); in multiple-choice mode `both`, `prediction` holds the
+    log-probabilities and `generated` the generation."""
     failed = next((p for p in (prediction, generated) if p is not None and p.error is not None), None)
     if failed is not None:
         return ItemScore("error", None, {}, "model_error", failed.error)
-    generated_answer = None
     if spec.task is TaskType.multiple_choice:
-        answer = _chosen_label(item, prediction)
-        metrics = {"accuracy": float(answer is not None and answer == item.references[0])}
-        if generated is not None:
-            generated_answer = extract_choice(generated.text, item.labels)
-            metrics["accuracy_generate"] = float(generated_answer == item.references[0])
-            metrics["mode_agreement"] = float(generated_answer is not None and generated_answer == answer)
-    else:
-        answer = prediction.text.strip()
-        abstentions = spec.scoring.abstentions
-        metrics = {name: TEXT_METRICS[name](answer, item.references, abstentions) for name in spec.metrics}
+        return _score_choice(spec, item, prediction, generated)
+    answer = prediction.text.strip()
+    abstentions = spec.scoring.abstentions
+    metrics = {name: TEXT_METRICS[name](answer, item.references, abstentions) for name in spec.metrics}
     if metrics[spec.item_pass.metric] >= spec.item_pass.min:
-        return ItemScore("passed", answer, metrics, generated_answer=generated_answer)
-    return ItemScore("missed", answer, metrics, _failure_class(spec, answer, prediction), None, generated_answer)
+        return ItemScore("passed", answer, metrics)
+    return ItemScore("missed", answer, metrics, _failure_class(prediction))
 
 
-def _chosen_label(item: Item, prediction: Prediction) -> str | None:
-    if prediction.choice_logprobs:
-        scores = prediction.choice_logprobs
-        return max(item.labels, key=lambda label: scores.get(label, float("-inf")))
-    return extract_choice(prediction.text, item.labels)
+def _score_choice(spec: SuiteSpec, item: Item, prediction: Prediction, generated: Prediction | None) -> ItemScore:
+    """`accuracy` from the generation's extracted letter, `accuracy_loglik` from the log-probabilities,
+    `mode_agreement` when both exist; a mode that gave nothing readable leaves its metric out."""
+    gold = item.references[0]
+    generation = generated if generated is not None else prediction if prediction.mode == "generate" else None
+    loglik = prediction if prediction.mode == "loglikelihood" else None
+    metrics: dict[str, float] = {}
+    reading = read_choice(generation.text, item.labels) if generation is not None else None
+    if reading is not None:
+        metrics["accuracy"] = float(reading.label == gold)
+    loglik_answer, unreadable = _loglik_choice(item, loglik) if loglik is not None else (None, "not run")
+    if unreadable is None:
+        metrics["accuracy_loglik"] = float(loglik_answer == gold)
+        if reading is not None:
+            metrics["mode_agreement"] = float(reading.label is not None and reading.label == loglik_answer)
+    answer = reading.label if reading is not None else loglik_answer
+    pass_metric = spec.item_pass.metric
+    if pass_metric not in metrics:
+        message = f"{pass_metric} cannot be scored: {unreadable}"
+        return ItemScore("error", answer, metrics, "unscored", message, loglik_answer)
+    if metrics[pass_metric] >= spec.item_pass.min:
+        return ItemScore("passed", answer, metrics, loglik_answer=loglik_answer)
+    if pass_metric == "accuracy":
+        failure_class = _choice_failure_class(reading, generation)
+    else:
+        failure_class = "ambiguous" if loglik_answer is None else "wrong"
+    return ItemScore("missed", answer, metrics, failure_class, loglik_answer=loglik_answer)
 
 
-def _failure_class(spec: SuiteSpec, answer: str | None, prediction: Prediction) -> str:
+def _loglik_choice(item: Item, prediction: Prediction) -> tuple[str | None, str | None]:
+    """(the option with the highest log-probability, None) — the option is None on a tie at the top —
+    or (None, why the log-probabilities cannot be read). Missing or NaN scores never become an answer."""
+    scores = prediction.choice_logprobs
+    if not scores:
+        return None, "the backend returned no option log-probabilities"
+    values = {label: scores.get(label, -math.inf) for label in item.labels}
+    broken = [label for label, value in values.items() if math.isnan(value) or value == math.inf]
+    if broken:
+        return None, f"the log-probability of option {broken[0]} is {values[broken[0]]}"
+    best = max(values.values())
+    if best == -math.inf:
+        return None, "no option label among the returned log-probabilities"
+    winners = [label for label, value in values.items() if value == best]
+    return (winners[0] if len(winners) == 1 else None), None
+
+
+def _choice_failure_class(reading: ChoiceReading, generation: Prediction) -> str:
+    if generation.thinking_unterminated:
+        return "thinking_unterminated"
+    if reading.ambiguous:
+        return "ambiguous"
+    if reading.label is None:
+        return "extraction_failed"
+    return _failure_class(generation)
+
+
+def _failure_class(prediction: Prediction) -> str:
     if prediction.thinking_unterminated:
         return "thinking_unterminated"
-    if spec.task is TaskType.multiple_choice and answer is None:
-        return "extraction_failed"
     if prediction.finish_reason == "length":
         return "truncated"
     if prediction.mode == "generate" and not prediction.text.strip():

@@ -15,19 +15,23 @@ from jinja2 import TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vnllmtest.judge import Rubric, packaged_rubrics, rubric_from_mapping
+from vnllmtest.metric_table import JUDGE_OVERALL, JUDGE_PREFIX, JUDGE_SCORE, VERDICT_COVERAGE
 from vnllmtest.prompts import compile_template
 
 SUITE_MARKER = "vnllmtest"
 _MARKER_LINE = re.compile(rf"^{SUITE_MARKER}\s*:", re.MULTILINE)
 
 MetricName = Literal[
-    "accuracy", "accuracy_generate", "mode_agreement", "exact_match", "f1", "rouge_1", "rouge_2", "rouge_l"
+    "accuracy", "accuracy_loglik", "mode_agreement", "exact_match", "f1", "rouge_1", "rouge_2", "rouge_l"
 ]
-CHOICE_METRICS = {"accuracy", "accuracy_generate", "mode_agreement"}
-BOTH_MODES_METRICS = ("accuracy_generate", "mode_agreement")  # reported when scoring.mode is "both"
+# The scoring modes each multiple-choice metric needs: `accuracy` is always generate+extract (the
+# published protocol), `accuracy_loglik` always the log-likelihood choice; mode `both` reports all three.
+CHOICE_METRIC_MODES = {
+    "accuracy": ("generate", "both"),
+    "accuracy_loglik": ("loglikelihood", "both"),
+    "mode_agreement": ("both",),
+}
 GENERATIVE_METRICS = {"exact_match", "f1", "rouge_1", "rouge_2", "rouge_l"}
-JUDGE_OVERALL = "judge_overall"
-JUDGE_PREFIX = "judge_"  # judge metrics stay on the rubric's scale; the others are reported in points
 # Options each dataset adapter understands, with their allowed values.
 ADAPTER_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {"vims": {"input": ("s3", "documents")}}
 
@@ -120,8 +124,9 @@ class PromptSpec(_Strict):
 
 
 class ScoringSpec(_Strict):
-    """`both` (multiple choice): log-likelihood decides `accuracy`; generate+extract runs too and
-    gives `accuracy_generate` and `mode_agreement` (same chosen option in both modes)."""
+    """Multiple choice: `generate` (the published protocol) answers freely and extracts the letter
+    (`accuracy`); `loglikelihood` takes the most likely option letter (`accuracy_loglik`); `both` runs
+    the two and adds `mode_agreement` (same chosen option in both modes)."""
 
     mode: Literal["loglikelihood", "generate", "both"] = "generate"
     # Which next tokens stand for an option in log-likelihood scoring: the label after a space (" A",
@@ -173,21 +178,26 @@ class Gate(_Strict):
 
 class JudgeSection(_Strict):
     """One part of what the judge sees: a title and a template over the item's fields, `output`
-    (the candidate's answer), `reference` (the first gold answer) and `references`."""
+    (the candidate's answer), `reference` (the first gold answer) and `references`; `max_tokens`
+    (judge tokens) overrides the judge's `max_tokens_per_section` for this section."""
 
     title: str
     text: str
+    max_tokens: int | None = Field(default=None, ge=1)
 
 
 class JudgeSpec(_Strict):
     """LLM-as-judge scoring: a rubric (packaged name or inline), what the judge sees, a token budget
-    per section, and the overall score an item needs to pass."""
+    per section, the judge's reply budget, the score an item needs to pass (`pass_min`: compared with
+    judge_score when the rubric has a holistic score, else with judge_overall), and `min_coverage`,
+    the least verdict_coverage (points) under which every gate on a judge metric fails."""
 
     rubric: str | dict[str, Any]
     sees: list[JudgeSection] = Field(min_length=1)
     max_tokens_per_section: int = Field(default=1024, ge=1)
-    max_new_tokens: int = Field(default=128, ge=1)
+    max_new_tokens: int = Field(default=512, ge=1)  # room to reason first; primed base models get at most 128
     pass_min: float | None = None
+    min_coverage: float = Field(default=95, ge=0, le=100)
 
     @model_validator(mode="after")
     def _known_rubric(self) -> JudgeSpec:
@@ -208,7 +218,11 @@ class JudgeSpec(_Strict):
 
     @property
     def metrics(self) -> list[str]:
-        return [JUDGE_OVERALL] + [f"judge_{c.name}" for c in self.resolved_rubric.criteria]
+        """judge_score (holistic), judge_overall (criteria mean), judge_<criterion>, verdict_coverage."""
+        rubric = self.resolved_rubric
+        headline = [JUDGE_SCORE] if rubric.holistic else []
+        criteria = [JUDGE_OVERALL, *(f"{JUDGE_PREFIX}{c.name}" for c in rubric.criteria)] if rubric.criteria else []
+        return [*headline, *criteria, VERDICT_COVERAGE]
 
 
 class SuiteSpec(_Strict):
@@ -230,10 +244,16 @@ class SuiteSpec(_Strict):
     def _consistent(self) -> SuiteSpec:
         multiple_choice = self.task is TaskType.multiple_choice
         for metric in self.metrics:
-            if multiple_choice != (metric in CHOICE_METRICS):
+            if multiple_choice != (metric in CHOICE_METRIC_MODES):
                 raise ValueError(
                     f"metric '{metric}' does not fit task '{self.task.value}': multiple_choice suites use "
-                    f"{sorted(CHOICE_METRICS)}, the other tasks use {sorted(GENERATIVE_METRICS)}"
+                    f"{sorted(CHOICE_METRIC_MODES)}, the other tasks use {sorted(GENERATIVE_METRICS)}"
+                )
+            modes = CHOICE_METRIC_MODES.get(metric, (self.scoring.mode,))
+            if self.scoring.mode not in modes:
+                raise ValueError(
+                    f"metric '{metric}' needs scoring.mode {' or '.join(repr(m) for m in modes)}, not "
+                    f"'{self.scoring.mode}' (`accuracy` is generate+extract, `accuracy_loglik` the log-likelihood choice)"
                 )
         if self.scoring.mode != "generate" and not multiple_choice:
             raise ValueError(f"scoring.mode '{self.scoring.mode}' needs task 'multiple_choice'")
@@ -244,17 +264,16 @@ class SuiteSpec(_Strict):
                     f"'{metric}' is used by item_pass or gates but not reported; this suite reports "
                     f"{', '.join(self.reported_metrics)}"
                 )
-        if self.scoring.mode != "both" and set(self.metrics) & set(BOTH_MODES_METRICS):
-            raise ValueError(f"metrics {', '.join(BOTH_MODES_METRICS)} need scoring.mode 'both'")
         if self.judge is not None:
             _check_judge_gates(self.gates, self.judge.resolved_rubric)
         return self
 
     @property
     def reported_metrics(self) -> list[str]:
-        """The declared metrics, plus the two-mode ones whenever scoring.mode is `both`, plus the
-        judge's overall and per-criterion scores when the suite has a judge."""
-        extra = [m for m in BOTH_MODES_METRICS if self.scoring.mode == "both" and m not in self.metrics]
+        """The declared metrics, plus every multiple-choice metric whenever scoring.mode is `both`, plus
+        the judge's metrics when the suite has a judge."""
+        both = self.scoring.mode == "both"
+        extra = [m for m in CHOICE_METRIC_MODES if both and m not in self.metrics]
         return [*self.metrics, *extra, *(self.judge.metrics if self.judge else [])]
 
 

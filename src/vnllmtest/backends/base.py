@@ -54,6 +54,7 @@ class Request:
     max_new_tokens: int = 64
     stop: tuple[str, ...] = ()
     label_tokens: str = "either"  # scoring.label_tokens: "either", "spaced" or "bare"
+    thinking: bool = False  # the model may think first: stop strings then end the answer, never the thinking
 
     def label_spellings(self, label: str) -> tuple[str, ...]:
         """The texts whose first token stands for this option label in log-likelihood scoring."""

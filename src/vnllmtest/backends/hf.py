@@ -25,6 +25,7 @@ from vnllmtest.backends.base import (
 )
 from vnllmtest.backends.registry import ModelSpec
 from vnllmtest.prompts import Message, plain_prompt
+from vnllmtest.thinking import cut_at_stop, opens_thinking
 
 _HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
 _SAMPLED_BYTES = 1 << 20
@@ -159,7 +160,9 @@ class HFBackend(Backend):
         from transformers import GenerationConfig
 
         input_ids, attention_mask = self._left_padded(self._token_rows([request.prompt for request in requests]))
-        stops = sorted({stop for request in requests for stop in request.stop})
+        # A thinking model must not stop at a stop string inside its thinking: the answer is cut afterwards.
+        thinking = any(request.thinking for request in requests)
+        stops = [] if thinking else sorted({stop for request in requests for stop in request.stop})
         config = GenerationConfig(
             max_new_tokens=max(request.max_new_tokens for request in requests),
             do_sample=False,
@@ -179,9 +182,9 @@ class HFBackend(Backend):
         finish = "stop" if end is not None and end < request.max_new_tokens else "length"
         kept = tokens[: min(end if end is not None else len(tokens), request.max_new_tokens)]
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
-        cut = min((text.find(stop) for stop in request.stop if stop in text), default=-1)
-        if cut >= 0:
-            text, finish = text[:cut], "stop"
+        text, stopped = cut_at_stop(text, request.stop, opens_thinking(request.prompt))
+        if stopped:
+            finish = "stop"
         return Generation(text=text, finish_reason=finish, new_tokens=len(kept))
 
     @torch.inference_mode()

@@ -22,6 +22,7 @@ import httpx
 from vnllmtest.backends.base import Backend, Generation, ModelError, Request
 from vnllmtest.backends.registry import ModelSpec
 from vnllmtest.prompts import Message, plain_prompt
+from vnllmtest.thinking import cut_at_stop, opens_thinking
 
 RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
 TOP_LOGPROBS = 20  # the most vLLM and llama.cpp return per position by default
@@ -98,18 +99,16 @@ class OpenAIBackend(Backend):
     def _generate_one(self, request: Request) -> Generation:
         reply = self._post(self._body(request, request.max_new_tokens))
         choice = reply["choices"][0]
+        finish = "length" if choice.get("finish_reason") == "length" else "stop"
         if self.endpoint == "chat":
             message = choice.get("message") or {}
-            text = message.get("content") or ""
+            text, _ = cut_at_stop(message.get("content") or "", request.stop)
             reasoning = message.get("reasoning_content") or message.get("reasoning")
-            if reasoning:
-                text = f"<think>{reasoning}</think>{text}"
+            if reasoning:  # a reply cut while the server's reasoning was still open leaves the block open
+                still_thinking = finish == "length" and not text
+                text = f"<think>{reasoning}" if still_thinking else f"<think>{reasoning}</think>{text}"
         else:
-            text = choice.get("text") or ""
-        cut = min((text.find(stop) for stop in request.stop if stop in text), default=-1)
-        if cut >= 0:
-            text = text[:cut]
-        finish = "length" if choice.get("finish_reason") == "length" else "stop"
+            text, _ = cut_at_stop(choice.get("text") or "", request.stop, opens_thinking(request.prompt))
         tokens = (reply.get("usage") or {}).get("completion_tokens", 0)
         return Generation(text, finish, tokens)
 
@@ -128,7 +127,7 @@ class OpenAIBackend(Backend):
         body: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0, "seed": 0}
         if self.served_name:
             body["model"] = self.served_name
-        if request.stop:
+        if request.stop and not request.thinking:  # a server would stop inside the thinking: cut here instead
             body["stop"] = list(request.stop)
         if self.endpoint == "chat":
             content = json.loads(request.prompt)
@@ -200,3 +199,4 @@ class OpenAIBackend(Backend):
 
     def close(self) -> None:
         self._client.close()
+

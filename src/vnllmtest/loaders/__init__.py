@@ -50,6 +50,7 @@ class LoadedData:
     pool: list[Item]  # where few-shot examples come from: every valid item when the suite has few-shot
     origin: str  # what ran, for the report
     total: int  # records read before sampling
+    planned: int  # records the suite's sampling selects, before --limit: the whole suite for its gates
     notes: tuple[str, ...] = ()  # what the report should say about the selection (e.g. short strata)
 
 
@@ -70,11 +71,14 @@ def load_data(suite: Suite, options: DataOptions) -> LoadedData:
         pool, total = [entry for entry in entries if isinstance(entry, Item)], len(entries)
         selected, notes = sampling.sample(entries, plan) if plan is not None else (entries, [])
     _check_clusters(suite, pool)
+    planned = len(selected)
     if options.limit is not None:
         selected = sampling.limit(selected, options.limit, plan.seed if plan else 0)
     if not selected:
         raise DataError(f"{suite.path}: dataset {origin} has no records to evaluate ({total} read)")
-    return LoadedData(entries=selected, pool=pool, origin=origin, total=total, notes=tuple(notes))
+    return LoadedData(
+        entries=selected, pool=pool, origin=origin, total=total, planned=planned, notes=tuple(notes)
+    )
 
 
 def _check_clusters(suite: Suite, items: list[Item]) -> None:

@@ -1,9 +1,10 @@
 """Vietnamese-aware scoring: text normalisation, reference scores, choice extraction, statistics."""
 
-from vnllmtest.metrics.choice import extract_choice
+from vnllmtest.metrics.choice import ChoiceReading, extract_choice, read_choice
 from vnllmtest.metrics.scores import accuracy, exact_match, rouge_l, rouge_n, token_f1
 from vnllmtest.metrics.stats import (
     Estimate,
+    PermutationResult,
     bootstrap_ci,
     estimate,
     mcnemar_exact,
@@ -13,7 +14,9 @@ from vnllmtest.metrics.stats import (
 from vnllmtest.metrics.text import is_abstention, normalize_text, syllables
 
 __all__ = [
+    "ChoiceReading",
     "Estimate",
+    "PermutationResult",
     "accuracy",
     "bootstrap_ci",
     "estimate",
@@ -23,6 +26,7 @@ __all__ = [
     "mcnemar_exact",
     "normalize_text",
     "paired_permutation_p",
+    "read_choice",
     "rouge_l",
     "rouge_n",
     "spearman",

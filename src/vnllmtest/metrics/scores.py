@@ -17,11 +17,13 @@ def _best_over_references(
     abstentions: Iterable[str],
     pair_score: _PairScore,
 ) -> float:
-    """Max of pair_score over references; no references means the question is unanswerable."""
+    """Max of pair_score over references; no references means the question is unanswerable. A
+    declared abstention is the empty answer: right on an unanswerable question, 0 on any other."""
     refs = [references] if isinstance(references, str) else list(references)
+    abstained = is_abstention(prediction, abstentions)
     if not refs:
-        return 1.0 if is_abstention(prediction, abstentions) else 0.0
-    predicted = syllables(prediction)
+        return float(abstained)
+    predicted = [] if abstained else syllables(prediction)
     return max(pair_score(predicted, syllables(ref)) for ref in refs)
 
 

@@ -86,35 +86,75 @@ def estimate(values: Sequence[float], *, scale: float = 1.0, **bootstrap_options
 
 def mcnemar_exact(only_first: int, only_second: int) -> float:
     """Two-sided exact McNemar p-value from the discordant pairs: items only the first run got right
-    and items only the second got right (a binomial test of the split against 1/2)."""
+    and items only the second got right (a binomial test of the split against 1/2). Summed in exact
+    integers, so any number of pairs works; the result is exact to double precision."""
     if only_first < 0 or only_second < 0:
         raise ValueError("discordant counts cannot be negative")
     trials = only_first + only_second
     if trials == 0:
         return 1.0
-    tail = sum(math.comb(trials, k) for k in range(min(only_first, only_second) + 1)) / 2.0**trials
-    return min(1.0, 2.0 * tail)
+    return min(1.0, 2 * _lower_binomial_tail(trials, min(only_first, only_second)) / 2**trials)
+
+
+def _lower_binomial_tail(trials: int, last: int) -> int:
+    """sum(comb(trials, k) for k <= last), for last <= trials / 2, to a relative error below 2^-64.
+    The terms shrink going down from `last` at least geometrically (ratio k / (trials - k + 1)), so the
+    sum stops once everything left is provably below 2^-64 of it."""
+    term = total = math.comb(trials, last)
+    for k in range(last, 0, -1):
+        term = term * k // (trials - k + 1)  # comb(trials, k - 1), exactly
+        total += term
+        # what is left is at most term * r / (1 - r) with r = (k - 1) / (trials - k + 2)
+        if (term * (k - 1)) << 64 < total * (trials - 2 * k + 3):
+            break
+    return total
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    """A sign-flip permutation p-value: exact (`draws` 0, `error` 0.0) when every sign pattern was
+    enumerated, else estimated from `draws` random patterns with Monte Carlo standard error `error`."""
+
+    p_value: float
+    error: float
+    draws: int
+
+
+EXACT_UNITS = 16  # up to this many units (items or clusters) every sign pattern is enumerated
+PERMUTATION_DRAWS = 10_000  # random sign patterns beyond EXACT_UNITS
+_BLOCK = 1 << 22  # sign patterns x units handled at once, to bound memory
 
 
 def paired_permutation_p(
     differences: Sequence[float],
     *,
-    iterations: int = 1000,
+    draws: int = PERMUTATION_DRAWS,
     seed: int = 0,
     clusters: Sequence[Hashable] | None = None,
-) -> float:
-    """Two-sided p-value of a zero mean paired difference: a sign-flip permutation test that flips
-    whole clusters together when they are given."""
-    if iterations < 1:
-        raise ValueError(f"iterations must be at least 1, got {iterations}")
+) -> PermutationResult:
+    """Two-sided test of a zero mean paired difference by flipping the signs of whole units (items,
+    or clusters when they are given): all 2^units patterns up to EXACT_UNITS units, else `draws`
+    random ones. NaN for no differences."""
+    if draws < 1:
+        raise ValueError(f"draws must be at least 1, got {draws}")
     data = _as_array(differences)
     if data.size == 0:
-        return _NAN
+        return PermutationResult(_NAN, 0.0, 0)
     sums, _ = _cluster_totals(data, clusters)
-    observed = abs(sums.sum())
-    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(iterations, sums.size))
-    extreme = int((np.abs(signs @ sums) >= observed - 1e-12 * max(1.0, observed)).sum())
-    return (extreme + 1) / (iterations + 1)
+    total = float(sums.sum())
+    threshold = abs(total) - 1e-9 * max(1.0, float(np.abs(sums).sum()))  # ties in floating point count
+    if sums.size <= EXACT_UNITS:
+        patterns = np.arange(1 << sums.size)[:, None] >> np.arange(sums.size) & 1
+        extreme = int((np.abs(total - 2.0 * (patterns @ sums)) >= threshold).sum())
+        return PermutationResult(extreme / patterns.shape[0], 0.0, 0)
+    rng = np.random.default_rng(seed)
+    rows = max(1, _BLOCK // sums.size)
+    extreme = 0
+    for start in range(0, draws, rows):
+        flipped = rng.random((min(rows, draws - start), sums.size)) < 0.5
+        extreme += int((np.abs(total - 2.0 * (flipped @ sums)) >= threshold).sum())
+    p_value = (extreme + 1) / (draws + 1)
+    return PermutationResult(p_value, math.sqrt(p_value * (1.0 - p_value) / draws), draws)
 
 
 def spearman(first: Sequence[float], second: Sequence[float]) -> float:

@@ -1,0 +1,245 @@
+"""Suite gates: each gate's check on one (suite, model) group, the two rules that keep a gate from
+deciding on the wrong evidence (a run that covered part of a suite, a judge whose verdicts could not
+be read), and the run's one verdict on its gates that every output shows."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
+
+from vnllmtest.metric_table import JUDGE_PREFIX, VERDICT_COVERAGE
+from vnllmtest.suite import Gate, SuiteSpec
+
+if TYPE_CHECKING:
+    from vnllmtest.aggregate import GroupSummary
+    from vnllmtest.comparison import Comparison
+    from vnllmtest.metrics import Estimate
+
+GateState = Literal["passed", "failed", "skipped", "not_evaluated"]
+STATES = ("passed", "failed", "skipped", "not_evaluated")
+UNDECIDED = ("skipped", "not_evaluated")  # states that neither pass nor fail a gate
+SUBSET = "a subset chosen by -k, -m, --lf, --deselect or node ids"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate checked on one (suite, model) group.
+
+    `state`: passed or failed; skipped (a gate against --baseline in a run without one);
+    not_evaluated (the run covered part of the suite; `value` and `detail` then describe only that part)."""
+
+    suite: str
+    model: str
+    metric: str
+    gate: str  # readable form, e.g. "accuracy >= 25 (ci_low)"
+    value: float  # what the threshold was checked against
+    state: GateState
+    reason: str = ""
+    detail: str = ""  # the estimate behind `value`, e.g. "33.3 [15.0, 55.0]"
+
+    @property
+    def passed(self) -> bool:
+        return self.state == "passed"
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "passed": self.passed}
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """What a run set out to evaluate: for each suite, the items its sampling selects from the chosen
+    source before --limit (`planned`), the --limit, and whether the run stopped early. A group that
+    received fewer items than planned covered part of its suite: its gates are not evaluated."""
+
+    planned: Mapping[str, int]
+    limit: int | None = None
+    stopped: bool = False
+
+    def shortfall(self, planned: int | None, ran: int) -> str | None:
+        """Why a group of `ran` items is not its whole suite, or None when it is."""
+        if planned is None or ran >= planned:
+            return None
+        causes = []
+        if self.stopped:
+            causes.append("the run stopped early")
+        if self.limit is not None and self.limit < planned:
+            causes.append(f"--limit {self.limit}")
+        if not self.stopped and ran < min(planned, self.limit or planned):
+            causes.append(SUBSET)
+        return "; ".join([f"{ran} of {planned} items ran", *causes])
+
+
+def evaluate_gates(
+    spec: SuiteSpec,
+    summary: GroupSummary,
+    scored: Sequence[Mapping[str, Any]],
+    comparison: Comparison | None,
+    scope: RunScope | None,
+) -> list[GateResult]:
+    """Every gate of the suite on this group: not evaluated when the group is part of its suite;
+    a gate on a `judge_*` metric fails when too few judged items have a readable verdict."""
+    checked = [
+        _check_relative(gate, summary, comparison) if gate.relative else _check(gate, summary) for gate in spec.gates
+    ]
+    shortfall = scope.shortfall(summary.planned, summary.items) if scope else None
+    if shortfall is not None:
+        return [dataclasses.replace(found, state="not_evaluated", reason=shortfall) for found in checked]
+    unreadable = coverage_shortfall(spec, scored)
+    if unreadable is None:
+        return checked
+    return [
+        dataclasses.replace(found, state="failed", reason=unreadable)
+        if found.metric.startswith(JUDGE_PREFIX)
+        else found
+        for found in checked
+    ]
+
+
+def coverage_shortfall(spec: SuiteSpec, scored: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why the judge's scores cannot be trusted for this group (too few readable verdicts among the
+    judged items, counted from their `verdict_coverage`), or None when they can."""
+    if spec.judge is None:
+        return None
+    floor = spec.judge.min_coverage
+    verdicts = [record["metrics"][VERDICT_COVERAGE] for record in scored if VERDICT_COVERAGE in record["metrics"]]
+    if not verdicts:
+        return "no item was judged (verdict coverage n/a)"
+    readable = sum(1 for value in verdicts if value == 1.0)
+    coverage = 100.0 * readable / len(verdicts)
+    if coverage >= floor:
+        return None
+    shown = math.floor(coverage * 10) / 10  # never rounded up to the floor it missed
+    return (
+        f"verdict coverage {shown:.1f} < {floor:g} "
+        f"({len(verdicts) - readable} of {len(verdicts)} items without a readable verdict)"
+    )
+
+
+def describe_gate(gate: Gate) -> str:
+    bound = "" if gate.bound == "value" else f" ({gate.bound})"
+    if gate.relative:
+        significance = "" if gate.significance is None else f", p < {gate.significance:g}"
+        return f"{gate.metric} drop <= {gate.max_drop:g} vs baseline{bound}{significance}"
+    parts = []
+    if gate.min is not None:
+        parts.append(f">= {gate.min:g}")
+    if gate.max is not None:
+        parts.append(f"<= {gate.max:g}")
+    return f"{gate.metric} {' and '.join(parts)}{bound}"
+
+
+def _bound(found: Estimate, bound: str) -> float:
+    return {"value": found.value, "ci_low": found.low, "ci_high": found.high}[bound]
+
+
+def _verdict(passed: bool) -> GateState:
+    return "passed" if passed else "failed"
+
+
+def _check(gate: Gate, summary: GroupSummary) -> GateResult:
+    result = partial(GateResult, summary.suite, summary.model, gate.metric, describe_gate(gate))
+    found = summary.metrics[gate.metric]
+    value = _bound(found, gate.bound)
+    if found.n == 0:
+        return result(value, "failed", "no scored items", detail="n/a")
+    if math.isnan(value):
+        return result(value, "failed", "value is NaN", detail="n/a")
+    passed = (gate.min is None or value >= gate.min) and (gate.max is None or value <= gate.max)
+    return result(value, _verdict(passed), "" if passed else "threshold not met", detail=found.describe())
+
+
+def _check_relative(gate: Gate, summary: GroupSummary, comparison: Comparison | None) -> GateResult:
+    """Fails when the paired difference (or its chosen CI bound) falls more than max_drop below zero,
+    and, with `significance`, only when the drop is significant too."""
+    result = partial(GateResult, summary.suite, summary.model, gate.metric, describe_gate(gate))
+    if comparison is None:
+        return result(math.nan, "skipped", "no --baseline given", detail="n/a")
+    incomparable = comparison.incomparable_reason(summary.suite, summary.model, gate.metric)
+    if incomparable is not None:
+        return result(math.nan, "failed", incomparable, detail="n/a")
+    found = comparison.difference(summary.suite, summary.model, gate.metric)
+    if found is None or found.shared == 0:
+        return result(math.nan, "failed", "no items shared with the baseline", detail="n/a")
+    value = _bound(found.difference, gate.bound)
+    levels = () if gate.significance is None else (gate.significance,)
+    detail = f"{found.difference.describe(signed=True)}, p={found.describe_p(levels)}, {found.shared} items"
+    if math.isnan(value):
+        return result(value, "failed", "difference is NaN", detail=detail)
+    dropped = value < -gate.max_drop
+    significant = gate.significance is None or found.p_value < gate.significance
+    if dropped and significant:
+        reason = f"dropped {-value:.1f} > {gate.max_drop:g} against {found.baseline_model}"
+        return result(value, "failed", reason, detail=detail)
+    reason = "" if not dropped else f"drop of {-value:.1f} is not significant (p={found.p_value:.3g})"
+    return result(value, "passed", reason, detail=detail)
+
+
+def gate_outcome(state: str, reason: str, require_gates: bool) -> tuple[str, str]:
+    """How a gate reads in this run's outputs: ("pass" | "FAIL" | "skipped" | "not evaluated", why).
+    With --require-gates a gate that was skipped or not evaluated fails."""
+    words = {"passed": "pass", "failed": "FAIL", "skipped": "skipped", "not_evaluated": "not evaluated"}
+    word = words.get(state, "FAIL")
+    if require_gates and state in UNDECIDED:
+        return "FAIL", f"{word}, which --require-gates forbids: {reason}"
+    return word, reason
+
+
+@dataclass(frozen=True)
+class GatesVerdict:
+    """The run's verdict on its gates. `passed` (summary.json's gates_passed): the run finished, every
+    suite was collected, no item errored and no gate failed (nor, with --require-gates, went
+    undecided). `evaluated` (gates_evaluated): every gate was decided on whole suites."""
+
+    passed: bool
+    evaluated: bool
+    headline: str
+
+
+def gates_verdict(
+    states: Iterable[str],
+    *,
+    errored: int = 0,
+    complete: bool = True,
+    uncollected: int = 0,
+    require_gates: bool = False,
+    report_written: bool = True,
+) -> GatesVerdict:
+    """The one verdict the terminal, summary.json, summary.md and report.html all show, from the
+    gates' states and what else went wrong in the run."""
+    counts = Counter(state if state in STATES else "failed" for state in states)
+    total = sum(counts.values())
+    undecided = sum(counts[state] for state in UNDECIDED)
+    whole = complete and not uncollected
+    evaluated = whole and undecided == 0
+    problems = []
+    if counts["failed"]:
+        problems.append(f"{counts['failed']} of {total} gates failed")
+    if require_gates and undecided:
+        problems.append(f"{undecided} of {total} gates not evaluated, which --require-gates forbids")
+    if errored:
+        problems.append(f"{errored} item{'s' * (errored != 1)} errored")
+    if uncollected:
+        problems.append(f"{uncollected} suite{'s' * (uncollected != 1)} could not be collected")
+    if not complete:
+        problems.append("the run stopped early")
+    if not report_written:
+        problems.append("the report could not be written")
+    passed = whole and not problems
+    if problems:
+        return GatesVerdict(False, evaluated, "Gates not passed: " + "; ".join(problems) + ".")
+    if total == 0:
+        return GatesVerdict(passed, evaluated, "No gates declared.")
+    if undecided:
+        parts = []
+        if counts["not_evaluated"]:
+            parts.append(f"{counts['not_evaluated']} not evaluated (the run covered part of a suite)")
+        if counts["skipped"]:
+            parts.append(f"{counts['skipped']} skipped (no --baseline)")
+        headline = f"No gate failed, but {counts['passed']} of {total} passed: {'; '.join(parts)}."
+        return GatesVerdict(passed, evaluated, headline)
+    return GatesVerdict(passed, evaluated, "All gates passed.")

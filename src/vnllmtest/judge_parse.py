@@ -1,0 +1,412 @@
+"""Reading a judge's scores from its reply: the shapes local judges write, and never a guess.
+
+Read: JSON objects (fenced, with trailing commas, cut short, nested under a key, or lists of
+{criterion, score} entries), labelled lines ("1. **Độ chính xác** (8/10):", "... khá tốt. Độ chính
+xác: 6.", "Accuracy = 8"), score-first lines ("8 - Độ chính xác") and markdown tables (criteria as
+rows or as columns). Rules:
+- a number is a score only when a scale ("/10", "trên 10"), "điểm", punctuation, a reason ("vì ...")
+  or the end of the line follows it: "Tính mạch lạc: 2 câu đầu rời rạc" holds no score; nor does a
+  range ("1-10"), nor, in a reply cut by its token budget, a number the cut may have split;
+- rationale text (JSON strings, "Lý do: ..." lines) is never read for scores;
+- a score outside the rubric's scale, or on another scale ("8/5", "80%"), is an error, never clamped;
+- one key given two different values is ambiguous (an error), unless a final marker ("điểm cuối
+  cùng", "sau khi xem lại", "kết luận", "final") comes before a complete set of scores that agree:
+  the scores after the last such marker win.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from vnllmtest.judge import JudgeParseError, Judgment, Rubric
+from vnllmtest.judge_json import FlatPair, Pairs, json_objects
+
+# Names judges give the one headline score (the holistic score, or a lone criterion), diacritics folded.
+HEADLINE_ALIASES = (
+    "score", "diem", "diem so", "diem tong the", "diem chung", "diem tong quat", "overall", "overall score",
+    "final score", "holistic score", "diem cuoi cung",
+)
+_LINE_START_ONLY = {"score", "diem", "overall"}  # common words: a label only where a line starts with them
+RATIONALE_KEYS = {
+    "ly do", "lydo", "rationale", "reason", "reasoning", "giai thich", "nhan xet", "explanation", "comment",
+    "binh luan", "justification",
+}
+_SCORE_FIELDS = {"score", "diem", "diem so", "value", "rating", "gia tri"}
+_NAME_FIELDS = {"name", "criterion", "tieu chi", "ten", "key", "metric", "aspect", "khia canh"}
+
+_VALUE = re.compile(
+    r"[*_`\"']*(?P<num>\d{1,3}(?:[.,]\d{1,2})?)(?![.,]?\d)[*_`\"']*"
+    r"(?:[ \t]*/[ \t]*[*_]*(?P<slash>\d{1,4})(?!\d)[*_]*"
+    r"|[ \t]+(?:tren|out of)[ \t]+(?:thang[ \t]+(?:diem[ \t]+)?)?(?P<over>\d{1,4})(?!\d)"
+    r"|[ \t]*(?P<pct>%))?"
+    r"(?:[ \t]*(?:diem|points?|pts)(?![^\W_]))?[*_`\"']*"
+)
+_RANGE = re.compile(r"[ \t]*(?:[-–—~]|den|to)[ \t]*\d")
+_FOLLOW = re.compile(r"[ \t]*(?:\n|$|[^\w\s]|_)")  # a line end or any symbol: punctuation, brackets, emoji
+_REASON = re.compile(r"[ \t]+(?:vì|bởi|do|because|since|as|nhưng|but|tuy|mặc dù|although|though)(?![^\W_])", re.I)
+# What may precede a line-start-only label: a sentence's end, a brace, bullets, numbering, markdown.
+_LEAD = re.compile(
+    r"(?:.*[.!?…;:][ \t]+)?[ \t]*\{?[ \t]*(?:>[ \t]*)*(?:[-*•+][ \t]+)?(?:#+[ \t]*)?(?:\d{1,2}[.)][ \t]*)?[*_`\"'\[]*"
+)
+_GLOSS = re.compile(
+    r"(?:[ \t]+(?:score|diem|rating))?[*_`\"'\]]*[ \t]*(?:\((?![ \t]*\d)[^()\n]{0,40}\)[ \t]*)?[*_`\"']*[ \t]*"
+)
+_SEPARATOR = re.compile(
+    r"(?:[:：=|→]|=>|->|[-–—](?=[ \t])|(?:la|dat|duoc|is)(?![^\W_]))[ \t]*"
+    r"(?:(?:la|dat|duoc|o muc|diem)[ \t]+){0,2}[*_`\"']*[ \t]*"
+)
+_BACK_PREFIX = re.compile(r"[ \t]*(?:[-*•+>][ \t]+)?[*_`\"']*(?=\d)")
+_BACK_SEPARATOR = re.compile(r"[ \t]*[-–—:=][ \t]*[*_`\"'\[]*")
+_MARKER = re.compile(
+    r"(?<![^\W_])(?:(?:diem|ket qua|danh gia|cham|quyet dinh)[ \t]+cuoi(?:[ \t]+cung)?|cuoi cung[ \t,]+(?:toi|minh)"
+    r"[ \t]+(?:cham|cho|chon)|sau khi (?:xem|xet|can nhac|doc)(?: ky)? lai|xem xet lai|danh gia lai|cham lai|"
+    r"dieu chinh lai|sua lai|ket luan|tom lai|tong ket|final|finally|revised|after review|on reflection|"
+    r"upon reflection)(?![^\W_])"
+)
+_RATIONALE = "|".join(sorted(RATIONALE_KEYS, key=len, reverse=True))
+_RATIONALE_LINE = re.compile(rf"^[ \t>*\-•#\"'`_]*(?:{_RATIONALE})[\"'*_` \t]*[:：]", re.M)
+_RATIONALE_STRING = re.compile(rf"(?<![^\W_])(?:{_RATIONALE})[\"']?[ \t]*[:：][ \t]*(\"[^\"\n]*\"?)")
+_TABLE_SEPARATOR = re.compile(r"\s*:?-{2,}:?\s*")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    pos: int
+    key: str
+    value: float
+    backward: bool = False  # read as "8 - label", which an enumerated list also looks like
+
+
+def parse_judgment(text: str, rubric: Rubric, *, cut: bool = False) -> Judgment:
+    """Every score the rubric asks for, from a judge reply; JudgeParseError when one is missing,
+    out of range or ambiguous. `cut`: the reply was cut by its token budget."""
+    reader = _Reader(unicodedata.normalize("NFC", text), rubric, cut)
+    chosen = _decide(reader.entries(), reader.markers(), rubric)
+    scores = {c.name: chosen[c.name] for c in rubric.scored}
+    holistic = scores[rubric.holistic.name] if rubric.holistic else None
+    return Judgment(scores, holistic, rubric.overall(scores), reader.rationale or _prose(text))
+
+
+def fold(text: str) -> str:
+    """Lowercase, diacritics off, `_` as a space, one character for one: `Độ_chính` -> `do chinh`."""
+    return "".join(map(_fold_char, text))
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    if char in "đĐ":
+        return "d"
+    if char == "_":
+        return " "
+    base = unicodedata.normalize("NFD", char)[0].lower()
+    return base if len(base) == 1 else char
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[^\W_]+", fold(text)))
+
+
+@dataclass(frozen=True)
+class _Keys:
+    exact: dict[str, str]  # folded label -> score name
+    pattern: re.Pattern[str]
+
+
+@lru_cache(maxsize=64)
+def _keys(rubric: Rubric) -> _Keys:
+    exact: dict[str, str] = {}
+    for criterion in rubric.scored:
+        for alias in (criterion.name, criterion.label, *criterion.aliases):
+            exact[_words(alias)] = criterion.name
+    headline = rubric.holistic or (rubric.criteria[0] if len(rubric.criteria) == 1 else None)
+    for alias in HEADLINE_ALIASES if headline else ():
+        exact.setdefault(alias, headline.name)
+    ordered = sorted(exact, key=len, reverse=True)
+    alternatives = "|".join(r"[ \t]+".join(map(re.escape, alias.split())) for alias in ordered)
+    return _Keys(exact, re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])"))
+
+
+def _label_key(label: str, keys: _Keys) -> str | None:
+    """The score a whole label names (a JSON key, a table cell): decoration, numbering, a gloss in
+    brackets and a trailing `score`/`điểm` are ignored."""
+    words = re.sub(r"\([^)]*\)", " ", fold(label))
+    words = _words(re.sub(r"^\W*\d{1,2}[.)]", " ", words))
+    for candidate in (words, re.sub(r" (?:score|diem)$", "", words)):
+        if candidate in keys.exact:
+            return keys.exact[candidate]
+    return None
+
+
+class _Reader:
+    """Finds every score in a reply, with its position; JSON, tables and rationales are then masked
+    so that the line scan never reads them again."""
+
+    def __init__(self, text: str, rubric: Rubric, cut: bool):
+        self.text, self.rubric, self.cut = text, rubric, cut
+        self.keys = _keys(rubric)
+        self.folded = fold(text)
+        self.masked = list(self.folded)
+        self.view = self.folded  # what numbers are read from: the masked text once masking is done
+        self.rationale = ""
+        self.found: list[_Entry] = []
+
+    def entries(self) -> list[_Entry]:
+        self._json()
+        self._tables()
+        masked = "".join(self.masked)
+        for match in _RATIONALE_STRING.finditer(masked):
+            self._mask(*match.span(1))
+        for match in _RATIONALE_LINE.finditer(masked):
+            self._mask(match.end(), _line_end(masked, match.end()))
+        self.view = "".join(self.masked)
+        self._lines()
+        return sorted(self.found, key=lambda entry: entry.pos)
+
+    def markers(self) -> list[int]:
+        return [match.start() for match in _MARKER.finditer("".join(self.masked))]
+
+    def _mask(self, start: int, end: int) -> None:
+        for index in range(start, end):
+            if self.masked[index] != "\n":
+                self.masked[index] = " "
+
+    def _add(self, pos: int, key: str, value: float, backward: bool = False) -> None:
+        self.found.append(_Entry(pos, key, value, backward))
+
+    # -- numbers -------------------------------------------------------------------------------
+
+    def _score_at(self, pos: int, key: str, end: int | None = None) -> tuple[float, int] | None:
+        """The score starting at `pos` (value, end), None where the number there is not a score."""
+        end = len(self.text) if end is None else end
+        match = _VALUE.match(self.view, pos, end)
+        if not match or _RANGE.match(self.view, match.end("num"), end):
+            return None
+        after = match.end()
+        if after == len(self.text) and self.cut:
+            return None  # the budget may have cut this number short
+        scale = match.group("slash") or match.group("over")
+        follows = bool(_FOLLOW.match(self.view, after, end) or _REASON.match(self.text, after, end))
+        if scale is not None and int(scale) == self.rubric.high:
+            follows = True  # "8/10 rất tốt": the scale makes it a score
+        if not follows:
+            return None
+        if match.group("pct"):
+            scale = "100"
+        return _checked(match.group("num"), scale, self.rubric, key), after
+
+    def _score_in(self, text: str, key: str) -> tuple[float, int] | None:
+        """The score a short text (a JSON string, a table cell) starts with."""
+        return _Reader(text.strip(), self.rubric, False)._score_at(0, key)
+
+    # -- JSON ----------------------------------------------------------------------------------
+
+    def _json(self) -> None:
+        for found in json_objects(self.text):
+            entries, rationale = len(self.found), self.rationale
+            if found.value is not None:
+                self._walk(found.value, found.start)
+            for pair in found.pairs:
+                self._flat(pair, found.end)
+            if len(self.found) == entries:
+                self.rationale = rationale  # only an object with scores gives the rationale
+            self._mask(found.start, found.end)
+
+    def _walk(self, pairs: Pairs, pos: int) -> None:
+        entry = self._named_entry(pairs)
+        if entry is not None:
+            self._add(pos, *entry)
+            return
+        for key, value in pairs:
+            name = _label_key(str(key), self.keys)
+            if name is not None:
+                self._add(pos, name, self._json_score(value, name))
+            elif _words(str(key)) in RATIONALE_KEYS and isinstance(value, str):
+                self.rationale = value.strip()
+            elif isinstance(value, Pairs):
+                self._walk(value, pos)
+            elif isinstance(value, list):
+                for element in value:
+                    if isinstance(element, Pairs):
+                        self._walk(element, pos)
+
+    def _named_entry(self, pairs: Pairs) -> tuple[str, float] | None:
+        """`{"criterion": "Độ chính xác", "score": 8}`: one entry of a list of scores."""
+        fields = {_words(str(key)): value for key, value in pairs}
+        names = [fields[k] for k in _NAME_FIELDS if isinstance(fields.get(k), str)]
+        scores = [fields[k] for k in _SCORE_FIELDS if k in fields]
+        name = _label_key(names[0], self.keys) if len(names) == 1 else None
+        if name is None or len(scores) != 1:
+            return None
+        return name, self._json_score(scores[0], name)
+
+    def _json_score(self, raw: Any, key: str) -> float:
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            return _checked(raw, None, self.rubric, key)
+        if isinstance(raw, str):
+            read = self._score_in(raw, key)
+            if read is not None:
+                return read[0]
+        if isinstance(raw, Pairs):
+            inner = [value for field, value in raw if _words(str(field)) in _SCORE_FIELDS]
+            if len(inner) == 1:
+                return self._json_score(inner[0], key)
+        raise JudgeParseError(f"'{key}': expected a number from {self.rubric.low} to {self.rubric.high}, got {raw!r}")
+
+    def _flat(self, pair: FlatPair, end: int) -> None:
+        """One pair of a broken object: the rationale, or a score (a number, or a whole string such as "8/10")."""
+        if pair.string is not None and _words(pair.key) in RATIONALE_KEYS:
+            self.rationale = pair.string.strip()
+            return
+        name = _label_key(pair.key, self.keys)
+        if name is None or not pair.closed:
+            return
+        read = self._score_at(pair.value_pos, name, end) if pair.string is None else self._score_in(pair.string, name)
+        if read is not None:
+            self._add(pair.pos, name, read[0])
+
+    # -- markdown tables -----------------------------------------------------------------------
+
+    def _tables(self) -> None:
+        rows: list[tuple[int, list[str]]] = []
+        offset = 0
+        for line in "".join(self.masked).split("\n") + [""]:
+            stripped = line.strip()
+            if stripped.startswith("|") and stripped.count("|") >= 2:
+                cells = [cell.strip() for cell in self.text[offset : offset + len(line)].strip().strip("|").split("|")]
+                if self.cut and offset + len(line) >= len(self.text) and not stripped.endswith("|"):
+                    cells = []  # the budget cut this row, maybe inside a number
+                rows.append((offset, cells))
+            elif rows:
+                self._table(rows)
+                self._mask(rows[0][0], min(offset, len(self.masked)))
+                rows = []
+            offset += len(line) + 1
+
+    def _table(self, rows: list[tuple[int, list[str]]]) -> None:
+        rows = [(pos, cells) for pos, cells in rows if not all(_TABLE_SEPARATOR.fullmatch(c) for c in cells)]
+        if not rows:
+            return
+        labels = [[_label_key(cell, self.keys) if cell else None for cell in cells] for _, cells in rows]
+        if any(any(row) for row in labels[1:]) or len(rows) == 1:  # one criterion a row
+            header = [_words(cell) for cell in rows[0][1]]
+            score_column = next((i for i, cell in enumerate(header) if cell.split(" ")[0] in ("diem", "score")), None)
+            for (pos, cells), row in zip(rows, labels):
+                column = next((i for i, name in enumerate(row) if name), None)
+                if column is None:
+                    continue
+                target = score_column if score_column not in (None, column) else column + 1
+                if target < len(cells):
+                    self._table_cell(pos, row[column], cells[target])
+        else:  # criteria as the header's columns, a row of scores below
+            for pos, cells in rows[1:]:
+                for name, cell in zip(labels[0], cells):
+                    if name:
+                        self._table_cell(pos, name, cell)
+
+    def _table_cell(self, pos: int, key: str, cell: str) -> None:
+        read = self._score_in(cell, key)
+        if read is not None and not re.search(r"[^\W_]", fold(cell[read[1]:]).split("(")[0]):
+            self._add(pos, key, read[0])
+
+    # -- labelled lines ------------------------------------------------------------------------
+
+    def _lines(self) -> None:
+        masked = self.view
+        for match in self.keys.pattern.finditer(masked):
+            line_start = masked.rfind("\n", 0, match.start()) + 1
+            alias = " ".join(match.group().split())
+            if alias in _LINE_START_ONLY and not _LEAD.fullmatch(masked, line_start, match.start()):
+                continue
+            key = self.keys.exact[alias]
+            read = self._forward(match.end(), key)
+            if read is not None:
+                self._add(match.start(), key, read)
+                continue
+            lead = _BACK_PREFIX.match(masked, line_start, match.start())
+            back = self._score_at(lead.end(), key, match.start()) if lead else None
+            if back is not None and _BACK_SEPARATOR.fullmatch(masked, back[1], match.start()):
+                self._add(lead.end(), key, back[0], backward=True)
+
+    def _forward(self, pos: int, key: str) -> float | None:
+        """The score after a label: `: 8`, ` (8/10)`, ` = 8 điểm`, `| 8 |`, ` đạt 8/10`, or alone on the next line."""
+        masked = self.view
+        pos = _GLOSS.match(masked, pos).end()
+        if masked.startswith("(", pos):
+            read = self._score_at(pos + 1, key)
+            return read[0] if read is not None and masked.startswith(")", _spaces(masked, read[1])) else None
+        separator = _SEPARATOR.match(masked, pos)
+        start = separator.end() if separator else pos
+        read = self._score_at(start, key)
+        if read is not None:  # without a separator only with the scale written: "Độ chính xác 8/10"
+            scaled = re.match(r"[^/\n]*/|\s+(?:tren|out of)", masked[start : read[1]])
+            return read[0] if separator or scaled else None
+        line_end = _line_end(masked, start)
+        if line_end == len(masked) or masked[start:line_end].strip(" \t*_`\"'#"):
+            return None
+        next_line = _line_end(masked, line_end + 1)
+        lead = _BACK_PREFIX.match(masked, line_end + 1, next_line)
+        read = self._score_at(lead.end(), key, next_line) if lead else None
+        alone = read is not None and not masked[read[1] : next_line].strip(" \t.*")
+        return read[0] if alone else None
+
+
+def _decide(entries: list[_Entry], markers: list[int], rubric: Rubric) -> dict[str, float]:
+    """One value per score: all readings agree, or the complete set after the last final marker wins."""
+    backward = [entry for entry in entries if entry.backward]
+    if len(backward) >= 2 and [e.value for e in backward] == list(range(1, len(backward) + 1)):
+        entries = [entry for entry in entries if not entry.backward]  # "1 - ..., 2 - ...": a numbered list
+    conflict = _conflict(entries)
+    if conflict is not None:
+        marker = next((m for m in reversed(markers) if any(e.pos >= m for e in entries)), None)
+        tail = [entry for entry in entries if marker is not None and entry.pos >= marker]
+        if marker is None or _conflict(tail) is not None or {e.key for e in tail} != {c.name for c in rubric.scored}:
+            key, values = conflict
+            raise JudgeParseError(
+                f"ambiguous: the reply gives {key} as {' and as '.join(f'{v:g}' for v in values)}, without a final "
+                "marker (điểm cuối cùng, sau khi xem lại, kết luận, final) before one complete set of scores"
+            )
+        entries = tail
+    chosen = {entry.key: entry.value for entry in entries}
+    missing = [c.name for c in rubric.scored if c.name not in chosen]
+    if missing:
+        raise JudgeParseError(f"no score for {', '.join(missing)} in the judge's reply")
+    return chosen
+
+
+def _conflict(entries: list[_Entry]) -> tuple[str, list[float]] | None:
+    seen: dict[str, list[float]] = {}
+    for entry in entries:
+        values = seen.setdefault(entry.key, [])
+        if entry.value not in values:
+            values.append(entry.value)
+    return next(((key, values) for key, values in seen.items() if len(values) > 1), None)
+
+
+def _checked(number: str | float, scale: str | None, rubric: Rubric, key: str) -> float:
+    value = float(number.replace(",", ".")) if isinstance(number, str) else number
+    if scale is not None and int(scale) != rubric.high:
+        raise JudgeParseError(f"'{key}': scored {number}/{scale}, but the scale is {rubric.low}-{rubric.high}")
+    if not rubric.low <= value <= rubric.high:
+        raise JudgeParseError(f"'{key}': score {number} is outside {rubric.low}-{rubric.high}")
+    return float(value)
+
+
+def _line_end(text: str, pos: int) -> int:
+    end = text.find("\n", pos)
+    return len(text) if end == -1 else end
+
+
+def _spaces(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t":
+        pos += 1
+    return pos
+
+
+def _prose(text: str, limit: int = 1000) -> str:
+    """The reply without JSON or code fences, as the rationale when the JSON has none."""
+    prose = " ".join(re.sub(r"```.*?```|\{.*?\}", " ", text, flags=re.DOTALL).split())
+    return prose[:limit] if re.search(r"[^\W\d_]", prose) else ""
