@@ -243,7 +243,8 @@ def generation(bench: Bench) -> None:
     size = str(bench.options.batch_size)
     seconds, peak, items, _ = bench.vnllmtest("visquad_gen", "--batch-size", size, "--refresh-cache")
     items_file = save_items(items, bench.workdir / "visquad-items.jsonl")
-    raw_seconds, raw_peak, raw = bench.raw("generate", items_file, "--batch-size", size, "--max-new-tokens", "32")
+    budget = str(yaml.safe_load((REPO / "suites" / "visquad2.yaml").read_text("utf-8"))["generation"]["max_new_tokens"])
+    raw_seconds, raw_peak, raw = bench.raw("generate", items_file, "--batch-size", size, "--max-new-tokens", budget)
     same = sum(raw[item["id"]] == (item["output"] or "").strip() for item in items)
     rows = [
         Measured("vnllmtest (pytest, generate)", len(items), seconds, peak, mean_metric(items, "f1")),
@@ -256,7 +257,7 @@ def generation(bench: Bench) -> None:
             f"identical outputs: {same}/{len(items)}",
         ),
     ]
-    print(f"\n### ViQuAD 2.0, {len(items)} records, generate (max 32 new tokens), batch size {size}\n")
+    print(f"\n### ViQuAD 2.0, {len(items)} records, generate (max {budget} new tokens), batch size {size}\n")
     print(table(rows, bench.prompt_tokens(items)))
     print(f"\nvnllmtest vs raw loop: {100 * (seconds / raw_seconds - 1):+.1f}% wall time")
 

@@ -109,3 +109,25 @@ def test_nan_becomes_null_in_strict_json(tmp_path):
     document = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
     assert document["results"][0]["metrics"]["accuracy"]["value"] is None
     assert "**Incomplete run**" in markdown(summaries, {}, {"complete": False})
+
+
+@pytest.mark.parametrize(("unscored", "state"), [(0, "passed"), (1, "passed"), (2, "failed"), (20, "failed")])
+def test_a_gate_fails_when_too_few_items_could_be_scored_on_its_metric(unscored, state):
+    both = SPEC.model_copy(
+        update={
+            "scoring": SPEC.scoring.model_copy(update={"mode": "both"}),
+            "gates": [Gate(metric="accuracy_loglik", min=10), Gate(metric="accuracy", min=10)],
+        }
+    )
+    records = []
+    for number in range(20):
+        item = record("a", f"{number:02d}", 1.0, "STEM")
+        item["metrics"] = {"accuracy": 1.0} if number < unscored else {"accuracy": 1.0, "accuracy_loglik": 1.0}
+        records.append(item)
+    [summary] = summarize(records, {"mc": both})
+    assert summary.unscored["accuracy_loglik"] == unscored and summary.unscored["accuracy"] == 0
+    loglik, generate = summary.gates
+    assert (loglik.state, generate.state) == (state, "passed")
+    if state == "failed":
+        assert loglik.reason == f"{unscored} of 20 items could not be scored on accuracy_loglik (at least 95% must be)"
+    assert f"({unscored} unscored)" in markdown([summary], {}, {"id": "r"}) or unscored == 0

@@ -168,6 +168,10 @@ REPLIES = [
     ("Đáp án: E. Các phương án còn lại đều sai.", ABCDE, "E"),
     ("Phương án E sai. Đáp án đúng là D.", ABCDE, "D"),
     ("Đáp án: E", ABC, None),
+    # --- "X mới đúng" ("X is the one that is right") affirms X
+    ("A chưa đúng, B mới đúng.", ABCD, "B"),
+    ("Sau khi xét lại, C mới là đáp án đúng.", ABCD, "C"),
+    ("Đáp án là A.\nNhưng thật ra B mới đúng.", ABCD, AMBIGUOUS),
 ]
 
 

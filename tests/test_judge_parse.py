@@ -154,6 +154,52 @@ def test_a_cut_reply_is_read_once_its_numbers_are_whole():
     assert parse_judgment('{"score": 1', rubric).scores == {"score": 1}  # a reply that ended there
 
 
+VTSNLP = packaged_rubrics()["vtsnlp_published"]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Điểm: 7\nSau khi xem lại, tôi cho điểm: 8",
+        "Điểm tổng thể: 9. Sau khi cân nhắc lại, điểm: 6.",
+        "Score: 9\nFinal: 6",
+        "Overall score: 9 -> revised: 5/10",
+        "Điểm: 8/10\nKết luận: chỉ đáng 6,5 điểm.",
+        "Điểm: 8\nSau khi xem lại: 60/100",
+    ],
+)
+def test_a_revision_that_cannot_be_read_is_an_error_never_the_earlier_score(reply):
+    with pytest.raises(JudgeParseError, match="revision"):
+        parse_judgment(reply, VTSNLP)
+
+
+def test_a_revision_cut_by_the_budget_is_an_error_never_the_earlier_score():
+    with pytest.raises(JudgeParseError):
+        parse_judgment("Điểm: 7\nSau khi xem lại, điểm cuối cùng là 8", VTSNLP, cut=True)
+
+
+@pytest.mark.parametrize(
+    ("reply", "score"),
+    [
+        ("Điểm: 8\nSau khi xem lại, tôi giữ nguyên 8 điểm.", 8),
+        ("Điểm: 7/10\nTóm lại, câu trả lời có 3 ý đúng và 2 ý thiếu.", 7),
+        ("Điểm cuối cùng (final): 6", 6),
+        ("Điểm: 9\nSau khi xem lại 2 lần, tôi thấy câu trả lời ổn.", 9),
+        ("Điểm: 6\nKết luận: bản tóm tắt bỏ sót sự kiện ngày 15.", 6),
+    ],
+)
+def test_a_marker_after_the_score_without_a_new_score_keeps_it(reply, score):
+    assert parse_judgment(reply, VTSNLP).scores == {"score": score}
+
+
+@pytest.mark.parametrize(
+    "reply", ["Điểm: 7/10 hoặc 8/10", "Điểm: 7, hoặc 8", "Điểm: 7 điểm hay 8 điểm", "Score: 6 or 7/10"]
+)
+def test_a_hedge_between_two_scores_is_no_score(reply):
+    with pytest.raises(JudgeParseError, match="no score"):
+        parse_judgment(reply, VTSNLP)
+
+
 @given(st.text())
 def test_any_text_either_reads_in_range_or_raises_the_parse_error(text):
     for rubric in packaged_rubrics().values():

@@ -14,6 +14,7 @@ from support import INNER_RUN_INI, write_jsonl
 from vnllmtest.aggregate import summarize
 from vnllmtest.gates import RunScope, gate_outcome, gates_verdict
 from vnllmtest.cli import main as vnllmtest_main
+from vnllmtest.comparison import StoredRun, compare
 from vnllmtest.report import write_run
 from vnllmtest.suite import SuiteSpec
 
@@ -289,3 +290,22 @@ def test_the_one_verdict_on_a_runs_gates(states, facts, passed, evaluated, headl
 def test_how_a_gate_reads_with_and_without_require_gates(state, required, expected):
     reasons = {"passed": "", "failed": "threshold not met", "skipped": "no --baseline given"}
     assert gate_outcome(state, reasons.get(state, "1 of 4 items ran"), required) == expected
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "reason", "unscored"),
+    [
+        ({}, {"accuracy": 1.0}, "4 of 4 items could not be scored on accuracy (at least 95% must be)", 4),
+        ({"accuracy": 1.0}, {}, "no item scored on it by both this run and the baseline", 0),
+    ],
+)
+def test_a_baseline_gate_on_a_metric_one_run_could_not_score_fails_and_says_so(ours, theirs, reason, unscored):
+    spec = SuiteSpec.model_validate(yaml.safe_load(SUITE.replace("{metric: accuracy, min: 40}", LENIENT)))
+    stored = [{**record("m", str(n), 1.0), "metrics": theirs} for n in range(4)]
+    baseline = StoredRun(Path("base"), "base", stored, {"metric_definitions": {"accuracy": 2}})
+    current = [{**record("m", str(n), 1.0), "metrics": ours} for n in range(4)]
+    comparison = compare(current, baseline, {"mc": spec.reported_metrics}, iterations=200)
+    [summary] = summarize(current, {"mc": spec}, iterations=200, comparison=comparison)
+    relative = next(gate for gate in summary.gates if "baseline" in gate.gate)
+    assert (relative.state, relative.reason) == ("failed", reason)
+    assert summary.unscored == {"accuracy": unscored}

@@ -13,6 +13,8 @@ import pytest
 from vnllmtest.backends import HFSettings, Request, load_backend
 from vnllmtest.backends.registry import load_aliases, parse_model_spec
 from vnllmtest.cache import PredictionCache, cache_key
+from vnllmtest.evaluation import evaluate
+from vnllmtest.loaders import DataOptions, load_data
 from vnllmtest.loaders.base import Item
 from vnllmtest.runner import Prediction, Runner
 from vnllmtest.scoring import score
@@ -186,3 +188,21 @@ def test_a_thinking_model_is_not_stopped_by_a_stop_string_inside_its_thinking(ti
     assert (thinking.text, thinking.new_tokens, thinking.finish_reason) == (raw, 12, "length")
     [prediction] = Runner().run(backend, [Request("qa", "q1", prompt, (), 12, (stop,), thinking=True)], "generate")
     assert prediction.thinking_unterminated and prediction.text == ""
+
+
+def test_a_template_that_always_opens_the_block_thinks_with_thinking_off(tiny_model_dir, tmp_path):
+    """Thinking-only templates open `<think>` even with thinking off: a suite's stop strings must
+    not end that thinking either."""
+    backend = thinker(tiny_model_dir, ALWAYS_OPENS)
+    text = (REPO / "suites" / "visquad2.yaml").read_text(encoding="utf-8")
+    assert 'stop: ["\\n"]' in text
+    text = text.replace('stop: ["\\n"]', 'stop: [" "]').replace("sample: data/", f"sample: {REPO / 'suites' / 'data'}/")
+    (tmp_path / "visquad2.yaml").write_text(text, encoding="utf-8")
+    suite = load_suite(tmp_path / "visquad2.yaml")
+    data = load_data(suite, DataOptions(mode="sample", limit=2))
+    results = evaluate(backend, suite, data, data.entries, Runner(), max_new_tokens_cap=12, thinking=False)
+    for result in results.values():
+        assert opens_thinking(result.prompt)
+        raw = backend.generate([Request("qa", "q", result.prompt, (), 12)])[0].text.strip()
+        assert " " in raw  # the stop string occurs in the thinking: it would have cut it there
+        assert (result.thinking, result.output, result.failure_class) == (raw, "", "thinking_unterminated")

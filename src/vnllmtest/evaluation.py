@@ -13,6 +13,7 @@ from vnllmtest.prompts import PromptBuilder, PromptError
 from vnllmtest.runner import Prediction, Runner
 from vnllmtest.scoring import score
 from vnllmtest.suite import Suite, SuiteSpec
+from vnllmtest.thinking import opens_thinking
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def evaluate(
                 max_new_tokens,
                 tuple(spec.generation.stop),
                 spec.scoring.label_tokens,
-                thinking,
+                thinking or opens_thinking(prompt),  # a template that always opens the block thinks anyway
             )
         )
         answerable.append((entry, truncation))

@@ -24,6 +24,7 @@ GateState = Literal["passed", "failed", "skipped", "not_evaluated"]
 STATES = ("passed", "failed", "skipped", "not_evaluated")
 UNDECIDED = ("skipped", "not_evaluated")  # states that neither pass nor fail a gate
 SUBSET = "a subset chosen by -k, -m, --lf, --deselect or node ids"
+MIN_SCORED_SHARE = 95.0  # points: a gate on fewer scored items (errors aside) would judge a biased subset
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ def evaluate_gates(
     scope: RunScope | None,
 ) -> list[GateResult]:
     """Every gate of the suite on this group: not evaluated when the group is part of its suite;
-    a gate on a `judge_*` metric fails when too few judged items have a readable verdict."""
+    a gate on a `judge_*` metric fails when too few judged items have a readable verdict, and a gate
+    on any other metric when too few items could be scored on it."""
     checked = [
         _check_relative(gate, summary, comparison) if gate.relative else _check(gate, summary) for gate in spec.gates
     ]
@@ -90,14 +92,22 @@ def evaluate_gates(
     if shortfall is not None:
         return [dataclasses.replace(found, state="not_evaluated", reason=shortfall) for found in checked]
     unreadable = coverage_shortfall(spec, scored)
-    if unreadable is None:
-        return checked
-    return [
-        dataclasses.replace(found, state="failed", reason=unreadable)
-        if found.metric.startswith(JUDGE_PREFIX)
-        else found
-        for found in checked
-    ]
+    failed = []
+    for found in checked:
+        judged = found.metric.startswith(JUDGE_PREFIX)
+        why = unreadable if judged else unscored_shortfall(summary, found.metric)
+        failed.append(found if why is None else dataclasses.replace(found, state="failed", reason=why))
+    return failed
+
+
+def unscored_shortfall(summary: GroupSummary, metric: str) -> str | None:
+    """Why a gate on `metric` would judge a biased part of the group: fewer than MIN_SCORED_SHARE of
+    its items (errors aside) could be scored on it (no log-probabilities, say); None otherwise."""
+    unscored = summary.unscored.get(metric, 0)
+    total = summary.metrics[metric].n + unscored
+    if not unscored or 100.0 * (total - unscored) / total >= MIN_SCORED_SHARE:
+        return None
+    return f"{unscored} of {total} items could not be scored on {metric} (at least {MIN_SCORED_SHARE:g}% must be)"
 
 
 def coverage_shortfall(spec: SuiteSpec, scored: Sequence[Mapping[str, Any]]) -> str | None:
@@ -164,7 +174,7 @@ def _check_relative(gate: Gate, summary: GroupSummary, comparison: Comparison | 
         return result(math.nan, "failed", incomparable, detail="n/a")
     found = comparison.difference(summary.suite, summary.model, gate.metric)
     if found is None or found.shared == 0:
-        return result(math.nan, "failed", "no items shared with the baseline", detail="n/a")
+        return result(math.nan, "failed", "no item scored on it by both this run and the baseline", detail="n/a")
     value = _bound(found.difference, gate.bound)
     levels = () if gate.significance is None else (gate.significance,)
     detail = f"{found.difference.describe(signed=True)}, p={found.describe_p(levels)}, {found.shared} items"

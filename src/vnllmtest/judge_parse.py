@@ -11,7 +11,10 @@ rows or as columns). Rules:
 - a score outside the rubric's scale, or on another scale ("8/5", "80%"), is an error, never clamped;
 - one key given two different values is ambiguous (an error), unless a final marker ("điểm cuối
   cùng", "sau khi xem lại", "kết luận", "final") comes before a complete set of scores that agree:
-  the scores after the last such marker win.
+  the scores after the last such marker win; a hedge ("7 hoặc 8") is no score;
+- a final marker after the last score read, followed on its line by a number written as a score
+  that none of the read scores has, is a revision the reader could not read: an error, never the
+  earlier score ("Điểm: 7 ... Sau khi xem lại, tôi cho 8.").
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ _VALUE = re.compile(
     r"(?:[ \t]*(?:diem|points?|pts)(?![^\W_]))?[*_`\"']*"
 )
 _RANGE = re.compile(r"[ \t]*(?:[-–—~]|den|to)[ \t]*\d")
+_NUMBER_START = re.compile(r"(?<![\d.,/])\d")  # not inside a number, nor a scale's "/10"
+_ALTERNATIVE = re.compile(r"[ \t]*,?[ \t]*(?:hoac|hay|or)[ \t]+[*_`\"']*\d")  # "7/10 hoặc 8/10": a hedge
 _FOLLOW = re.compile(r"[ \t]*(?:\n|$|[^\w\s]|_)")  # a line end or any symbol: punctuation, brackets, emoji
 _REASON = re.compile(r"[ \t]+(?:vì|bởi|do|because|since|as|nhưng|but|tuy|mặc dù|although|though)(?![^\W_])", re.I)
 # What may precede a line-start-only label: a sentence's end, a brace, bullets, numbering, markdown.
@@ -79,13 +84,18 @@ class _Entry:
     key: str
     value: float
     backward: bool = False  # read as "8 - label", which an enumerated list also looks like
+    end: int = -1  # where a labelled line's score (or "8 - label") ends; -1: at `pos`
 
 
 def parse_judgment(text: str, rubric: Rubric, *, cut: bool = False) -> Judgment:
     """Every score the rubric asks for, from a judge reply; JudgeParseError when one is missing,
     out of range or ambiguous. `cut`: the reply was cut by its token budget."""
     reader = _Reader(unicodedata.normalize("NFC", text), rubric, cut)
-    chosen = _decide(reader.entries(), reader.markers(), rubric)
+    entries = reader.entries()
+    revision = reader.unread_revision(entries)
+    if revision is not None:
+        raise JudgeParseError(f"a revision after the last score read could not be read: {revision!r}")
+    chosen = _decide(entries, reader.markers(), rubric)
     scores = {c.name: chosen[c.name] for c in rubric.scored}
     holistic = scores[rubric.holistic.name] if rubric.holistic else None
     return Judgment(scores, holistic, rubric.overall(scores), reader.rationale or _prose(text))
@@ -167,15 +177,33 @@ class _Reader:
         return sorted(self.found, key=lambda entry: entry.pos)
 
     def markers(self) -> list[int]:
-        return [match.start() for match in _MARKER.finditer("".join(self.masked))]
+        return [match.start() for match in _MARKER.finditer(self.view)]
+
+    def unread_revision(self, entries: list[_Entry]) -> str | None:
+        """The line from a final marker on, when it follows every score read and gives a number shaped
+        like a score that none of them has ("Điểm: 7 ... Sau khi xem lại, tôi cho 8.", "Kết luận: 60/100"):
+        the earlier score is not the verdict. Counts ("có 3 ý", "ngày 15.") and scores already read do not."""
+        last = max((max(entry.pos, entry.end) for entry in entries), default=-1)
+        given = {entry.value for entry in entries}
+        for match in _MARKER.finditer(self.view, last + 1):
+            line_end = _line_end(self.view, match.end())
+            for number in _NUMBER_START.finditer(self.view, match.end(), line_end):
+                value = _VALUE.match(self.view, number.start(), line_end)
+                if value is None or float(value.group("num").replace(",", ".")) in given:
+                    continue
+                scaled = value.group("slash") or value.group("over") or value.group("pct")
+                in_range = self.rubric.low <= float(value.group("num").replace(",", ".")) <= self.rubric.high
+                if scaled or (in_range and _FOLLOW.match(self.view, value.end(), line_end)):
+                    return " ".join(self.text[match.start() : line_end].split())
+        return None
 
     def _mask(self, start: int, end: int) -> None:
         for index in range(start, end):
             if self.masked[index] != "\n":
                 self.masked[index] = " "
 
-    def _add(self, pos: int, key: str, value: float, backward: bool = False) -> None:
-        self.found.append(_Entry(pos, key, value, backward))
+    def _add(self, pos: int, key: str, value: float, backward: bool = False, end: int = -1) -> None:
+        self.found.append(_Entry(pos, key, value, backward, end))
 
     # -- numbers -------------------------------------------------------------------------------
 
@@ -184,6 +212,8 @@ class _Reader:
         end = len(self.text) if end is None else end
         match = _VALUE.match(self.view, pos, end)
         if not match or _RANGE.match(self.view, match.end("num"), end):
+            return None
+        if any(_ALTERNATIVE.match(self.view, at, end) for at in (match.end("num"), match.end())):
             return None
         after = match.end()
         if after == len(self.text) and self.cut:
@@ -324,26 +354,26 @@ class _Reader:
             key = self.keys.exact[alias]
             read = self._forward(match.end(), key)
             if read is not None:
-                self._add(match.start(), key, read)
+                self._add(match.start(), key, read[0], end=read[1])
                 continue
             lead = _BACK_PREFIX.match(masked, line_start, match.start())
             back = self._score_at(lead.end(), key, match.start()) if lead else None
             if back is not None and _BACK_SEPARATOR.fullmatch(masked, back[1], match.start()):
-                self._add(lead.end(), key, back[0], backward=True)
+                self._add(lead.end(), key, back[0], backward=True, end=match.end())
 
-    def _forward(self, pos: int, key: str) -> float | None:
+    def _forward(self, pos: int, key: str) -> tuple[float, int] | None:
         """The score after a label: `: 8`, ` (8/10)`, ` = 8 điểm`, `| 8 |`, ` đạt 8/10`, or alone on the next line."""
         masked = self.view
         pos = _GLOSS.match(masked, pos).end()
         if masked.startswith("(", pos):
             read = self._score_at(pos + 1, key)
-            return read[0] if read is not None and masked.startswith(")", _spaces(masked, read[1])) else None
+            return read if read is not None and masked.startswith(")", _spaces(masked, read[1])) else None
         separator = _SEPARATOR.match(masked, pos)
         start = separator.end() if separator else pos
         read = self._score_at(start, key)
         if read is not None:  # without a separator only with the scale written: "Độ chính xác 8/10"
             scaled = re.match(r"[^/\n]*/|\s+(?:tren|out of)", masked[start : read[1]])
-            return read[0] if separator or scaled else None
+            return read if separator or scaled else None
         line_end = _line_end(masked, start)
         if line_end == len(masked) or masked[start:line_end].strip(" \t*_`\"'#"):
             return None
@@ -351,7 +381,7 @@ class _Reader:
         lead = _BACK_PREFIX.match(masked, line_end + 1, next_line)
         read = self._score_at(lead.end(), key, next_line) if lead else None
         alone = read is not None and not masked[read[1] : next_line].strip(" \t.*")
-        return read[0] if alone else None
+        return read if alone else None
 
 
 def _decide(entries: list[_Entry], markers: list[int], rubric: Rubric) -> dict[str, float]:

@@ -43,7 +43,7 @@ from vnllmtest.comparison import (
     load_run,
 )
 from vnllmtest.evaluation import ItemResult, error_result, evaluate, prompt_constants
-from vnllmtest.gates import GatesVerdict, RunScope, gate_outcome, gates_verdict
+from vnllmtest.gates import GatesVerdict, RunScope, gate_outcome
 from vnllmtest.judging import JudgeJob, Verdict, judge_all, with_verdicts
 from vnllmtest.loaders import (
     BadRecord,
@@ -57,7 +57,7 @@ from vnllmtest.manifest import build_manifest
 from vnllmtest.options import DEFAULT_JUDGE, DEFAULT_MODEL, add_options, model_aliases
 from vnllmtest.prompts import unknown_fields
 from vnllmtest.pytest_outputs import gates_to_junit, show_comparison, show_coverage, write_table
-from vnllmtest.report import new_run_folder, write_run
+from vnllmtest.report import new_run_folder, run_gates_verdict, write_run
 from vnllmtest.runner import Runner
 from vnllmtest.suite import Suite, SuiteError, SuiteSpec, is_suite_file, load_suite
 
@@ -636,14 +636,13 @@ class ResultCollector:
         return {record["context"]["suite"]: record["context"]["suite_items"] for record in self.records}
 
     def _verdict(self, report_written: bool = True) -> GatesVerdict:
-        return gates_verdict(
-            (gate.state for summary in self.summaries for gate in summary.gates),
-            errored=sum(summary.statuses.get("error", 0) for summary in self.summaries),
-            complete=not self.interrupted,
-            uncollected=len(self.collection_errors),
-            require_gates=self.config.getoption("require_gates"),
-            report_written=report_written,
-        )
+        """The verdict summary.json records, from the same run facts."""
+        run = {
+            "complete": not self.interrupted,
+            "collection_errors": self.collection_errors,
+            "require_gates": self.config.getoption("require_gates"),
+        }
+        return run_gates_verdict(self.summaries, run, report_written)
 
     def _rerun_options(self) -> list[str]:
         """This invocation's arguments without its paths: what follows the node ids in flipped.txt."""

@@ -55,7 +55,9 @@ def summary_document(
     return document
 
 
-def run_gates_verdict(summaries: Sequence[GroupSummary], run: Mapping[str, Any]) -> GatesVerdict:
+def run_gates_verdict(
+    summaries: Sequence[GroupSummary], run: Mapping[str, Any], report_written: bool = True
+) -> GatesVerdict:
     """The run's verdict on its gates, from the groups and the run facts summary.json records."""
     return gates_verdict(
         (gate.state for summary in summaries for gate in summary.gates),
@@ -63,6 +65,7 @@ def run_gates_verdict(summaries: Sequence[GroupSummary], run: Mapping[str, Any])
         complete=bool(run.get("complete", True)),
         uncollected=len(run.get("collection_errors") or ()),
         require_gates=bool(run.get("require_gates")),
+        report_written=report_written,
     )
 
 

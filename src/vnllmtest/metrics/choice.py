@@ -120,8 +120,8 @@ _AFFIRMATIONS = _words(
     "câu trả lời", "câu trả lời đúng", "phương án đúng", "lựa chọn đúng", "correct", "right", "true",
     "the answer", "the correct answer", "the right answer", "the correct option", "the right option",
 )  # fmt: skip
-_AFFIRMED_AFTER = re.compile(  # "C đúng", "B là đáp án đúng nhất", "D is correct", "B: ✅"
-    rf"{_PRED_GAP}(?:{_words('là', 'thì', 'đều', 'is', 'are', 'was', 'both', 'all')}\s+)?"
+_AFFIRMED_AFTER = re.compile(  # "C đúng", "B là đáp án đúng nhất", "B mới đúng", "D is correct", "B: ✅"
+    rf"{_PRED_GAP}(?:{_words('là', 'thì', 'đều', 'mới', 'mới là', 'is', 'are', 'was', 'both', 'all')}\s+)?"
     rf"(?:(?:{_AFFIRMATIONS})(?:\s+nhất)?{_END}|[✅✓✔☑])",
     re.IGNORECASE,
 )
