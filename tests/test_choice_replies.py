@@ -172,6 +172,19 @@ REPLIES = [
     ("A chưa đúng, B mới đúng.", ABCD, "B"),
     ("Sau khi xét lại, C mới là đáp án đúng.", ABCD, "C"),
     ("Đáp án là A.\nNhưng thật ra B mới đúng.", ABCD, AMBIGUOUS),
+    # --- an option noun followed by its option text refers to the option, unless affirmed or alone
+    ("Đáp án: B (Huế). Phương án A (Hà Nội) là thủ đô hiện nay, không phải cố đô.", ABCD, "B"),
+    ("Phương án A: 5\nPhương án B: 7\nĐáp án: B", ABCD, "B"),
+    ("Câu trả lời: C. Lựa chọn A (1945) là năm khác.", ABCD, "C"),
+    ("Đáp án là D. Option A (red) is a distractor.", ABCD, "D"),
+    ("Phương án B đúng. Phương án A (Hà Nội) là thủ đô.", ABCD, "B"),
+    ("Phương án B (Huế) là đáp án đúng. Phương án A (Hà Nội) thì không.", ABCD, "B"),
+    ("Chọn phương án B (Huế). Phương án A (Hà Nội) là thủ đô.", ABCD, "B"),
+    ("Vậy phương án C (1954).", ABCD, "C"),
+    ("Phương án B (Huế).", ABCD, "B"),
+    ("Phương án: B", ABCD, "B"),
+    ("Phương án A: 5\nPhương án B: 7", ABCD, AMBIGUOUS),
+    ("Đáp án: A (Hà Nội). Tuy nhiên câu trả lời: D", ABCD, AMBIGUOUS),
 ]
 
 

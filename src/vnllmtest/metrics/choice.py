@@ -10,7 +10,9 @@ A reply is read as *claims*, each naming one or more labels as the answer, at fo
 - marked: a label written "(X)" or "**X**" anywhere.
 
 A negated label ("D sai", "không chọn A", "loại A") is never a claim, and nor are labels in the
-option text quoted after a label ("D. Cả A và B"). The last final claim wins, unless a later cued
+option text quoted after a label ("D. Cả A và B"). An option noun naming a label that its option text
+follows ("phương án A (Hà Nội) ...", "Lựa chọn A: 5") refers to that option and claims it only when
+affirmed ("phương án B (Huế) đúng") or when the reply holds no other claim. The last final claim wins, unless a later cued
 claim names another label; without a final claim the highest level present decides. A claim naming
 several labels ("C hoặc D") and cued claims that disagree are *ambiguous*. Outside cues only a
 label in the caller's case standing alone counts ("A" in "An Giang" or "Đ" never does); a label in
@@ -60,6 +62,10 @@ _END = rf"(?=\s*(?:\Z|[.,;:!?)\]*\"'”’\n(\-–—])|\s+{_END_WORDS})"
 _NOUN = _words(
     "đáp án", "phương án", "câu trả lời", "trả lời", "lựa chọn", "chọn lựa", "kết quả", "answer", "option", "choice"
 )  # fmt: skip
+# Nouns for an option rather than the answer: "phương án A (x)" may merely refer to option A.
+_OPTION_NOUN = re.compile(_words("phương án", "lựa chọn", "chọn lựa", "option", "choice"), re.IGNORECASE)
+# Option text after a label: "(Hà Nội)" or ": 5" on the same line.
+_OPTION_TEXT = re.compile(r"[^\S\n]*(?:(?P<paren>\([^()\n]*[^\W_][^()\n]*\))|:[^\S\n]*[^\s*])")
 _VERB = r"(?<!lựa )" + _words(
     "chọn", "chốt", "khoanh", "choose", "chose", "pick", "select", "go with", "going with", "opt for"
 )  # fmt: skip
@@ -214,6 +220,7 @@ class _Reader:
         self.patterns = _patterns(tuple(sorted(table)))
         self.claims: list[_Claim] = []
         self.quoted: list[tuple[int, int]] = []  # option text quoted after a label: no weak claims
+        self.references: list[tuple[int, str]] = []  # "phương án A (x)": claims only if nothing else is
 
     def resolve(self, matched: str) -> str | None:
         """The caller's label that `matched` spells, in its case or another."""
@@ -281,6 +288,10 @@ class _Reader:
         for pos, group, level in weak:
             if not self.in_quote(pos):
                 self.add(pos, group, level)
+        if not self.claims:  # a reference to an option is the reply's only cue: read it as the answer
+            for pos, group in self.references:
+                if not self.in_quote(pos):
+                    self.add(pos, group, _CUED)
 
     def read_options(self) -> dict[int, tuple[bool, str]]:
         """Lines that start with an option ("B. ...") quote it; the reply's opening label is a
@@ -321,12 +332,22 @@ class _Reader:
             search_from = end
             final = bool(m.group("verb") or m.group("mark") or m.group("pre") or _FINAL_GAP.search(gap))
             final = final or self.in_scope(markers, begin)
-            if bare and not final:
+            if bare and not final and self.refers_to_option(m):
+                self.references.append((begin, m.group("group")))
+            elif bare and not final:
                 weak.append((begin, m.group("group"), _CUED))
             else:
                 self.add(begin, m.group("group"), _FINAL if final else _CUED)
                 self.quote_after(end)
         return weak
+
+    def refers_to_option(self, m: re.Match[str]) -> bool:
+        """Whether an option noun and its label are followed by that option's text and not affirmed:
+        "Phương án A (Hà Nội) là thủ đô", "Lựa chọn A: 5", unlike "phương án B (Huế) đúng"."""
+        if not (m.group("noun") and _OPTION_NOUN.fullmatch(m.group("noun"))) or self.affirmed(m.end()):
+            return False
+        option_text = _OPTION_TEXT.match(self.text, m.end())
+        return bool(option_text) and not (option_text.group("paren") and self.affirmed(option_text.end()))
 
     def in_scope(self, markers: list[int], pos: int) -> bool:
         """Whether a final-answer marker earlier in the same sentence covers position `pos`
