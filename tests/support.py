@@ -12,6 +12,16 @@ SAMPLES = REPO / "suites" / "data"
 # The pytest.ini of projects run inside tests: without hypothesis's plugin, which imports a module that takes
 # over a second to load at the end of every run (and pytester's in-process runs forget it each time).
 INNER_RUN_INI = "[pytest]\naddopts = -p no:hypothesispytest\n"
+# A judge block with an inline two-criterion rubric, for suites that replay judge replies.
+SUMMARY_JUDGE = """judge:
+  rubric:
+    scale: {min: 1, max: 10}
+    criteria:
+      - {name: accuracy, label: Độ chính xác, description: Bản tóm tắt nêu đúng sự kiện trong bài báo.}
+      - {name: coherence, label: Tính mạch lạc, description: Các câu nối tiếp nhau rõ nghĩa.}
+  sees:
+    - {title: Bản tóm tắt, text: "{{ output }}"}
+"""
 
 # A small QA suite over data/qa.jsonl (squad_v2 records) whose answers need only two new tokens.
 QA_SUITE = """vnllmtest: 1

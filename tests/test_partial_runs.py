@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from support import INNER_RUN_INI, write_jsonl
+from support import INNER_RUN_INI, SUMMARY_JUDGE, write_jsonl
 
 # Ten multiple-choice questions of our own; the model "m" gets eight right (80.0 accuracy).
 RECORDS = [
@@ -329,15 +329,7 @@ dataset: {adapter: vims, source: data/tomtat.jsonl, options: {input: documents}}
 prompt: {template: "Tóm tắt: {% for d in documents %}{{ d.content }} {% endfor %}"}
 metrics: [rouge_l]
 item_pass: {metric: rouge_l, min: 0.2}
-judge:
-  rubric:
-    scale: {min: 1, max: 10}
-    criteria:
-      - {name: accuracy, label: Độ chính xác, description: Bản tóm tắt nêu đúng sự kiện trong bài báo.}
-      - {name: coherence, label: Tính mạch lạc, description: Các câu nối tiếp nhau rõ nghĩa.}
-  sees:
-    - {title: Bản tóm tắt, text: "{{ output }}"}
-FLOOR
+""" + SUMMARY_JUDGE + """FLOOR
 gates:
   - {metric: rouge_l, min: 10}
   - {metric: judge_overall, min: 5}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support import INNER_RUN_INI, write_jsonl
+from support import INNER_RUN_INI, SUMMARY_JUDGE, write_jsonl
 
 from vnllmtest.aggregate import summarize
 from vnllmtest.gates import RunScope, gate_outcome, gates_verdict
@@ -117,15 +117,7 @@ dataset: {adapter: vims, source: data/summ.jsonl}
 prompt: {template: "Tóm tắt: {{ documents }}"}
 metrics: [rouge_l]
 item_pass: {metric: rouge_l, min: 0.3}
-judge:
-  rubric:
-    scale: {min: 1, max: 10}
-    criteria:
-      - {name: accuracy, label: Độ chính xác, description: Bản tóm tắt nêu đúng sự kiện trong bài báo.}
-      - {name: coherence, label: Tính mạch lạc, description: Các câu nối tiếp nhau rõ nghĩa.}
-  sees:
-    - {title: Bản tóm tắt, text: "{{ output }}"}
-gates:
+""" + SUMMARY_JUDGE + """gates:
   - {metric: rouge_l, min: 10}
   - {metric: judge_overall, min: 6}
   - {metric: judge_accuracy, max_drop: 2}
