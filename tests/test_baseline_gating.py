@@ -281,7 +281,7 @@ def test_compare_command_prints_the_same_comparison_without_running_models(proje
 
 def test_compare_command_names_the_bad_file_and_exits_2(project):
     broken = project.path / "broken.jsonl"
-    broken.write_text('{"suite": "mc", "model": "x", "id": "1", "status": "passed"}\nnot json\n', "utf-8")
+    broken.write_text('{"suite": "mc", "model": "x", "id": "1", "status": "passed", "metrics": {}}\nnot json\n', "utf-8")
     result = project.run(
         Path(sys.executable).parent / "vnllmtest", "compare", str(baseline_folder(project)), str(broken)
     )

@@ -12,7 +12,8 @@ import pytest
 
 from support import write_jsonl
 from vnllmtest.cli import main
-from vnllmtest.comparison import Comparison, MetricDifference, compare, load_run
+from vnllmtest.comparison import Comparison, MetricDifference, compare
+from vnllmtest.stored_run import load_run
 from vnllmtest.metric_table import METRICS
 from vnllmtest.metrics import Estimate, mcnemar_exact
 from vnllmtest.report import comparison_markdown

@@ -199,7 +199,8 @@ def _visquad_sampled(tmp_path: Path, sampling_line: str) -> tuple[list, tuple[st
     text = (REPO / "suites" / "visquad2.yaml").read_text(encoding="utf-8")
     start = text.index("  sampling:")
     text = text[:start] + sampling_line + text[text.index("\n", start):]
-    text = text.replace("source: hf://taidng/UIT-ViQuAD2.0", f"source: {REPO / 'suites' / 'data' / 'visquad2_sample.jsonl'}")
+    shutil.copy(REPO / "suites" / "data" / "visquad2_sample.jsonl", tmp_path)
+    text = text.replace("source: hf://taidng/UIT-ViQuAD2.0", "source: visquad2_sample.jsonl")
     path = tmp_path / "visquad2.yaml"
     path.write_text(text.replace("sample: data/", "sample: x/"), encoding="utf-8")
     data = load_data(load_suite(path), DataOptions())
@@ -235,7 +236,8 @@ def test_a_folder_source_reads_every_data_file_in_it(tmp_path):
 def test_vims_documents_mode_gives_every_full_article_as_a_passage(tmp_path):
     text = (REPO / "suites" / "vims.yaml").read_text(encoding="utf-8").replace("{input: s3}", "{input: documents}")
     path = tmp_path / "vims.yaml"
-    path.write_text(text.replace("sample: data/", f"sample: {REPO / 'suites' / 'data'}/"), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
+    shutil.copytree(REPO / "suites" / "data" / "vims_sample", tmp_path / "data" / "vims_sample")
     cluster = load_data(load_suite(path), SAMPLE).entries[0]
     documents = cluster.fields["documents"]
     assert cluster.fields["input_mode"] == "documents"

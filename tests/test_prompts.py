@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from vnllmtest.loaders import Item
-from vnllmtest.prompts import PromptBuilder, PromptError, plain_prompt, render
-from vnllmtest.suite import FewShot, PromptSpec
+import pytest
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from vnllmtest import prompts
+from vnllmtest.evaluation import prompt_constants
+from vnllmtest.loaders import DataOptions, Item, load_data
+from vnllmtest.prompts import PromptBuilder, PromptError, PromptLimitError, limit_error, plain_prompt, render
+from vnllmtest.suite import FewShot, PromptLimits, PromptSpec, load_suite
+
+REPO_SUITES = Path(__file__).resolve().parents[1] / "suites"
 
 
 def item(item_id: str, question: str, answer: str) -> Item:
@@ -62,3 +70,71 @@ def test_plain_prompt_puts_answers_after_their_questions():
         {"role": "user", "content": "Hỏi: 2 + 2?\nĐáp án:"},
     ]
     assert plain_prompt(messages) == "Hệ thống.\n\nHỏi: 1 + 1?\nĐáp án: 2\n\nHỏi: 2 + 2?\nĐáp án:"
+
+
+# --- bounded rendering: what real templates do renders exactly as stock Jinja; errors are prompt errors ----------
+
+STOCK = ImmutableSandboxedEnvironment(
+    undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False, autoescape=False
+)
+LEGIT = [
+    "{% for c in choices %}{{ loop.index }}/{{ loop.length }} {{ c|center(9) }}{% if not loop.last %}\n{% endif %}{% endfor %}",
+    "{{ 'Câu ' ~ 1 ~ ': ' ~ question }} {{ '%s (%d)'|format(question, 3) }} {{ '{:>6}|{:.2f}'.format('a', 0.5) }}",
+    "{{ choices|join(', ') }} {{ (choices * 2)|length }} {{ choices + ['E'] }} {{ 2 ** 10 }} {{ '%05.1f' % 3.14159 }}",
+    "{% macro opt(l, t) %}{{ l }}. {{ t|trim }}{% endmacro %}{% for c in choices %}{{ opt('ABCD'[loop.index0], c) }}\n{% endfor %}",
+    "{% set block %}{{ question|upper }}{% endset %}{{ block|wordwrap(5) }} {{ question|indent(2, first=true) }}",
+    "{% autoescape true %}{{ '<b>' ~ question }}{% endautoescape %} {{ choices|tojson(indent=2) }}",
+    "{% for row in choices|batch(3, '-') %}{{ row|join }}{% endfor %} {{ choices|slice(2)|list }} {{ [[1], [2]]|sum(start=[]) }}",
+    "{{ question.replace('a', 'bb').ljust(20, '.') }}{{ ('\\t' ~ question).expandtabs(4) }}{{ [1, 2.5]|sum }}",
+    "{% for x in choices recursive %}{{ x }}{% endfor %}{% set ns = namespace(n=0) %}{% for c in choices %}"
+    "{% set ns.n = ns.n + c|length %}{% endfor %}{{ ns.n }} {{ cycler('a', 'b').next() }}",
+]
+
+
+@pytest.mark.parametrize("template", LEGIT)
+def test_legitimate_templates_render_as_stock_jinja_renders_them(template):
+    fields = {"question": "Hà Nội ở đâu?", "choices": ["Miền Bắc", "Miền Nam", "Miền Trung", "Tây Nguyên"]}
+    assert render(template, fields) == STOCK.from_string(template).render(**fields).strip()
+
+
+@pytest.mark.parametrize("path", sorted(REPO_SUITES.glob("*.yaml")), ids=lambda path: path.stem)
+def test_bundled_suites_render_every_sample_exactly_as_stock_jinja(path, monkeypatch):
+    suite = load_suite(path)
+    data = load_data(suite, DataOptions(mode="sample"))
+    items = [entry for entry in data.entries if isinstance(entry, Item)]
+    builder = PromptBuilder(suite.spec.prompt, data.pool, prompt_constants(suite.spec))
+    bounded = [builder.messages(entry) for entry in items]
+    monkeypatch.setattr(prompts, "render", lambda source, fields, *_: STOCK.from_string(source).render(**fields).strip())
+    assert bounded == [builder.messages(entry) for entry in items]
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("{{ 1 / 0 }}", "prompt template: ZeroDivisionError: division by zero"),
+        ("{{ question - 1 }}", "prompt template: TypeError: unsupported operand type(s) for -"),
+        ("{{ 2 ** 20000 }}", "prompt template: ValueError: Exceeds the limit (4300 digits)"),
+        ("{{ {}['k' * 100000] }}", "prompt template: 'dict object' has no attribute 'kkkk"),
+    ],
+)
+def test_a_template_failing_at_run_time_is_a_short_prompt_error(template, problem):
+    with pytest.raises(PromptError) as caught:  # these once escaped as raw exceptions, or as 100 kB messages
+        render(template, {"question": "x"})
+    assert str(caught.value).startswith(problem) and len(str(caught.value)) < 600
+
+
+def test_the_character_limit_covers_every_turn_of_the_prompt_and_the_suite_can_raise_it():
+    pool = [item(f"q{i}", "Câu hỏi " * 50_000, "Đáp") for i in range(3)]  # 400,000 characters each
+    spec = PromptSpec(template="{{ question }}", fewshot=FewShot(k=2, target="{{ answer }}"))
+    with pytest.raises(PromptLimitError, match=r"^prompt\.template: rendering stopped: the prompt grew past 1,000,000"):
+        PromptBuilder(spec, pool).messages(pool[0])
+    raised = spec.model_copy(update={"limits": PromptLimits(max_chars=2_000_000)})
+    assert len(PromptBuilder(raised, pool).messages(pool[0])) == 5
+
+
+def test_a_limit_error_names_the_template_that_hit_it():
+    spec = PromptSpec(system="{{ 'x' * 2000000 }}", template="{{ question }}", limits=PromptLimits(max_seconds=1))
+    with pytest.raises(PromptLimitError, match=r"^prompt\.system: rendering stopped: .* raise prompt\.limits\.max_chars"):
+        PromptBuilder(spec, POOL).messages(POOL[0])
+    assert limit_error(spec, POOL, POOL[0], {}) is not None
+    assert limit_error(PromptSpec(template="{{ nowhere }}"), POOL, POOL[0], {}) is None  # left to the item

@@ -42,7 +42,7 @@ def test_specs_with_modifiers(tmp_path):
     ],
 )
 def test_bad_specs_say_what_is_wrong(text, message, tmp_path):
-    (tmp_path / "p.jsonl").write_text("")
+    (tmp_path / "p.jsonl").write_text('{"id": "1", "prediction": "A"}\n')
     with pytest.raises(ModelError, match=re.escape(message)):
         parse_model_spec(text.replace("p.jsonl", str(tmp_path / "p.jsonl")))
 
@@ -89,3 +89,13 @@ def test_replay_label_comes_from_the_file(tmp_path):
     path = tmp_path / "preds.jsonl"
     path.write_text(json.dumps({"id": "1", "prediction": "A", "model": "Qwen3-8B"}) + "\n")
     assert parse_model_spec(f"replay:{path}").label == "qwen3-8b"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://user:sk-SECRET123@127.0.0.1:8000/v1", "https://sk-SECRET123@api.example.vn/v1", "http://a:b@h/v1"]
+)
+def test_credentials_in_a_server_url_are_refused_without_repeating_them(url):
+    with pytest.raises(ModelError, match="holds credentials") as caught:
+        parse_model_spec(f"openai:{url}")
+    assert "SECRET" not in str(caught.value) and url not in str(caught.value)
+    assert "--api-key-env" in str(caught.value)

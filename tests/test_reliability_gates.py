@@ -14,7 +14,8 @@ from support import INNER_RUN_INI, SUMMARY_JUDGE, write_jsonl
 from vnllmtest.aggregate import summarize
 from vnllmtest.gates import RunScope, gate_outcome, gates_verdict
 from vnllmtest.cli import main as vnllmtest_main
-from vnllmtest.comparison import StoredRun, compare
+from vnllmtest.comparison import compare
+from vnllmtest.stored_run import StoredRun
 from vnllmtest.report import write_run
 from vnllmtest.suite import SuiteSpec
 

@@ -89,8 +89,8 @@ def the_run(pytester: pytest.Pytester) -> Path:
 
 
 def items_of(pytester: pytest.Pytester) -> dict[str, dict]:
-    lines = (the_run(pytester) / "items.jsonl").read_text("utf-8").splitlines()
-    return {item["id"]: item for item in map(json.loads, lines)}
+    lines = (the_run(pytester) / "items.jsonl").read_text("utf-8").split("\n")  # JSON Lines: only \n ends a line
+    return {item["id"]: item for item in map(json.loads, filter(None, lines))}
 
 
 def test_bad_records_error_alone_and_every_good_record_is_scored(project):
@@ -173,3 +173,69 @@ def test_a_budget_no_cut_can_meet_is_an_item_error_that_says_what_to_raise(proje
     assert item["message"].endswith(
         "the prompt has 25 tokens even with 'title' empty; raise prompt.budget.max_tokens (now 10)"
     )
+
+
+def test_ids_with_brackets_colons_and_spaces_are_re_selected_by_node_id_and_a_newline_id_is_refused(project):
+    """`pytest @file` reads one node id per line: an id holding a line break would split in two, so it
+    is refused; `::`, `[`, `]` and spaces stay selectable."""
+    odd = ["01-a::b", "01-x[1]", "01-có dấu cách"]
+    records = [{**MC_LINES[0], "id": item_id} for item_id in [*odd, "01-y\nsuites/qa.yaml"]]
+    write_jsonl(project.path / "suites" / "data" / "mc.jsonl", records)
+    write_jsonl(project.path / "preds.jsonl", [{"id": item_id, "prediction": "A"} for item_id in odd])
+    write_suite(project.path, "mc")
+    first = project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl", "-rA")
+    assert first.parseoutcomes() == {"passed": 3, "failed": 1}
+    bad = items_of(project)["record-4"]
+    assert bad["status"] == "error" and "mc.jsonl:4: record record-4: field 'id': holds the unprintable character U+000A" in bad["message"]
+    node_ids = [f"suites/mc.yaml::mc[preds:{item_id}]" for item_id in odd]
+    (project.path / "again.txt").write_text("\n".join(node_ids) + "\n", encoding="utf-8")
+    again = project.runpytest("@again.txt", "--model", "replay:preds.jsonl", "-v")
+    assert again.parseoutcomes() == {"passed": 3}
+    assert [line.split(" PASSED")[0] for line in again.stdout.lines if " PASSED " in line] == node_ids
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'{"id": "01-0001", "prediction": "A"}\n{"id": "01-0005", "prediction": "F"}\n\n{"id": "01-0006", "predic',
+         "preds.jsonl:4: invalid JSON (Unterminated string starting at column 19)"),
+        (b"", "preds.jsonl holds no predictions"),
+        (b'{"id": ["01-0001"], "prediction": "A"}\n', "preds.jsonl:1: field 'id': expected text or a whole number, got list"),
+        (b'{"id": "01-0001", "prediction": "A", "suite": ["mc"]}\n', "preds.jsonl:1: field 'suite': expected text, got list"),
+        (b'{"id": "01-0001", "prediction": "A", "model": {"n": 1}}\n', "preds.jsonl:1: field 'model': expected text, got dict"),
+        (b'{"id": "01-0001", "prediction": "\xff"}\n', "preds.jsonl:1: invalid UTF-8 at byte 33"),
+        (b'{"id": "01-0001", "prediction": 1}\n', "preds.jsonl:1: field 'prediction': expected text, got int"),
+        (b'{"id": "01-0001", "prediction": "A"}\n{"id": "01-0001", "prediction": "B"}\n', "preds.jsonl:2: second prediction for id '01-0001'"),
+        (b'[1, 2]\n', "preds.jsonl:1: expected a JSON object, got list"),
+        (b'{"id": "01-0001", "prediction": "A\\udc00"}\n', "preds.jsonl:1: field 'prediction': a lone UTF-16 surrogate (\\udc00)"),
+    ],
+    ids=["truncated-last-line", "empty", "id-list", "suite-list", "model-dict", "bad-utf8", "prediction-int", "duplicate", "not-object", "lone-surrogate"],
+)
+def test_a_broken_replay_file_is_a_usage_error_naming_its_line_and_field(project, content, problem):
+    (project.path / "preds.jsonl").write_bytes(content)
+    write_suite(project.path, "mc")
+    result = project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert problem in result.stderr.str() and "line 1 column" not in result.stderr.str()
+
+
+def test_a_replay_file_with_a_byte_order_mark_and_a_line_separator_in_a_prediction_is_read(project):
+    """U+2028 is a line break to str.splitlines but not to JSON Lines: the prediction keeps it."""
+    lines = [{"id": "01-0001", "prediction": "A"}, {"id": "01-0005", "prediction": "Đáp án:\u2028F"}]
+    text = "\n".join(json.dumps(record, ensure_ascii=False) for record in lines)
+    (project.path / "preds.jsonl").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    write_jsonl(project.path / "suites" / "data" / "mc.jsonl", [MC_LINES[0], MC_LINES[4]])
+    write_suite(project.path, "mc")
+    assert project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl").parseoutcomes() == {"passed": 2}
+    assert items_of(project)["01-0005"]["output"] == "Đáp án:\u2028F"
+
+
+def test_a_lone_surrogate_in_a_record_is_an_item_error_and_the_report_is_written(project):
+    """It used to pass the loader and stop the report writer (UnicodeEncodeError: an internal error)."""
+    bad = b'{"id": "01-0002", "question": "H\\ud800i?", "choices": ["A. x", "B. y"], "answer": "A"}'
+    (project.path / "suites" / "data" / "mc.jsonl").write_bytes(json.dumps(MC_LINES[0]).encode() + b"\n" + bad + b"\n")
+    write_suite(project.path, "mc")
+    result = project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED and result.parseoutcomes() == {"passed": 1, "failed": 1}
+    problem = items_of(project)["01-0002"]["message"]
+    assert "mc.jsonl:2: field 'question': a lone UTF-16 surrogate (\\ud800) is not text" in problem

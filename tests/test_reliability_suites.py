@@ -115,7 +115,7 @@ def test_python_yaml_tags_are_refused_and_never_run(project):
     for number, tag in enumerate(PYTHON_TAGS):
         name = tag.split()[0].removeprefix("!!")
         result.stdout.fnmatch_lines(
-            [f"*tagged{number}.yaml:2:*: YAML syntax error: could not determine a constructor for the tag '*{name}'*"]
+            [f"*tagged{number}.yaml:2:*: unsupported YAML value: could not determine a constructor for the tag '*{name}'*"]
         )
     (project.path / "aliases.yaml").write_text(f"x: !!python/object/apply:os.system ['touch {marker}']\n", "utf-8")
     usage = project.runpytest("--aliases", "aliases.yaml", "--model", "replay:preds.jsonl")

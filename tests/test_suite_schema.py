@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ def error_of(tmp_path: Path, text: str) -> str:
 def test_bundled_suites_are_valid(name):
     suite = load_suite(REPO_SUITES / f"{name}.yaml")
     assert suite.name == name
-    assert suite.spec.dataset.sample and suite.resolve(suite.spec.dataset.sample).exists()
+    assert suite.spec.dataset.sample and (suite.path.parent / suite.spec.dataset.sample).exists()
 
 
 def test_valid_suite_loads_with_defaults(tmp_path):
@@ -89,7 +90,8 @@ def test_template_syntax_error_names_the_template_line(tmp_path):
 
 def test_python_tags_are_rejected(tmp_path):
     message = error_of(tmp_path, VALID.replace("name: demo", "name: !!python/object/apply:os.system ['true']"))
-    assert "YAML syntax error" in message
+    assert "suite.yaml:2:7: unsupported YAML value: could not determine a constructor for the tag" in message
+    assert "yaml.safe_load" in message
 
 
 def test_only_marked_yaml_files_are_suites(tmp_path):
@@ -202,3 +204,120 @@ def test_a_baseline_gate_and_a_cluster_key_load(tmp_path):
     text = VALID.replace("{metric: f1, min: 30}", "{metric: f1, max_drop: 2, significance: 0.05, bound: ci_low}")
     spec = load_suite(write(tmp_path, text + "cluster_by: context\n")).spec
     assert spec.gates[0].relative and spec.gates[0].max_drop == 2 and spec.cluster_by == "context"
+
+
+# --- hostile suite files: bounded reading, exact places, no silent surprises -------------------------------------
+
+
+def test_ordinary_anchors_aliases_and_merge_keys_still_load(tmp_path):
+    text = VALID.replace("item_pass: {metric: f1, min: 0.5}", "item_pass:\n  <<: &pass {metric: f1}\n  min: 0.5")
+    suite = load_suite(write(tmp_path, text.replace("  - {metric: f1, min: 30}", "  - &gate {metric: f1, min: 30}\n  - *gate")))
+    assert suite.spec.item_pass.metric == "f1" and suite.spec.gates[0] == suite.spec.gates[1]
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path):
+    message = error_of(tmp_path, VALID + "metrics: [f1]\n")
+    assert message.endswith(
+        "suite.yaml:14:1: key 'metrics' appears twice in this mapping (first on line 10); YAML would silently keep only the last"
+    )
+    nested = error_of(tmp_path, VALID.replace("  source: data.jsonl\n", "  source: data.jsonl\n  source: other.jsonl\n"))
+    assert "suite.yaml:7:3: key 'source' appears twice in this mapping (first on line 6)" in nested
+
+
+def test_deep_nesting_is_refused_before_python_runs_out_of_recursion(tmp_path):
+    for nested in ("[" * 10_000 + "]" * 10_000, "{a: " * 5_000 + "1" + "}" * 5_000):
+        message = error_of(tmp_path, VALID + f"description: {nested}\n")
+        assert "suite.yaml:14:" in message and "refused: mappings and lists nest deeper than 64 levels" in message
+
+
+def test_a_suite_file_over_a_mebibyte_is_refused_and_large_yaml_is_never_read_whole(tmp_path):
+    message = error_of(tmp_path, VALID + "description: " + "x" * (1 << 20) + "\n")
+    assert message.endswith("suite.yaml: the suite file is larger than 1,048,576 bytes; suites are a few kilobytes")
+    data = tmp_path / "data.yaml"
+    data.write_text("x: " + "y" * (2 << 20) + "\nvnllmtest: 1\n", encoding="utf-8")
+    assert not is_suite_file(data)  # only the first MiB is read, and a suite's marker is always there
+
+
+def test_a_fifo_named_like_a_suite_is_not_opened(tmp_path):
+    fifo = tmp_path / "suite.yaml"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer came
+    assert not is_suite_file(fifo)
+
+
+def test_values_python_cannot_build_are_errors_at_their_line(tmp_path):
+    digits = error_of(tmp_path, VALID + "generation: {max_new_tokens: " + "9" * 5000 + "}\n")
+    assert "suite.yaml:14:30: unsupported YAML value: cannot read this value (Exceeds the limit (4300 digits)" in digits
+    date = error_of(tmp_path, VALID + "description: 2001-02-30\n")
+    assert "suite.yaml:14:14: unsupported YAML value: cannot read this value (day is out of range for month)" in date
+    huge = error_of(tmp_path, VALID + "generation: {max_new_tokens: 0x" + "f" * 100_000 + "}\n")
+    assert "generation.max_new_tokens: Input should be less than or equal to 1048576 (got a 400,000-bit number)" in huge
+
+
+def test_control_characters_and_invalid_utf8_name_the_line(tmp_path):
+    nul = error_of(tmp_path, VALID.replace("name: demo", "name: de\x00mo"))
+    assert nul.endswith("suite.yaml:2: YAML syntax error: control character U+0000 is not allowed")
+    path = tmp_path / "suite.yaml"
+    path.write_bytes(VALID.encode().replace(b"task: extractive_qa", b"task: extractive\xff"))
+    with pytest.raises(SuiteError, match=r"suite\.yaml:3: not valid UTF-8 \(byte \d+\)"):
+        load_suite(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "got"),
+    [("- vnllmtest: 1\n", "got a list"), ("vnllmtest\n", "got a str"), ("", "got nothing (the file is empty)")],
+)
+def test_a_suite_that_is_not_a_mapping_says_what_it_is(tmp_path, text, got):
+    assert error_of(tmp_path, text).endswith(f"a suite must be a mapping of keys (vnllmtest: 1, name: …), {got}")
+
+
+def test_a_suite_saved_with_a_byte_order_mark_is_still_collected(tmp_path):
+    path = write(tmp_path, "\ufeff" + VALID)  # Windows editors add one; the suite was once silently skipped
+    assert is_suite_file(path) and load_suite(path).name == "demo"
+
+
+def test_token_counts_few_shot_and_stop_lists_are_bounded(tmp_path):
+    tokens = error_of(tmp_path, VALID + "generation: {max_new_tokens: 1000000000000}\n")
+    assert "line 14: generation.max_new_tokens: Input should be less than or equal to 1048576 (got 1000000000000)" in tokens
+    shots = error_of(tmp_path, VALID.replace('  template: "', '  fewshot: {k: 1000000, target: x}\n  template: "'))
+    assert "prompt.fewshot.k: Input should be less than or equal to 100 (got 1000000)" in shots
+    stops = error_of(tmp_path, VALID + f"generation: {{stop: [{', '.join(['x'] * 1000)}]}}\n")
+    assert "generation.stop: List should have at most 64 items after validation, not 1000" in stops
+
+
+def test_prompt_limits_are_validated(tmp_path):
+    limits = VALID.replace('  template: "', '  limits: {max_chars: 10, max_seconds: .nan}\n  template: "')
+    message = error_of(tmp_path, limits)
+    assert "prompt.limits.max_chars: Input should be greater than or equal to 1000 (got 10)" in message
+    assert "prompt.limits.max_seconds: Input should be a finite number (got nan)" in message
+    raised = VALID.replace('  template: "', '  limits: {max_chars: 5000000, max_seconds: 30}\n  template: "')
+    assert load_suite(write(tmp_path, raised)).spec.prompt.limits.max_chars == 5_000_000
+
+
+def test_many_problems_are_listed_up_to_twenty(tmp_path):
+    message = error_of(tmp_path, VALID.replace("[exact_match, f1]", "[" + ", ".join(["bad"] * 50_000) + "]"))
+    assert "invalid suite (50000 problems)" in message and message.endswith("… and 49980 more problems")
+    assert len(message.splitlines()) == 22
+
+
+@pytest.mark.parametrize(
+    "tag", ["{% include '/etc/passwd' %}", "{% import 'x.j2' as x %}", "{% from 'x.j2' import y %}", "{% extends 'x' %}"]
+)
+def test_templates_cannot_include_import_or_extend(tmp_path, tag):
+    message = error_of(tmp_path, VALID.replace("{{ context }} {{ question }}", tag))
+    assert message.endswith(
+        "suite.yaml:9: prompt.template: Jinja template syntax error on line 1 of the template: suite templates "
+        "cannot include, import or extend other templates"
+    )
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("{% for i in x %}" * 30 + "{% endfor %}" * 30, "SyntaxError: too many statically nested blocks"),
+        ("{{ " + "(" * 1000 + "1" + ")" * 1000 + " }}", "RecursionError"),
+        ("{{ " + "9" * 5000 + " }}", "ValueError: Exceeds the limit (4300 digits)"),
+    ],
+)
+def test_a_template_python_cannot_compile_is_a_suite_error(tmp_path, template, problem):
+    message = error_of(tmp_path, VALID.replace("{{ context }} {{ question }}", template))
+    assert f"suite.yaml:9: prompt.template: the template cannot be compiled ({problem}" in message

@@ -199,7 +199,7 @@ def test_a_template_that_always_opens_the_block_thinks_with_thinking_off(tiny_mo
     text = text.replace('stop: ["\\n"]', 'stop: [" "]').replace("sample: data/", f"sample: {REPO / 'suites' / 'data'}/")
     (tmp_path / "visquad2.yaml").write_text(text, encoding="utf-8")
     suite = load_suite(tmp_path / "visquad2.yaml")
-    data = load_data(suite, DataOptions(mode="sample", limit=2))
+    data = load_data(suite, DataOptions(mode="sample", limit=2, allow_outside=True))  # the bundled sample, from tmp
     results = evaluate(backend, suite, data, data.entries, Runner(), max_new_tokens_cap=12, thinking=False)
     for result in results.values():
         assert opens_thinking(result.prompt)

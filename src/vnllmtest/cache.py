@@ -1,4 +1,10 @@
-"""Content-addressed prediction cache in SQLite (WAL): safe to share between processes and runs."""
+"""Content-addressed prediction cache in SQLite (WAL): safe to share between processes and runs.
+
+A cache that cannot be opened is a CacheError before any model runs. A cache that fails later (a full
+disk, a file corrupted under the run) is switched off at its first failure: `fault` says what happened,
+the run goes on without it and fails at the end, so nothing is recomputed item by item and nothing
+passes because the cache broke. A malformed entry is recomputed and counted in `malformed`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
+FIX = "re-run with --no-cache, or point --cache-dir at a writable folder (or delete the file to start afresh)"
+
+
+class CacheError(Exception):
+    """The prediction cache cannot be used; the message names the file and the fix."""
 
 
 def cache_key(fingerprint: str, mode: str, prompt: str, **parameters: Any) -> str:
@@ -22,28 +33,68 @@ class PredictionCache:
     """Maps cache keys to JSON results; each batch is committed in one transaction."""
 
     def __init__(self, folder: Path):
-        folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / "predictions.sqlite"
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS predictions (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self.fault: str | None = None
+        self.malformed = 0
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS predictions (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._db.execute("SELECT key, value FROM predictions LIMIT 1").fetchall()
+            self._db.execute("BEGIN IMMEDIATE")  # the write lock: a read-only file or folder fails here
+            self._db.execute("ROLLBACK")
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheError(self._describe(exc)) from None
 
     def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The cached values of `keys`; none once the cache has failed."""
         found: dict[str, dict[str, Any]] = {}
         keys = list(keys)
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(f"SELECT key, value FROM predictions WHERE key IN ({marks})", chunk)
-            found.update((key, json.loads(value)) for key, value in rows)
+        try:
+            for start in range(0, len(keys), 500):
+                if self.fault:
+                    break
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(f"SELECT key, value FROM predictions WHERE key IN ({marks})", chunk)
+                for key, value in rows:
+                    entry = _entry(value)
+                    if entry is None:
+                        self.malformed += 1
+                    else:
+                        found[key] = entry
+        except (OSError, sqlite3.Error) as exc:
+            self._fail(exc)
         return found
 
     def put_many(self, entries: Mapping[str, dict[str, Any]]) -> None:
+        """Store a batch's results in one transaction; nothing once the cache has failed."""
+        if self.fault:
+            return
         rows = [(key, json.dumps(value, ensure_ascii=False)) for key, value in entries.items()]
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT OR REPLACE INTO predictions (key, value) VALUES (?, ?)", rows)
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("INSERT OR REPLACE INTO predictions (key, value) VALUES (?, ?)", rows)
+        except (OSError, sqlite3.Error) as exc:
+            self._fail(exc)
 
     def close(self) -> None:
         self._db.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        self.fault = self._describe(exc) + "; the run went on without the cache"
+
+    def _describe(self, exc: BaseException) -> str:
+        return f"prediction cache {self.path}: {type(exc).__name__}: {exc}; {FIX}"
+
+
+def _entry(value: Any) -> dict[str, Any] | None:
+    """A stored value read back, or None when it is not the JSON object the cache wrote."""
+    try:
+        entry = json.loads(value)
+    except (TypeError, ValueError):
+        return None
+    return entry if isinstance(entry, dict) else None

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vnllmtest.aggregate import cluster_labels
-from vnllmtest.comparison import BaselineError, StoredRun, compare, defined_version, load_run
+from vnllmtest.comparison import compare, defined_version
+from vnllmtest.stored_run import BaselineError, StoredRun, load_run
 from vnllmtest.metric_table import scale_of
 from vnllmtest.metrics import Estimate, estimate
 from vnllmtest.report import comparison_markdown, markdown_row

@@ -4,50 +4,18 @@ A metric whose definition version differs between the runs is listed as incompar
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from vnllmtest.aggregate import cluster_labels
 from vnllmtest.metric_table import metric_info, scale_of
 from vnllmtest.metrics.stats import PERMUTATION_DRAWS, Estimate, estimate, mcnemar_exact, paired_permutation_p
+from vnllmtest.stored_run import BaselineError, StoredRun
 
 USUAL_LEVELS = (0.01, 0.05, 0.1)  # a Monte Carlo p this close to one of them is shown with its error
-
-
-class BaselineError(Exception):
-    """A baseline that cannot be read or paired; the message names the file, line and what to do."""
-
-
-@dataclass(frozen=True)
-class StoredRun:
-    """A finished run read back from its report folder."""
-
-    path: Path
-    run_id: str
-    items: list[dict[str, Any]]
-    summary: dict[str, Any] | None
-
-    def definition_version(self, metric: str) -> int | None:
-        """The version of `metric`'s definition the run used, from its summary.json; a run from before
-        versions were stored (or without summary.json) used version 1; None: not recorded."""
-        if self.summary is None or "metric_definitions" not in self.summary:
-            return 1
-        version = (self.summary.get("metric_definitions") or {}).get(metric)
-        return version if isinstance(version, int) and not isinstance(version, bool) else None
-
-    @property
-    def definitions_note(self) -> str | None:
-        """Why the run's definition versions are assumed rather than read, if they are."""
-        if self.summary is None:
-            return f"{self.run_id}: no summary.json beside its items; definitions unknown, every metric taken as v1"
-        if "metric_definitions" not in self.summary:
-            return f"{self.run_id}: made before metric definitions were versioned; every metric taken as v1"
-        return None
 
 
 @dataclass(frozen=True)
@@ -153,61 +121,6 @@ class Comparison:
             "incomparable": [asdict(i) for i in self.incomparable],
             "notes": list(self.notes),
         }
-
-
-def load_run(path: Path) -> StoredRun:
-    """A run from its report folder, its summary.json or its items.jsonl (items.jsonl is required:
-    comparisons are paired item by item)."""
-    path = Path(path)
-    if path.is_dir():
-        folder, items_file = path, path / "items.jsonl"
-    elif path.name == "summary.json":
-        folder, items_file = path.parent, path.parent / "items.jsonl"
-    else:
-        folder, items_file = path.parent, path
-    if not path.exists():
-        raise BaselineError(f"{path}: no such run folder or file")
-    if not items_file.is_file():
-        raise BaselineError(f"{items_file}: not found; a baseline needs the run's items.jsonl beside summary.json")
-    summary_file = folder / "summary.json"
-    summary = _read_json(summary_file) if summary_file.is_file() else None
-    run_id = (summary or {}).get("run", {}).get("id") or folder.name
-    return StoredRun(path=path, run_id=run_id, items=_read_items(items_file), summary=summary)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BaselineError(f"{path}: not a readable JSON file ({exc})") from None
-
-
-def _read_items(path: Path) -> list[dict[str, Any]]:
-    items = []
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise BaselineError(f"{path}:{number}: not a JSON record ({exc.msg})") from None
-                missing = [key for key in ("suite", "model", "id", "status") if key not in record]
-                if missing:
-                    raise BaselineError(f"{path}:{number}: record lacks {', '.join(missing)}")
-                broken = [name for name, value in (record.get("metrics") or {}).items() if not _is_finite(value)]
-                if broken:
-                    value = record["metrics"][broken[0]]
-                    raise BaselineError(f"{path}:{number}: metric '{broken[0]}' is {value!r}, not a finite number")
-                items.append(record)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BaselineError(f"{path}: cannot be read ({exc})") from None
-    return items
-
-
-def _is_finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_pairing(baseline: StoredRun, labels: Sequence[str], baseline_model: str | None) -> None:

@@ -202,7 +202,7 @@ def gate_outcome(state: str, reason: str, require_gates: bool) -> tuple[str, str
 @dataclass(frozen=True)
 class GatesVerdict:
     """The run's verdict on its gates. `passed` (summary.json's gates_passed): the run finished, every
-    suite was collected, no item errored and no gate failed (nor, with --require-gates, went
+    suite was collected, no item errored, no other test failed and no gate failed (nor, with --require-gates, went
     undecided). `evaluated` (gates_evaluated): every gate was decided on whole suites."""
 
     passed: bool
@@ -216,8 +216,12 @@ def gates_verdict(
     errored: int = 0,
     complete: bool = True,
     uncollected: int = 0,
+    other_failures: int = 0,
+    cache_faults: int = 0,
+    forbidden_misses: int = 0,
     require_gates: bool = False,
     report_written: bool = True,
+    exit_status: int = 0,
 ) -> GatesVerdict:
     """The one verdict the terminal, summary.json, summary.md and report.html all show, from the
     gates' states and what else went wrong in the run."""
@@ -235,10 +239,18 @@ def gates_verdict(
         problems.append(f"{errored} item{'s' * (errored != 1)} errored")
     if uncollected:
         problems.append(f"{uncollected} suite{'s' * (uncollected != 1)} could not be collected")
+    if forbidden_misses:
+        problems.append(f"{forbidden_misses} item{'s' * (forbidden_misses != 1)} missed, which --strict-items forbids")
+    if other_failures:
+        problems.append(f"{other_failures} other test{'s' * (other_failures != 1)} failed")
+    if cache_faults:
+        problems.append("the prediction cache failed, so finished work was not kept")
     if not complete:
         problems.append("the run stopped early")
     if not report_written:
         problems.append("the report could not be written")
+    if exit_status and not problems:  # whatever else failed the run, the verdict must not say it passed
+        problems.append(f"the test run failed (exit status {exit_status})")
     passed = whole and not problems
     if problems:
         return GatesVerdict(False, evaluated, "Gates not passed: " + "; ".join(problems) + ".")

@@ -17,7 +17,7 @@ from vnllmtest.judge import JudgeParseError, Judgment, Rubric, judge_messages, p
 from vnllmtest.judge_parse import parse_judgment
 from vnllmtest.loaders.base import Item
 from vnllmtest.metric_table import JUDGE_OVERALL, JUDGE_PREFIX, JUDGE_SCORE, VERDICT_COVERAGE
-from vnllmtest.prompts import PromptError, render
+from vnllmtest.prompts import PromptError, new_quota, render
 from vnllmtest.runner import Prediction, Runner
 from vnllmtest.suite import JudgeSpec, PromptBudget, Suite
 
@@ -122,9 +122,9 @@ def _sections(judge: Backend, job: JudgeJob, verdict: Verdict) -> list[tuple[str
         "references": list(job.item.references),
     }
     rendered = []
-    for section in spec.sees:
+    for index, section in enumerate(spec.sees):
         budget = PromptBudget(max_tokens=section.max_tokens or spec.max_tokens_per_section, field="text", policy="head")
-        text = render(section.text, fields)
+        text = render(section.text, fields, new_quota(job.suite.spec.prompt.limits), f"judge.sees.{index}.text")
         cut, truncation = fit({"text": text}, budget, lambda f: judge.prompt_length(f["text"]))
         if truncation is not None:
             verdict.truncated_sections.append({"section": section.title, **asdict(truncation)})

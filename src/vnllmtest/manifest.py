@@ -28,7 +28,14 @@ def build_manifest(contexts: Iterable[Mapping[str, Any]], options: Mapping[str, 
     back_offs: list[dict[str, Any]] = []  # out-of-memory batches retried smaller, from every process
     judges: dict[str, dict[str, Any]] = {}
     workers: dict[str, str | None] = {}  # xdist worker -> the CUDA_VISIBLE_DEVICES it was pinned to
+    cache_faults: list[str] = []
+    recomputed: dict[str, int] = {}  # malformed cache entries recomputed, by process (a running count)
     for context in contexts:
+        cache = context.get("cache") or {}
+        if cache.get("fault") and cache["fault"] not in cache_faults:
+            cache_faults.append(cache["fault"])
+        process = (context.get("worker") or {}).get("id", "main")
+        recomputed[process] = max(recomputed.get(process, 0), cache.get("malformed", 0))
         if context.get("worker"):
             workers[context["worker"]["id"]] = context["worker"]["devices"]
         for label, judge in context.get("judges", {}).items():
@@ -55,6 +62,8 @@ def build_manifest(contexts: Iterable[Mapping[str, Any]], options: Mapping[str, 
         "judges": judges,
         "batch_back_offs": back_offs,
         "workers": dict(sorted(workers.items())),
+        "cache_faults": cache_faults,
+        "cache_entries_recomputed": sum(recomputed.values()),
     }
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import math
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from vnllmtest.backends.base import DEFAULT_MAX_REPLY_BYTES
+from vnllmtest.backends.openai_api import ROUNDS_PER_BATCH
 from vnllmtest.backends.placement import QUANT_CHOICES
 from vnllmtest.backends.registry import Alias, aliases_from_file, load_aliases
 from vnllmtest.loaders import DATA_DIR_ENV
@@ -55,14 +59,22 @@ def add_options(parser: pytest.Parser) -> None:
         help=f"folder with local copies of the datasets (each suite's dataset.local path inside it); "
         f"also ${DATA_DIR_ENV}.",
     )
+    group.addoption(
+        "--allow-outside-data",
+        action="store_true",
+        help="let suites read data outside their own folder (dataset.source, dataset.sample) or outside "
+        "--data-dir (dataset.local), through '..', absolute paths or symlinks. Off by default, so a shared "
+        "suite cannot read other files into prompts and reports.",
+    )
     group.addoption("--limit", type=int, metavar="N", help="evaluate at most N records per suite (deterministic).")
     group.addoption(
         "--batch-size",
         type=parse_batch_size,
         default=8,
         metavar="N|auto",
-        help="prompts per model call, or 'auto' (start large); an out-of-memory batch is retried at half "
-        "the size, down to 1. Default: 8.",
+        help="prompts per model call of local models, or 'auto' (start large); an out-of-memory batch is "
+        "retried at half the size, down to 1. Servers (openai:) take --concurrency requests at a time "
+        "instead. Default: 8.",
     )
     group.addoption(
         "--max-new-tokens",
@@ -97,10 +109,29 @@ def add_options(parser: pytest.Parser) -> None:
         help="environment variable holding the API key for openai: servers (never logged). Default: OPENAI_API_KEY.",
     )
     group.addoption(
-        "--concurrency", type=int, default=8, metavar="N", help="requests in flight per server. Default: 8."
+        "--concurrency",
+        type=int,
+        default=8,
+        metavar="N",
+        help="requests in flight per server (openai:), whatever --batch-size says; finished replies are cached "
+        f"every {ROUNDS_PER_BATCH} x N requests. Default: 8.",
     )
     group.addoption(
-        "--request-timeout", type=float, default=120.0, metavar="S", help="seconds per server request. Default: 120."
+        "--request-timeout",
+        type=parse_positive(float),
+        default=120.0,
+        metavar="S",
+        help="seconds per attempt of a server request, connecting and the whole reply (a retry is a new "
+        "attempt). Default: 120.",
+    )
+    group.addoption(
+        "--max-reply-bytes",
+        type=parse_positive(int),
+        default=DEFAULT_MAX_REPLY_BYTES,
+        metavar="N",
+        help="the largest model reply kept: a server's reply is read up to N bytes and no further, and a "
+        f"longer reply or answer (from any model) is an error on its item, never cached. Default: "
+        f"{DEFAULT_MAX_REPLY_BYTES} (4 MiB), several times what 32,768 tokens of JSON-escaped Vietnamese take.",
     )
     group.addoption(
         "--retries",
@@ -157,6 +188,22 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="N",
         help="print the first N items that flipped against --baseline (default 10; the report lists all).",
     )
+
+
+def parse_positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """An argparse type: a finite number above 0 of this kind."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"must be a number above 0, got {text[:40]!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def parse_batch_size(text: str) -> int | str:

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -33,15 +34,9 @@ from vnllmtest.backends import (
     load_backend,
     parse_model_specs,
 )
-from vnllmtest.cache import PredictionCache
-from vnllmtest.comparison import (
-    BaselineError,
-    Comparison,
-    StoredRun,
-    check_pairing,
-    compare,
-    load_run,
-)
+from vnllmtest.cache import CacheError, PredictionCache
+from vnllmtest.clipping import clip
+from vnllmtest.comparison import Comparison, check_pairing, compare
 from vnllmtest.evaluation import ItemResult, error_result, evaluate, prompt_constants
 from vnllmtest.gates import GatesVerdict, RunScope, gate_outcome
 from vnllmtest.judging import JudgeJob, Verdict, judge_all, with_verdicts
@@ -55,10 +50,11 @@ from vnllmtest.loaders import (
 )
 from vnllmtest.manifest import build_manifest
 from vnllmtest.options import DEFAULT_JUDGE, DEFAULT_MODEL, add_options, model_aliases
-from vnllmtest.prompts import unknown_fields
+from vnllmtest.prompts import limit_error, unknown_fields
 from vnllmtest.pytest_outputs import gates_to_junit, show_comparison, show_coverage, write_table
-from vnllmtest.report import new_run_folder, run_gates_verdict, write_run
+from vnllmtest.report import new_run_folder, run_gates_verdict, write_failure_summary, write_run
 from vnllmtest.runner import Runner
+from vnllmtest.stored_run import BaselineError, StoredRun, load_run
 from vnllmtest.suite import Suite, SuiteError, SuiteSpec, is_suite_file, load_suite
 
 PROPERTY = "vnllmtest"
@@ -108,7 +104,10 @@ class RunState:
         self.judge_specs = judge_specs
         self.is_worker = hasattr(config, "workerinput")
         self.data_options = DataOptions.from_environment(
-            config.getoption("data"), config.getoption("data_dir"), config.getoption("limit")
+            config.getoption("data"),
+            config.getoption("data_dir"),
+            config.getoption("limit"),
+            config.getoption("allow_outside_data"),
         )
         option = config.getoption
         self.hf_settings = HFSettings(
@@ -124,6 +123,7 @@ class RunState:
             concurrency=option("concurrency"),
             timeout=option("request_timeout"),
             retries=max(0, option("retries")),
+            max_reply_bytes=option("max_reply_bytes"),
         )
         self.suites_by_name: dict[str, Suite] = {}
         self.data: dict[Path, LoadedData] = {}
@@ -150,13 +150,20 @@ class RunState:
     # --- evaluation -------------------------------------------------------------------------
     @property
     def runner(self) -> Runner:
+        """The session's runner; its cache opens on first use (raises CacheError if it cannot)."""
         if self._runner is None:
             cache = None
             if not self.config.getoption("no_cache"):
                 folder = self.config.getoption("cache_dir") or self.config.rootpath / ".vnllmtest-cache"
                 cache = PredictionCache(Path(folder))
             option = self.config.getoption
-            self._runner = Runner(cache, option("batch_size"), self._progress, refresh=option("refresh_cache"))
+            self._runner = Runner(
+                cache,
+                option("batch_size"),
+                self._progress,
+                refresh=option("refresh_cache"),
+                max_output_bytes=option("max_reply_bytes"),
+            )
         return self._runner
 
     def result(self, backend: Backend, case: SuiteCase) -> ItemResult:
@@ -261,10 +268,15 @@ class RunState:
                 if case.suite.spec.judge is not None
             },
             "batch_back_offs": [dataclasses.asdict(b) for b in self._runner.back_offs] if self._runner else [],
+            "cache": self._cache_state(),
             "worker": {"id": self.config.workerinput["workerid"], "devices": self.worker_devices}
             if self.is_worker
             else None,
         }
+
+    def _cache_state(self) -> dict[str, Any]:
+        cache = self._runner.cache if self._runner else None
+        return {"fault": cache.fault, "malformed": cache.malformed} if cache else {}
 
     def _spec_once(self, suite: Suite) -> dict[str, Any]:
         """The suite's validated spec as collected, with the first item this process reports of it: the
@@ -294,8 +306,12 @@ class RunState:
             "argv": list(self.config.invocation_params.args),
             "data": self.data_options.mode,
             "data_dir": str(self.data_options.data_dir) if self.data_options.data_dir else None,
+            "allow_outside_data": self.data_options.allow_outside,
             "limit": self.data_options.limit,
             "batch_size": option("batch_size"),
+            "concurrency": option("concurrency"),
+            "request_timeout": option("request_timeout"),
+            "max_reply_bytes": option("max_reply_bytes"),
             "max_new_tokens": option("max_new_tokens"),
             "device": option("device"),
             "dtype": option("dtype"),
@@ -364,6 +380,8 @@ def _check_template_fields(suite: Suite, data: LoadedData) -> None:
             f"of {data.origin} has; the records have fields {', '.join(fields)}. "
             "To fix: use one of those fields in the template, or add the field to the data."
         )
+    if items and (limit := limit_error(suite.spec.prompt, data.pool, items[0], prompt_constants(suite.spec))):
+        raise SuiteError(f"{suite.path}: {limit} (found rendering the first record, {items[0].id}, at collection)")
 
 
 def _last_load(label: str, since: int) -> dict[str, Any] | None:
@@ -400,21 +418,23 @@ def _evaluate_case(vnllm_model: Backend, request: pytest.FixtureRequest) -> None
     case.user_properties.append((PROPERTY, json.dumps(payload, ensure_ascii=False)))
     case.user_properties += [(f"metric.{name}", value) for name, value in result.metrics.items()]
     if result.status == "error":
-        raise ItemErrored(f"ERROR {result.failure_class}: {result.message}")
+        raise ItemErrored(f"ERROR {result.failure_class}: {clip(result.message or '', 4000)}")
     if result.status == "missed":
         raise ItemMissed(_miss_detail(result))
 
 
 def _miss_detail(result: ItemResult, limit: int = 1500) -> str:
-    prompt = result.prompt or ""
-    if len(prompt) > limit:
-        prompt = f"{prompt[: limit // 2]}\n[... {len(prompt) - limit} characters trimmed ...]\n{prompt[-limit // 2 :]}"
+    """What the terminal shows of a missed item; every text is cut to `limit` characters around the middle."""
+
+    def shown(value: Any) -> str:
+        return clip(json.dumps(value, ensure_ascii=False), limit)
+
     metrics = ", ".join(f"{name}={value:.3f}" for name, value in result.metrics.items())
     lines = [
         f"MISSED ({result.failure_class}) {result.suite} [{result.model}] item {result.id} ({result.origin})",
-        f"reference: {json.dumps(result.references, ensure_ascii=False)}",
-        f"output:    {json.dumps(result.output, ensure_ascii=False)}",
-        f"answer:    {json.dumps(result.answer, ensure_ascii=False)}",
+        f"reference: {shown(result.references)}",
+        f"output:    {shown(result.output)}",
+        f"answer:    {shown(result.answer)}",
         f"metrics:   {metrics}",
     ]
     if result.choice_logprobs:
@@ -422,11 +442,11 @@ def _miss_detail(result: ItemResult, limit: int = 1500) -> str:
         lines.append(f"option log-probabilities: {scores}")
     for verdict in result.judges:
         given = ", ".join(f"{k}={v:g}" for k, v in (verdict["scores"] or {}).items()) or verdict["error"]
-        lines.append(f"judge {verdict['judge']}: {given}; rationale: {verdict['rationale'] or '—'}")
+        lines.append(f"judge {verdict['judge']}: {given}; rationale: {clip(verdict['rationale'] or '—', limit)}")
         if verdict["error"] and verdict["raw_outputs"]:
-            lines.append(f"judge output: {json.dumps(verdict['raw_outputs'][-1][:500], ensure_ascii=False)}")
-    lines += [f"finish: {result.finish_reason}, mode: {result.mode}, cache key: {result.cache_key}", "prompt:", prompt]
-    return "\n".join(lines)
+            lines.append(f"judge output: {shown(verdict['raw_outputs'][-1][:500])}")
+    lines += [f"finish: {result.finish_reason}, mode: {result.mode}, cache key: {result.cache_key}", "prompt:"]
+    return "\n".join([*lines, clip(result.prompt or "", limit)])
 
 
 @pytest.fixture(scope="session")
@@ -476,13 +496,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     session.config.stash[STATE].index_cases(session.items)
 
 
-def _check_writable(report_dir: Path) -> None:
-    """Fail before any model loads when the report folder could not be written."""
-    existing = report_dir.resolve()
+def _check_writable(folder: Path, option: str) -> None:
+    """Fail before any model loads when files could not be created in `folder` (or the folder itself):
+    a file is created in the nearest folder that exists and removed at once, since permission bits
+    do not stop root while read-only mounts still do."""
+    existing = folder.resolve()
     while not existing.exists():
         existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise pytest.UsageError(f"--report-dir {report_dir}: {existing} is not a writable folder")
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is a file")
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        raise pytest.UsageError(f"{option}: {existing} is not a writable folder ({exc})") from None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -524,6 +550,9 @@ class ResultCollector:
         self.records: list[dict[str, Any]] = []
         self.misses: list[tuple[str, str]] = []  # (node id, detail) of missed items
         self.hard_failures = 0  # failures that are not item misses: errors, crashes, collection
+        self.other_failures: list[str] = []  # node ids of failures that are neither an item nor a suite file
+        self.cache_faults: list[str] = []  # how the prediction cache failed mid-run, from every process
+        self.cache_recomputed = 0  # malformed cache entries that were computed again
         self.collection_errors: list[dict[str, str]] = []  # suites (or files) that could not be collected
         self.started = datetime.now(timezone.utc)
         self.summaries: list[GroupSummary] = []
@@ -537,8 +566,16 @@ class ResultCollector:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """Before any model loads: the report folder must be writable and the baseline readable."""
-        _check_writable(Path(self.config.getoption("report_dir")))
+        """Before any model loads: the report folder must be writable, the prediction cache usable and
+        the baseline readable."""
+        _check_writable(Path(self.config.getoption("report_dir")), f"--report-dir {self.config.getoption('report_dir')}")
+        junit = self.config.getoption("xmlpath", None)
+        if junit:  # pytest writes it after our report: a failure then would contradict the report's exit code
+            _check_writable(Path(junit).parent, f"--junitxml {junit}")
+        try:
+            self.state.runner
+        except CacheError as exc:
+            raise pytest.UsageError(str(exc)) from None
         path = self.config.getoption("baseline")
         if path:
             try:
@@ -553,6 +590,9 @@ class ResultCollector:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":  # JUnit XML gets the item's metrics, not the whole payload
             report.user_properties = [entry for entry in report.user_properties if entry[0] != PROPERTY]
+            if report.failed:  # e.g. a model that failed to unload: the run must not pass
+                self.hard_failures += 1
+                self.other_failures.append(f"{report.nodeid} (teardown)")
             return
         payload = _payload(report)
         if payload is not None and (report.when == "call" or report.failed):
@@ -563,12 +603,16 @@ class ResultCollector:
             self.misses.append((report.nodeid, report.longreprtext))
         elif report.failed:
             self.hard_failures += 1
+            if payload is None:  # a user's own test file, not a suite item
+                self.other_failures.append(f"{report.nodeid} ({report.when})")
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             self.hard_failures += 1
             if is_suite_file(Path(str(report.fspath))):
                 self.collection_errors.append({"path": report.nodeid, "error": report.longreprtext.strip()})
+            else:
+                self.other_failures.append(f"{report.nodeid or report.fspath} (collection)")
 
     @pytest.hookimpl(tryfirst=True)  # before JUnit XML writes its file: the gates go into it
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -598,6 +642,8 @@ class ResultCollector:
             self.state.options_for_manifest(),
             [spec.label for spec in self.state.specs],
         )
+        self.cache_faults = manifest["cache_faults"]
+        self.cache_recomputed = manifest["cache_entries_recomputed"]
         status = self._exit_status(session.exitstatus, interrupted)
         run = {
             "id": "",
@@ -605,17 +651,26 @@ class ResultCollector:
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "complete": not interrupted,
             "require_gates": require_gates,
+            "strict_items": self.config.getoption("strict_items"),
             "exit_status": int(status),
             "collection_errors": self.collection_errors,
+            "other_failures": self.other_failures,
+            "cache_faults": self.cache_faults,
         }
         try:
             self.run_folder = new_run_folder(Path(self.config.getoption("report_dir")))
             run["id"] = self.run_folder.name
             write_run(self.run_folder, self.summaries, items, manifest, run, self.comparison, self._rerun_options())
         except OSError as exc:
-            self.report_error = f"could not write the report: {exc}"
             status = pytest.ExitCode.INTERNAL_ERROR
-            self.verdict = self._verdict(report_written=False)
+            self.report_error = f"could not write the report: {exc}"
+            run.update(exit_status=int(status), report_error=self.report_error)
+            self.verdict = run_gates_verdict(self.summaries, run)
+            if self.run_folder is not None:
+                try:  # the one file that says what happened, if the disk takes that much
+                    write_failure_summary(self.run_folder, self.summaries, manifest, run, self.comparison)
+                except OSError:
+                    pass
         session.exitstatus = status
 
     def _suite_paths(self) -> dict[str, str]:
@@ -635,14 +690,18 @@ class ResultCollector:
         """Each suite's size as collected: the items its sampling selects, before --limit."""
         return {record["context"]["suite"]: record["context"]["suite_items"] for record in self.records}
 
-    def _verdict(self, report_written: bool = True) -> GatesVerdict:
+    def _verdict(self, exit_status: int) -> GatesVerdict:
         """The verdict summary.json records, from the same run facts."""
         run = {
+            "exit_status": exit_status,
+            "strict_items": self.config.getoption("strict_items"),
             "complete": not self.interrupted,
             "collection_errors": self.collection_errors,
+            "other_failures": self.other_failures,
+            "cache_faults": self.cache_faults,
             "require_gates": self.config.getoption("require_gates"),
         }
-        return run_gates_verdict(self.summaries, run, report_written)
+        return run_gates_verdict(self.summaries, run)
 
     def _rerun_options(self) -> list[str]:
         """This invocation's arguments without its paths: what follows the node ids in flipped.txt."""
@@ -655,7 +714,7 @@ class ResultCollector:
         misses_only = status == pytest.ExitCode.TESTS_FAILED and self.hard_failures == 0 and not interrupted
         if misses_only and not self.config.getoption("strict_items"):
             status = pytest.ExitCode.OK
-        self.verdict = self._verdict()
+        self.verdict = self._verdict(int(status))
         if status == pytest.ExitCode.OK and not self.verdict.passed:
             status = pytest.ExitCode.TESTS_FAILED
         return status
@@ -716,6 +775,13 @@ class ResultCollector:
                 green=settled,
                 yellow=self.verdict.passed and not settled,
                 red=not self.verdict.passed,
+            )
+        for fault in self.cache_faults:
+            terminalreporter.write_line(f"vnllmtest: {fault}", red=True)
+        if self.cache_recomputed:
+            terminalreporter.write_line(
+                f"vnllmtest: {self.cache_recomputed} malformed prediction cache entries were computed again",
+                yellow=True,
             )
         if self.report_error:
             terminalreporter.write_line(f"vnllmtest: {self.report_error}", red=True)

@@ -1,4 +1,4 @@
-"""Prompt rendering: sandboxed Jinja2 templates over item fields, few-shot turns, chat messages."""
+"""Prompt rendering: sandboxed, resource-bounded Jinja2 templates over item fields, few-shot turns, chat messages."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError, meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError, meta
+
+from vnllmtest.quota import LimitExceeded, Quota
+from vnllmtest.sandbox import BoundedEnvironment
+from vnllmtest.suite_file import shorten
 
 if TYPE_CHECKING:
     from vnllmtest.loaders.base import Item
-    from vnllmtest.suite import PromptSpec
+    from vnllmtest.suite import PromptLimits, PromptSpec
 
 Message = dict[str, str]
 
-_ENVIRONMENT = ImmutableSandboxedEnvironment(
+_ENVIRONMENT = BoundedEnvironment(
     undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False, autoescape=False
 )
 
@@ -25,10 +28,20 @@ class PromptError(Exception):
     """A template that cannot be rendered for one item (e.g. it names a field the record lacks)."""
 
 
+class PromptLimitError(PromptError):
+    """A template that went past a rendering limit (prompt.limits: characters or CPU time)."""
+
+
 @lru_cache(maxsize=256)
 def compile_template(source: str) -> Template:
-    """A sandboxed template (suites cannot run code); raises jinja2.TemplateSyntaxError."""
-    return _ENVIRONMENT.from_string(source)
+    """A sandboxed template (suites cannot run code, nor exhaust memory or CPU); raises
+    jinja2.TemplateSyntaxError, or jinja2.TemplateError when Python cannot compile it."""
+    return _ENVIRONMENT.compile_bounded(source)
+
+
+def new_quota(limits: PromptLimits | None = None) -> Quota:
+    """What one prompt may use while it renders: the suite's prompt.limits, else the defaults."""
+    return Quota(limits.max_chars, limits.max_seconds) if limits is not None else Quota()
 
 
 def unknown_fields(spec: PromptSpec, items: Sequence[Item], constants: Mapping[str, Any]) -> list[str]:
@@ -44,13 +57,49 @@ def unknown_fields(spec: PromptSpec, items: Sequence[Item], constants: Mapping[s
     return sorted(used - known)
 
 
-def render(source: str, fields: Mapping[str, Any]) -> str:
+def limit_error(
+    spec: PromptSpec, pool: Sequence[Item], item: Item, constants: Mapping[str, Any]
+) -> PromptLimitError | None:
+    """The limit `item`'s prompt goes past, if any: checked on the first record at collection, so that
+    a template that builds too much or runs too long is one suite error, not an error per item. Other
+    problems of that record are left to its item."""
     try:
-        return compile_template(source).render(**fields).strip()
+        PromptBuilder(spec, pool, constants).messages(item)
+    except PromptLimitError as exc:
+        return exc
+    except PromptError:
+        pass
+    return None
+
+
+def render(source: str, fields: Mapping[str, Any], quota: Quota | None = None, name: str = "prompt template") -> str:
+    """`source` rendered over `fields` within `quota` (default limits when None); `name` is the suite
+    key of the template, named when a limit stops it."""
+    try:
+        return (quota or Quota()).render(compile_template(source), fields).strip()
+    except LimitExceeded as exc:
+        raise PromptLimitError(_limit_message(name, exc)) from None
     except UndefinedError as exc:
-        raise PromptError(f"prompt template: {exc.message}; the record has fields {sorted(fields)}") from None
+        problem = f"{shorten(exc.message or '')}; the record has fields {shorten(str(sorted(fields)))}"
+        raise PromptError(f"prompt template: {problem}") from None
+    except TemplateSyntaxError as exc:
+        problem = f"{shorten(exc.message or '')} (line {exc.lineno} of the template)"
+        raise PromptError(f"prompt template: {problem}") from None
     except TemplateError as exc:
-        raise PromptError(f"prompt template: {exc}") from None
+        raise PromptError(f"prompt template: {shorten(str(exc))}") from None
+    except RecursionError:
+        raise PromptError(f"prompt template: {name} recursed too deeply (a macro or loop that calls itself)") from None
+    except Exception as exc:  # the template's own runtime errors: 1/0, "a" - 1, a number too long to print
+        raise PromptError(f"prompt template: {type(exc).__name__}: {shorten(str(exc))}") from None
+
+
+def _limit_message(name: str, exc: LimitExceeded) -> str:
+    if exc.limit is None:
+        return f"{name}: rendering stopped: {exc.message}"
+    return (
+        f"{name}: rendering stopped: {exc.message}; raise prompt.limits.{exc.limit} in the suite "
+        "if the prompt really needs more"
+    )
 
 
 class PromptBuilder:
@@ -71,16 +120,17 @@ class PromptBuilder:
 
     def messages(self, item: Item, fields: Mapping[str, Any] | None = None) -> list[Message]:
         """The turns for `item`, rendered from `fields` when given (e.g. shortened by a budget)."""
-        spec = self._spec
+        spec, quota = self._spec, new_quota(self._spec.limits)
         own = {**self._constants, **(item.fields if fields is None else fields)}
         messages: list[Message] = []
         if spec.system:
-            messages.append({"role": "system", "content": render(spec.system, own)})
+            messages.append({"role": "system", "content": render(spec.system, own, quota, "prompt.system")})
         if spec.fewshot is not None and spec.fewshot.k:
             for shot in [s for s in self._shots if s.id != item.id][: spec.fewshot.k]:
-                messages.append({"role": "user", "content": render(spec.template, {**self._constants, **shot.fields})})
-                messages.append({"role": "assistant", "content": render(spec.fewshot.target, _shot_fields(shot))})
-        messages.append({"role": "user", "content": render(spec.template, own)})
+                example = render(spec.template, {**self._constants, **shot.fields}, quota, "prompt.template")
+                target = render(spec.fewshot.target, _shot_fields(shot), quota, "prompt.fewshot.target")
+                messages += [{"role": "user", "content": example}, {"role": "assistant", "content": target}]
+        messages.append({"role": "user", "content": render(spec.template, own, quota, "prompt.template")})
         return messages
 
 

@@ -55,17 +55,19 @@ def summary_document(
     return document
 
 
-def run_gates_verdict(
-    summaries: Sequence[GroupSummary], run: Mapping[str, Any], report_written: bool = True
-) -> GatesVerdict:
+def run_gates_verdict(summaries: Sequence[GroupSummary], run: Mapping[str, Any]) -> GatesVerdict:
     """The run's verdict on its gates, from the groups and the run facts summary.json records."""
     return gates_verdict(
         (gate.state for summary in summaries for gate in summary.gates),
         errored=sum(summary.statuses.get("error", 0) for summary in summaries),
         complete=bool(run.get("complete", True)),
         uncollected=len(run.get("collection_errors") or ()),
+        other_failures=len(run.get("other_failures") or ()),
+        cache_faults=len(run.get("cache_faults") or ()),
+        forbidden_misses=sum(s.statuses.get("missed", 0) for s in summaries) if run.get("strict_items") else 0,
+        exit_status=int(run.get("exit_status") or 0),
         require_gates=bool(run.get("require_gates")),
-        report_written=report_written,
+        report_written=not run.get("report_error"),
     )
 
 
@@ -295,18 +297,46 @@ def write_run(
     comparison: Comparison | None = None,
     rerun_options: Sequence[str] = (),
 ) -> None:
-    """Write the report files into `folder`; flipped.txt (node ids, then `rerun_options`) makes
-    `pytest @folder/flipped.txt` re-run exactly the flipped items."""
+    """Write the report files into `folder`, all or none: each goes to a temporary file first and
+    they are renamed into place together, so a full disk never leaves a report that tells only part
+    of the story. flipped.txt (node ids, then `rerun_options`) makes `pytest @folder/flipped.txt`
+    re-run exactly the flipped items. Raises OSError when a file could not be written."""
     document = summary_document(summaries, manifest, run, comparison)
-    (folder / "summary.json").write_text(_dumps(document, indent=2) + "\n", "utf-8")
-    (folder / "summary.md").write_text(markdown(summaries, manifest, run, comparison), "utf-8")
-    with (folder / "items.jsonl").open("w", encoding="utf-8") as handle:
-        for record in items:
-            handle.write(_dumps(record) + "\n")
-    (folder / "report.html").write_text(render_html(json.loads(_dumps(document)), items), "utf-8")
+    files = {
+        "items.jsonl": "".join(_dumps(record) + "\n" for record in items),
+        "summary.md": markdown(summaries, manifest, run, comparison),
+        "report.html": render_html(json.loads(_dumps(document)), items),
+    }
     nodeids = [flip.nodeid for flip in comparison.flips if flip.nodeid] if comparison else []
     if nodeids:
-        (folder / FLIPPED_FILE).write_text("\n".join([*nodeids, *rerun_options]) + "\n", "utf-8")
+        files[FLIPPED_FILE] = "\n".join([*nodeids, *rerun_options]) + "\n"
+    files["summary.json"] = _dumps(document, indent=2) + "\n"
+    _write_together(folder, files)
+
+
+def write_failure_summary(
+    folder: Path,
+    summaries: Sequence[GroupSummary],
+    manifest: Mapping[str, Any],
+    run: Mapping[str, Any],
+    comparison: Comparison | None = None,
+) -> None:
+    """summary.json alone, for a run whose report could not be written (`run` holds its report_error
+    and exit status): the one file that says so, if the disk takes that much. Raises OSError."""
+    _write_together(folder, {"summary.json": _dumps(summary_document(summaries, manifest, run, comparison), 2) + "\n"})
+
+
+def _write_together(folder: Path, files: Mapping[str, str]) -> None:
+    written: list[Path] = []
+    try:
+        for name, text in files.items():
+            written.append(folder / f".{name}.partial")
+            written[-1].write_text(text, "utf-8")
+        for name, partial in zip(files, written, strict=True):
+            partial.replace(folder / name)
+    finally:
+        for partial in written:
+            partial.unlink(missing_ok=True)
 
 
 def _dumps(value: Any, indent: int | None = None) -> str:

@@ -15,11 +15,13 @@ from html import escape
 from typing import Any
 
 from vnllmtest.aggregate import MAX_BREAKDOWN_VALUES, STATUSES
-from vnllmtest.gates import gate_outcome, gates_verdict
+from vnllmtest.clipping import clip
+from vnllmtest.gates import gate_outcome
 from vnllmtest.metric_table import is_known_metric, metric_info
 
 Record = Mapping[str, Any]
 
+SHOWN_CHARS = 20_000  # the most of one text (prompt, output, thinking) an item's details show
 PALETTE = ("#3b6db3", "#d9822b", "#3a9a5b", "#b04a8f", "#6f6f6f", "#1f8a9e")
 WIDTH, PLOT_X0, PLOT_X1 = 660, 190, 580  # chart width and the plot area's x range
 BAR, STEP, TITLE, AXIS = 16, 22, 22, 24  # bar height, bar pitch, panel title, axis
@@ -144,7 +146,7 @@ def render_html(document: Mapping[str, Any], items: Sequence[Mapping[str, Any]])
     results = _Results(rows, sorted(_unique(r.get("suite") for r in rows)), models)
     body = [
         _run_section(run, manifest),
-        _gates_section(run, rows),
+        _gates_section(document, run, rows),
         _not_evaluated_section(run),
         _metrics_section(results),
         _charts_section(results),
@@ -182,7 +184,7 @@ def _data_entry(name: str, suite: Record) -> str:
 GATE_CSS = {"pass": "pass", "FAIL": "fail", "skipped": "skipped", "not evaluated": "not-evaluated"}
 
 
-def _gates_section(run: Record, results: list[Record]) -> str:
+def _gates_section(document: Record, run: Record, results: list[Record]) -> str:
     require_gates = bool(run.get("require_gates"))
     gates = [gate for r in results for gate in _records(r.get("gates"))]
     outcomes = [(gate, *gate_outcome(_gate_state(gate), _text(gate.get("reason")), require_gates)) for gate in gates]
@@ -195,7 +197,7 @@ def _gates_section(run: Record, results: list[Record]) -> str:
         cells = [*_cells(gate, "suite model gate"), value, _esc(gate.get("detail")), verdict]
         rows.append(_tr(cells, GATE_CSS[word]))
     table = _table("Dataset|Model|Gate|Checked value|Estimate|Result", rows)
-    return _section("gates", "Gates", _gates_banner(run, gates, results) + table)
+    return _section("gates", "Gates", _gates_banner(document) + table)
 
 
 def _gate_state(gate: Record) -> str:
@@ -205,19 +207,15 @@ def _gate_state(gate: Record) -> str:
     return "skipped" if gate.get("skipped") else "passed" if gate.get("passed") else "failed"
 
 
-def _gates_banner(run: Record, gates: list[Record], results: list[Record]) -> str:
-    """The run's verdict on its gates, computed as summary.json's `gates_passed` is."""
-    verdict = gates_verdict(
-        map(_gate_state, gates),
-        errored=sum(int(_number(_mapping(r.get("statuses")).get("error")) or 0) for r in results),
-        complete=run.get("complete") is not False,
-        uncollected=len(_records(run.get("collection_errors"))),
-        require_gates=bool(run.get("require_gates")),
-    )
-    if not verdict.passed:
-        return f'<p class="banner bad" id="gates-failed">{_esc(verdict.headline)}</p>'
-    css = "ok" if verdict.evaluated else "warn"
-    return f'<p class="banner {css}" id="gates-verdict">{_esc(verdict.headline)}</p>'
+def _gates_banner(document: Record) -> str:
+    """The run's verdict, as summary.json records it (computed once, for every output)."""
+    headline, passed = document.get("gates_verdict"), document.get("gates_passed")
+    if not isinstance(headline, str) or not isinstance(passed, bool):
+        return '<p class="banner bad" id="gates-failed">No verdict recorded in summary.json.</p>'
+    if not passed:
+        return f'<p class="banner bad" id="gates-failed">{_esc(headline)}</p>'
+    css = "ok" if document.get("gates_evaluated") is True else "warn"
+    return f'<p class="banner {css}" id="gates-verdict">{_esc(headline)}</p>'
 
 
 def _not_evaluated_section(run: Record) -> str:
@@ -480,7 +478,8 @@ def _judge_field(judge: Record) -> str:
     scored = "score" if judge.get("holistic") is not None else "overall"
     head = f"<strong>{_esc(judge.get('judge'))}: {scored} {_number_text(_headline_score(judge), 2)}{failed}</strong>"
     rationale = judge.get("rationale")
-    body = (f"<br>{scores}" if scores else "") + (f"<pre>{_esc(rationale)}</pre>" if rationale else "")
+    shown = f"<pre>{_esc(clip(_text(rationale), SHOWN_CHARS))}</pre>" if rationale else ""
+    body = (f"<br>{scores}" if scores else "") + shown
     return f"<div>{head}{body}</div>"
 
 
@@ -492,7 +491,7 @@ def _headline_score(judge: Record) -> Any:
 def _field(label: str, value: Any) -> str:
     if value is None or value == "":
         return ""
-    return f"<div><strong>{label}</strong><pre>{_esc(value)}</pre></div>"
+    return f"<div><strong>{label}</strong><pre>{_esc(clip(_text(value), SHOWN_CHARS))}</pre></div>"
 
 
 def _section(element_id: str, title: str, content: str) -> str:

@@ -1,4 +1,5 @@
-"""Runs requests through a backend in length-sorted batches, with the prediction cache in front."""
+"""Runs requests through a backend in length-sorted batches, with the prediction cache in front; every
+answer is bounded in size (a longer one is its item's error, never cached)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import torch
 
-from vnllmtest.backends.base import Backend, Generation, ModelError, Request
+from vnllmtest.backends.base import DEFAULT_MAX_REPLY_BYTES, Backend, Generation, ModelError, Request
 from vnllmtest.cache import PredictionCache, cache_key
 from vnllmtest.thinking import opens_thinking, split_thinking
 
@@ -56,9 +57,12 @@ def _silent_progress(description: str, total: int) -> Iterator[Callable[[int], N
 class Runner:
     """Computes predictions for many requests at once; the unit of work is a batch.
 
-    `batch_size` is a number or "auto" (start at AUTO_BATCH_START). Either way a batch that runs out
-    of memory is retried at half the size, down to 1, and the smaller size is kept from then on;
-    every back-off is recorded in `back_offs`. `refresh` recomputes cached entries and overwrites them.
+    `batch_size` is a number or "auto" (start at AUTO_BATCH_START); a backend that paces its own
+    requests (a server: --concurrency at a time) gets batches of its `preferred_batch_size` instead.
+    A batch that runs out of memory is retried at half the size, down to 1, and the smaller size is kept
+    from then on; every back-off is recorded in `back_offs`. `refresh` recomputes cached entries and
+    overwrites them. An answer (with its thinking) over `max_output_bytes` is an error on its item, and
+    is neither cached nor taken from the cache.
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class Runner:
         batch_size: int | str = 8,
         progress: Progress | None = None,
         refresh: bool = False,
+        max_output_bytes: int = DEFAULT_MAX_REPLY_BYTES,
     ):
         if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError("batch_size must be at least 1, or 'auto'")
@@ -74,6 +79,7 @@ class Runner:
         self.batch_size = AUTO_BATCH_START if batch_size == "auto" else batch_size
         self.progress = progress or _silent_progress
         self.refresh = refresh
+        self.max_output_bytes = max_output_bytes
         self.back_offs: list[BackOff] = []
 
     def run(self, backend: Backend, requests: Sequence[Request], mode: str, description: str = "") -> list[Prediction]:
@@ -87,12 +93,13 @@ class Runner:
         cached = self.cache.get_many(k for k in keys if k) if use_cache and not self.refresh else {}
         for index, key in enumerate(keys):
             if key in cached:
-                results[index] = Prediction(**cached[key], cache_key=key, cached=True)
+                results[index] = self._within_bound(_from_cache(cached[key], key, self.cache))
         pending = [i for i, result in enumerate(results) if result is None]
         pending.sort(key=lambda i: backend.batch_order(requests[i].prompt))
         with self.progress(description, len(pending)) as advance:
             while pending:
-                batch, pending = pending[: self.batch_size], pending[self.batch_size :]
+                size = backend.preferred_batch_size or self.batch_size
+                batch, pending = pending[:size], pending[size:]
                 computed = self._compute_with_back_off(backend, [requests[i] for i in batch], mode, description)
                 fresh = {}
                 for index, prediction in zip(batch, computed):
@@ -145,8 +152,9 @@ class Runner:
     def _compute(self, backend: Backend, batch: list[Request], mode: str) -> list[Prediction]:
         try:
             if mode == "loglikelihood":
-                return [Prediction(mode, "", scores, "stop", 0) for scores in backend.score_choices(batch)]
-            return [_from_generation(g, r, backend) for g, r in zip(backend.generate(batch), batch, strict=True)]
+                return [_from_scores(scores) for scores in backend.score_choices(batch)]
+            generations = zip(backend.generate(batch), batch, strict=True)
+            return [self._bounded(_from_generation(g, r, backend), backend) for g, r in generations]
         except _OUT_OF_MEMORY:
             raise
         except Exception as exc:  # a crash in one batch becomes an error on its items; others go on
@@ -157,8 +165,51 @@ class Runner:
             )
             return [Prediction(mode, "", None, "error", 0, error=message) for _ in batch]
 
+    def _size(self, prediction: Prediction) -> int:
+        return len((prediction.text + (prediction.thinking or "")).encode("utf-8", errors="replace"))
+
+    def _within_bound(self, prediction: Prediction | None) -> Prediction | None:
+        """A cached prediction, or None (computed again) where it is over the size bound."""
+        return prediction if prediction is None or self._size(prediction) <= self.max_output_bytes else None
+
+    def _bounded(self, prediction: Prediction, backend: Backend) -> Prediction:
+        """The prediction, or an error in its place where its text is over the size bound."""
+        if prediction.error is not None or self._size(prediction) <= self.max_output_bytes:
+            return prediction
+        message = (
+            f"model '{backend.label}' answered with {self._size(prediction)} bytes, over the bound of "
+            f"{self.max_output_bytes} (--max-reply-bytes); the answer was not kept"
+        )
+        return Prediction("generate", "", None, "error", 0, error=message)
+
 
 _OUT_OF_MEMORY = (torch.OutOfMemoryError,)
+
+
+def _from_scores(scores: dict[str, float] | ModelError) -> Prediction:
+    if isinstance(scores, ModelError):
+        return Prediction("loglikelihood", "", None, "error", 0, error=str(scores))
+    return Prediction("loglikelihood", "", scores, "stop", 0)
+
+
+def _from_cache(entry: dict[str, Any], key: str, cache: PredictionCache) -> Prediction | None:
+    """The cached prediction, or None (computed again, and counted) when the entry is malformed."""
+    try:
+        prediction = Prediction(**entry, cache_key=key, cached=True)
+    except TypeError:
+        prediction = None
+    if prediction is None or not (
+        prediction.mode in ("generate", "loglikelihood")
+        and isinstance(prediction.text, str)
+        and isinstance(prediction.finish_reason, str)
+        and isinstance(prediction.new_tokens, int)
+        and isinstance(prediction.choice_logprobs, dict | None)
+        and all(isinstance(value, int | float) for value in (prediction.choice_logprobs or {}).values())
+        and isinstance(prediction.thinking, str | None)
+    ):
+        cache.malformed += 1
+        return None
+    return prediction
 
 
 def _release_memory() -> None:

@@ -11,15 +11,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from jinja2 import TemplateSyntaxError
+from jinja2 import TemplateError, TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vnllmtest.judge import Rubric, packaged_rubrics, rubric_from_mapping
 from vnllmtest.metric_table import JUDGE_OVERALL, JUDGE_PREFIX, JUDGE_SCORE, VERDICT_COVERAGE
 from vnllmtest.prompts import compile_template
+from vnllmtest.quota import DEFAULT_MAX_CHARS, DEFAULT_MAX_SECONDS
+from vnllmtest.suite_file import MAX_SUITE_BYTES, SuiteError, describe_validation, line_of, read_suite_yaml, shown
 
 SUITE_MARKER = "vnllmtest"
-_MARKER_LINE = re.compile(rf"^{SUITE_MARKER}\s*:", re.MULTILINE)
+_MARKER_LINE = re.compile(rf"^(\ufeff)?{SUITE_MARKER}\s*:", re.MULTILINE)
+MAX_TOKENS = 1 << 20  # above any model's context: a larger token count is a typo or an attack
 
 MetricName = Literal[
     "accuracy", "accuracy_loglik", "mode_agreement", "exact_match", "f1", "rouge_1", "rouge_2", "rouge_l"
@@ -34,10 +37,6 @@ CHOICE_METRIC_MODES = {
 GENERATIVE_METRICS = {"exact_match", "f1", "rouge_1", "rouge_2", "rouge_l"}
 # Options each dataset adapter understands, with their allowed values.
 ADAPTER_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {"vims": {"input": ("s3", "documents")}}
-
-
-class SuiteError(Exception):
-    """A suite file that cannot be used; the message names the file, the place and the fix."""
 
 
 class TaskType(str, Enum):
@@ -94,12 +93,12 @@ class DatasetSpec(_Strict):
                 known = ", ".join(sorted(allowed)) or "none"
                 raise ValueError(f"adapter '{self.adapter}' has no option '{key}' (options: {known})")
             if value not in allowed[key]:
-                raise ValueError(f"options.{key} must be one of {', '.join(allowed[key])}, got {value!r}")
+                raise ValueError(f"options.{key} must be one of {', '.join(allowed[key])}, got {shown(value)}")
         return self
 
 
 class FewShot(_Strict):
-    k: int = Field(default=0, ge=0)
+    k: int = Field(default=0, ge=0, le=100)
     seed: int = 0
     target: str
 
@@ -111,9 +110,17 @@ class PromptBudget(_Strict):
     `head`: passages are kept in order, the one that overflows is cut and later ones dropped.
     """
 
-    max_tokens: int = Field(ge=1)
+    max_tokens: int = Field(ge=1, le=MAX_TOKENS)
     field: str
     policy: Literal["proportional", "head"] = "proportional"
+
+
+class PromptLimits(_Strict):
+    """What rendering one prompt (all its turns) or one judge section may use: `max_chars` bounds every
+    text or list a template builds and the output; `max_seconds` is CPU time."""
+
+    max_chars: int = Field(default=DEFAULT_MAX_CHARS, ge=1_000, le=100_000_000)
+    max_seconds: float = Field(default=DEFAULT_MAX_SECONDS, gt=0, le=600, allow_inf_nan=False)
 
 
 class PromptSpec(_Strict):
@@ -121,6 +128,7 @@ class PromptSpec(_Strict):
     template: str
     fewshot: FewShot | None = None
     budget: PromptBudget | None = None
+    limits: PromptLimits = PromptLimits()
 
 
 class ScoringSpec(_Strict):
@@ -136,8 +144,8 @@ class ScoringSpec(_Strict):
 
 
 class GenerationSpec(_Strict):
-    max_new_tokens: int = Field(default=64, ge=1)
-    stop: list[str] = Field(default_factory=list)
+    max_new_tokens: int = Field(default=64, ge=1, le=MAX_TOKENS)
+    stop: list[str] = Field(default_factory=list, max_length=64)
     thinking: bool = False  # let thinking models think (their template's enable_thinking); --thinking overrides
 
 
@@ -183,7 +191,7 @@ class JudgeSection(_Strict):
 
     title: str
     text: str
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
 
 
 class JudgeSpec(_Strict):
@@ -194,8 +202,9 @@ class JudgeSpec(_Strict):
 
     rubric: str | dict[str, Any]
     sees: list[JudgeSection] = Field(min_length=1)
-    max_tokens_per_section: int = Field(default=1024, ge=1)
-    max_new_tokens: int = Field(default=512, ge=1)  # room to reason first; primed base models get at most 128
+    max_tokens_per_section: int = Field(default=1024, ge=1, le=MAX_TOKENS)
+    # Room to reason first; primed base models get at most 128.
+    max_new_tokens: int = Field(default=512, ge=1, le=MAX_TOKENS)
     pass_min: float | None = None
     min_coverage: float = Field(default=95, ge=0, le=100)
 
@@ -213,7 +222,7 @@ class JudgeSpec(_Strict):
             return rubric_from_mapping("inline", self.rubric)
         library = packaged_rubrics()
         if self.rubric not in library:
-            raise ValueError(f"unknown rubric '{self.rubric}'; packaged rubrics: {', '.join(sorted(library))}")
+            raise ValueError(f"unknown rubric {shown(self.rubric)}; packaged rubrics: {', '.join(sorted(library))}")
         return library[self.rubric]
 
     @property
@@ -306,39 +315,30 @@ class Suite:
     def name(self) -> str:
         return self.spec.name
 
-    def resolve(self, relative: str) -> Path:
-        """A path written in the suite, taken relative to the suite file."""
-        return (self.path.parent / relative).resolve()
-
 
 def is_suite_file(path: Path) -> bool:
-    """True for YAML files that declare themselves vnllmtest suites (top-level `vnllmtest:` key)."""
-    if path.suffix not in (".yaml", ".yml"):
+    """True for YAML files that declare themselves vnllmtest suites (a top-level `vnllmtest:` key within
+    the first MAX_SUITE_BYTES, where any suite has it); a BOM before it is allowed."""
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():
         return False
     try:
-        return _MARKER_LINE.search(path.read_text(encoding="utf-8", errors="replace")) is not None
+        with path.open("rb") as handle:
+            head = handle.read(MAX_SUITE_BYTES)
     except OSError:
         return False
+    return _MARKER_LINE.search(head.decode("utf-8", errors="replace")) is not None
 
 
 def load_suite(path: Path) -> Suite:
     """Parse and validate a suite file; every problem is a SuiteError naming file, line and key."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SuiteError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}{_mark(exc)}: YAML syntax error: {_yaml_problem(exc)}") from None
+    raw, data, root = read_suite_yaml(path)
     if not isinstance(data, dict):
-        raise SuiteError(f"{path}: a suite must be a mapping of keys, got {type(data).__name__}")
+        got = "nothing (the file is empty)" if data is None else f"a {type(data).__name__}"
+        raise SuiteError(f"{path}: a suite must be a mapping of keys (vnllmtest: 1, name: …), got {got}")
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:
-        raise SuiteError(_describe_validation(path, root, exc)) from None
+        raise SuiteError(describe_validation(path, root, exc, SuiteSpec)) from None
     _check_templates(path, root, spec)
     return Suite(spec=spec, path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest())
 
@@ -356,66 +356,9 @@ def _check_templates(path: Path, root: yaml.Node, spec: SuiteSpec) -> None:
             compile_template(source)
         except TemplateSyntaxError as exc:
             raise SuiteError(
-                f"{path}:{_line_of(root, loc)}: {'.'.join(loc)}: Jinja template syntax error on "
+                f"{path}:{line_of(root, loc)}: {'.'.join(loc)}: Jinja template syntax error on "
                 f"line {exc.lineno} of the template: {exc.message}"
             ) from None
+        except TemplateError as exc:
+            raise SuiteError(f"{path}:{line_of(root, loc)}: {'.'.join(loc)}: {exc.message}") from None
 
-
-def _mark(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    return f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
-    return ", ".join(p for p in parts if p) or str(exc)
-
-
-def _describe_validation(path: Path, root: yaml.Node, exc: ValidationError) -> str:
-    lines = [f"{path}: invalid suite ({exc.error_count()} problem{'s' * (exc.error_count() > 1)}):"]
-    for error in exc.errors():
-        loc = tuple(str(part) for part in error["loc"])
-        key = ".".join(loc) or "(top level)"
-        where = f"line {_line_of(root, loc)}"
-        if error["type"] == "extra_forbidden":
-            allowed = ", ".join(sorted(_allowed_keys(loc[:-1])))
-            lines.append(f"  {where}: {key}: unknown key; expected one of: {allowed}")
-        elif error["type"] == "missing":
-            lines.append(f"  {where}: {key}: required key is missing")
-        else:
-            got = error.get("input")
-            shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
-            lines.append(f"  {where}: {key}: {error['msg']}{shown}")
-    return "\n".join(lines)
-
-
-def _allowed_keys(loc: tuple[str, ...]) -> list[str]:
-    model: type[BaseModel] = SuiteSpec
-    for part in loc:
-        if part.isdigit():
-            continue
-        annotation = model.model_fields[part].annotation
-        nested = [a for a in getattr(annotation, "__args__", (annotation,)) if _is_model(a)]
-        if not nested:
-            return []
-        model = nested[0]
-    return list(model.model_fields)
-
-
-def _is_model(candidate: Any) -> bool:
-    return isinstance(candidate, type) and issubclass(candidate, BaseModel)
-
-
-def _line_of(root: yaml.Node, loc: tuple[str, ...]) -> int:
-    """1-based line of the deepest YAML node that `loc` reaches."""
-    node = root
-    for part in loc:
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
-            child = node.value[int(part)]
-        if child is None:
-            break
-        node = child
-    return node.start_mark.line + 1

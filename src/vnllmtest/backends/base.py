@@ -9,6 +9,10 @@ from dataclasses import dataclass
 
 from vnllmtest.prompts import Message, plain_prompt
 
+# The largest reply kept from any model (bytes; --max-reply-bytes): several times what 32,768 tokens of
+# JSON-escaped Vietnamese take, so only a broken or hostile model reaches it.
+DEFAULT_MAX_REPLY_BYTES = 4 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class LoadEvent:
@@ -78,6 +82,7 @@ class Backend(ABC):
     supports_loglikelihood: bool = False
     cacheable: bool = True
     plain_prompts: bool = False  # prompts are text the model continues (no chat template): answers can be primed
+    preferred_batch_size: int | None = None  # requests per call where the backend paces them itself (servers)
 
     def format_prompt(self, messages: Sequence[Message], thinking: bool = False) -> str:
         """The exact text the model sees for these chat messages (thinking on or off, where the
@@ -94,10 +99,11 @@ class Backend(ABC):
 
     @abstractmethod
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
-        """Greedy answers for one batch, in request order."""
+        """Greedy answers for one batch, in request order; an item without an answer carries its error."""
 
-    def score_choices(self, requests: Sequence[Request]) -> list[dict[str, float]]:
-        """Log-probability of each option label as the next token, for one batch."""
+    def score_choices(self, requests: Sequence[Request]) -> list[dict[str, float] | ModelError]:
+        """Log-probability of each option label as the next token, for one batch, in request order; an
+        item that could not be scored gets its ModelError in its place (the others still count)."""
         raise NotImplementedError(f"{type(self).__name__} cannot score log-likelihoods")
 
     def close(self) -> None:

@@ -1,42 +1,40 @@
-"""OpenAI-compatible servers (vLLM, TGI, llama.cpp, Ollama): chat or completion endpoints, concurrent
-requests, timeouts, retries with exponential back-off, and option scoring from next-token logprobs.
+"""OpenAI-compatible servers (vLLM, TGI, llama.cpp, Ollama): chat or completion endpoints, `--concurrency`
+requests in flight, each one bounded in time and size and retried on its own (server_http), and option
+scoring from next-token logprobs. Each request succeeds or fails by itself: a failure is that item's error.
 
-The API key comes only from an environment variable; it is sent in the Authorization header and
-never written anywhere else.
+The API key comes only from an environment variable; it is sent in the Authorization header and never
+written anywhere else: every text from the server has it (and anything like a bearer token or an `sk-`
+key) redacted before it enters a message, a reply, the cache or a report.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
-import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
+from vnllmtest.backends import openai_reply as shape
 from vnllmtest.backends.base import Backend, Generation, ModelError, Request
 from vnllmtest.backends.registry import ModelSpec
+from vnllmtest.backends.server_http import ACCEPTED_ENCODINGS, ServerSettings, Unreachable, request_json
 from vnllmtest.prompts import Message, plain_prompt
+from vnllmtest.redaction import Redactor
 from vnllmtest.thinking import cut_at_stop, opens_thinking
 
-RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
+__all__ = ["OpenAIBackend", "ServerSettings"]
+
 TOP_LOGPROBS = 20  # the most vLLM and llama.cpp return per position by default
+ROUNDS_PER_BATCH = 4  # a batch holds this many rounds of --concurrency requests (finished ones are cached per batch)
+REPLY_SECRET_MIN = 8  # a key shorter than this is a placeholder (EMPTY, test): not searched for in model replies
 
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """How to talk to servers: where the API key is, how many requests at once, timeouts, retries."""
-
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 8
-    timeout: float = 120.0
-    retries: int = 4  # attempts after the first
-    backoff: float = 0.5  # seconds before the first retry; doubles each time, at most 30
+T = TypeVar("T")
+Work = Callable[[httpx.AsyncClient, Request], Awaitable[T]]
 
 
 class OpenAIBackend(Backend):
@@ -51,14 +49,14 @@ class OpenAIBackend(Backend):
         self.served_name = spec.served_name
         self.fingerprint = f"openai:{self.url}|model={self.served_name or '(first listed)'}|endpoint={spec.endpoint}"
         self.device_name = f"server {self.url}"
-        self._client = httpx.Client(timeout=settings.timeout, headers=self._headers())
+        self.preferred_batch_size = ROUNDS_PER_BATCH * settings.concurrency
+        self.where = f"{self.url}/chat/completions" if spec.endpoint == "chat" else f"{self.url}/completions"
+        key = os.environ.get(settings.api_key_env) or ""
+        self._headers = {"Accept-Encoding": ACCEPTED_ENCODINGS, **({"Authorization": f"Bearer {key}"} if key else {})}
+        self._redact = Redactor([key])  # server texts quoted in messages
+        self._redact_reply = Redactor([key], min_length=REPLY_SECRET_MIN)  # the model's replies
         self._logprobs: bool | None = None
         self._down: str | None = None  # set once the server stayed unreachable through every retry
-        self._lock = threading.Lock()
-
-    def _headers(self) -> dict[str, str]:
-        key = os.environ.get(self.settings.api_key_env)
-        return {"Authorization": f"Bearer {key}"} if key else {}
 
     # --- prompts -------------------------------------------------------------------------------
     def format_prompt(self, messages: Sequence[Message], thinking: bool = False) -> str:
@@ -75,58 +73,80 @@ class OpenAIBackend(Backend):
     # --- capabilities --------------------------------------------------------------------------
     @property
     def supports_loglikelihood(self) -> bool:
-        """Whether the server returns next-token logprobs (vLLM and llama.cpp do; Ollama does not)."""
+        """Whether the server returns next-token logprobs (vLLM and llama.cpp do; Ollama does not). A probe
+        that fails says nothing: the scoring requests then run, and each failure is its item's error."""
         if self._logprobs is None:
             probe = Request("probe", "probe", self.format_prompt([{"role": "user", "content": "A"}]), ("A",), 1)
-            try:
-                reply = self._post(self._body(probe, 1, logprobs=True))
-                self._logprobs = bool(reply["choices"][0].get("logprobs"))
-            except ModelError:
-                self._logprobs = False
+            [answer] = self._run(self._probe, [probe])
+            if isinstance(answer, ModelError):
+                return True
+            self._logprobs = answer
         return self._logprobs
 
     # --- requests ------------------------------------------------------------------------------
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
-        return self._concurrently(self._generate_one, requests)
+        answers = self._run(self._generate_one, requests)
+        return [a if isinstance(a, Generation) else Generation("", "error", 0, error=str(a)) for a in answers]
 
-    def score_choices(self, requests: Sequence[Request]) -> list[dict[str, float]]:
-        return self._concurrently(self._score_one, requests)
+    def score_choices(self, requests: Sequence[Request]) -> list[dict[str, float] | ModelError]:
+        return self._run(self._score_one, requests)
 
-    def _concurrently(self, work, requests: Sequence[Request]) -> list:
-        with ThreadPoolExecutor(max_workers=max(1, min(self.settings.concurrency, len(requests)))) as pool:
-            return list(pool.map(work, requests))
+    def _run(self, work: Work[T], requests: Sequence[Request]) -> list[T | ModelError]:
+        return _run_coroutine(self._all(work, requests))
 
-    def _generate_one(self, request: Request) -> Generation:
-        reply = self._post(self._body(request, request.max_new_tokens))
-        choice = reply["choices"][0]
-        finish = "length" if choice.get("finish_reason") == "length" else "stop"
+    async def _all(self, work: Work[T], requests: Sequence[Request]) -> list[T | ModelError]:
+        """Every request's answer, or its ModelError, with at most --concurrency in flight."""
+        limits = httpx.Limits(max_connections=self.settings.concurrency)
+        async with httpx.AsyncClient(headers=self._headers, timeout=self.settings.timeout, limits=limits) as client:
+            try:
+                await self._resolve_served_name(client)
+            except ModelError as exc:
+                return [exc] * len(requests)
+            gate = asyncio.Semaphore(self.settings.concurrency)
+
+            async def one(request: Request) -> T | ModelError:
+                async with gate:
+                    try:
+                        return await work(client, request)
+                    except ModelError as exc:
+                        return exc
+                    except shape.MalformedReply as exc:
+                        return ModelError(f"openai endpoint {self.where}: malformed reply: {self._redact(str(exc))}")
+
+            return list(await asyncio.gather(*(one(request) for request in requests)))
+
+    async def _probe(self, client: httpx.AsyncClient, request: Request) -> bool:
+        return bool(shape.first_choice(await self._post(client, self._body(request, 1, logprobs=True))).get("logprobs"))
+
+    async def _generate_one(self, client: httpx.AsyncClient, request: Request) -> Generation:
+        reply = await self._post(client, self._body(request, request.max_new_tokens))
+        choice = shape.first_choice(reply)
+        finish = shape.finish_reason(choice)
         if self.endpoint == "chat":
-            message = choice.get("message") or {}
-            text, _ = cut_at_stop(message.get("content") or "", request.stop)
-            reasoning = message.get("reasoning_content") or message.get("reasoning")
+            content, reasoning = shape.chat_text(choice)
+            text, _ = cut_at_stop(self._redact_reply(content), request.stop)
             if reasoning:  # a reply cut while the server's reasoning was still open leaves the block open
+                reasoning = self._redact_reply(reasoning)
                 still_thinking = finish == "length" and not text
                 text = f"<think>{reasoning}" if still_thinking else f"<think>{reasoning}</think>{text}"
         else:
-            text, _ = cut_at_stop(choice.get("text") or "", request.stop, opens_thinking(request.prompt))
-        tokens = (reply.get("usage") or {}).get("completion_tokens", 0)
-        return Generation(text, finish, tokens)
+            text = self._redact_reply(shape.completion_text(choice))
+            text, _ = cut_at_stop(text, request.stop, opens_thinking(request.prompt))
+        return Generation(text, finish, shape.completion_tokens(reply))
 
-    def _score_one(self, request: Request) -> dict[str, float]:
+    async def _score_one(self, client: httpx.AsyncClient, request: Request) -> dict[str, float]:
         """Log-probability of each option label as the next token, from the server's top logprobs
         (labels outside the top TOP_LOGPROBS get -inf)."""
-        top = self._top_logprobs(self._post(self._body(request, 1, logprobs=True)))
+        reply = await self._post(client, self._body(request, 1, logprobs=True))
+        top = shape.top_logprobs(shape.first_choice(reply))
         scores = {}
         for label in request.labels:
             spellings = request.label_spellings(label)
-            found = [value for token, value in top.items() if token in spellings]
-            scores[label] = math.log(sum(math.exp(v) for v in found)) if found else float("-inf")
+            scores[label] = _log_sum([value for token, value in top.items() if token in spellings])
         return scores
 
-    def _body(self, request: Request, max_tokens: int, *, logprobs: bool = False) -> tuple[str, dict[str, Any]]:
-        body: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0, "seed": 0}
-        if self.served_name:
-            body["model"] = self.served_name
+    def _body(self, request: Request, max_tokens: int, *, logprobs: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0, "seed": 0, "model": self.served_name}
         if request.stop and not request.thinking:  # a server would stop inside the thinking: cut here instead
             body["stop"] = list(request.stop)
         if self.endpoint == "chat":
@@ -135,68 +155,50 @@ class OpenAIBackend(Backend):
             body["chat_template_kwargs"] = {"enable_thinking": content["thinking"]}
             if logprobs:
                 body.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
-            return "/chat/completions", body
+            return body
         body["prompt"] = request.prompt
         if logprobs:
             body["logprobs"] = TOP_LOGPROBS
-        return "/completions", body
+        return body
 
-    def _top_logprobs(self, reply: dict[str, Any]) -> dict[str, float]:
-        """The first generated position's top tokens and their logprobs, in either API shape."""
-        logprobs = reply["choices"][0].get("logprobs") or {}
-        if isinstance(logprobs.get("content"), list) and logprobs["content"]:  # chat shape
-            return {entry["token"]: entry["logprob"] for entry in logprobs["content"][0].get("top_logprobs", [])}
-        top = logprobs.get("top_logprobs")  # completions shape
-        return dict(top[0]) if isinstance(top, list) and top else {}
-
-    def _post(self, request: tuple[str, dict[str, Any]]) -> dict[str, Any]:
-        """POST with retries on 429/5xx/connection errors and exponential back-off (or Retry-After)."""
+    async def _post(self, client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
         if self._down:
             raise ModelError(self._down)
-        path, body = request
-        if "model" not in body and self.served_name is None:
-            body["model"] = self._first_listed_model()
-        where = f"{self.url}{path}"
-        problem, wait = "", 0.0
-        for attempt in range(self.settings.retries + 1):
-            if attempt:
-                time.sleep(wait or min(self.settings.backoff * 2 ** (attempt - 1), 30.0))
-            try:
-                response = self._client.post(where, json=body)
-            except httpx.HTTPError as exc:
-                problem, wait = f"{type(exc).__name__}: {exc}", 0.0
-                continue
-            if response.status_code in RETRY_STATUSES:
-                problem = f"HTTP {response.status_code}: {response.text[:200]}"
-                retry_after = response.headers.get("retry-after", "")
-                wait = min(float(retry_after), 30.0) if retry_after.isdigit() else 0.0
-                continue
-            if response.status_code >= 400:
-                raise ModelError(
-                    f"openai endpoint {where} refused the request: HTTP {response.status_code}: {response.text[:300]}"
-                )
-            try:
-                return response.json()
-            except ValueError:
-                problem, wait = f"invalid JSON in the reply: {response.text[:200]}", 0.0
-        message = f"openai endpoint {where} failed after {self.settings.retries + 1} attempts; last error: {problem}"
-        if problem.startswith(("ConnectError", "ConnectTimeout", "RemoteProtocolError", "ReadError")):
-            with self._lock:
-                self._down = message  # the server is gone: fail the remaining requests at once
-        raise ModelError(message)
+        try:
+            return await request_json(client, "POST", self.where, body, self.settings, self._redact)
+        except Unreachable as exc:
+            self._down = str(exc)  # the server is gone: fail the remaining requests at once
+            raise
 
-    def _first_listed_model(self) -> str:
-        if self.served_name is None:
-            try:
-                listed = self._client.get(f"{self.url}/models").json()["data"]
-                self.served_name = listed[0]["id"]
-            except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
-                raise ModelError(
-                    f"openai endpoint {self.url}/models did not list a model ({type(exc).__name__}: {exc}); "
-                    "name it with +model=NAME"
-                ) from None
-        return self.served_name
+    async def _resolve_served_name(self, client: httpx.AsyncClient) -> None:
+        """Without +model=NAME, the first model the server lists."""
+        if self.served_name is not None:
+            return
+        where = f"{self.url}/models"
+        try:
+            self.served_name = shape.listed_model(
+                await request_json(client, "GET", where, None, self.settings, self._redact)
+            )
+        except shape.MalformedReply as exc:
+            problem = f"listed no usable model ({self._redact(str(exc))}); name it with +model=NAME"
+            raise ModelError(f"openai endpoint {where} {problem}") from None
+        except ModelError as exc:
+            raise ModelError(f"{exc}; name the model with +model=NAME") from None
 
-    def close(self) -> None:
-        self._client.close()
 
+def _log_sum(values: list[float]) -> float:
+    """log(sum(exp(v))), exact for very negative values; -inf for none."""
+    top = max(values, default=float("-inf"))
+    if top == float("-inf"):
+        return top
+    return top + math.log(sum(math.exp(value - top) for value in values))
+
+
+def _run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, also from code that already runs an event loop (a notebook): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

@@ -141,6 +141,11 @@ def _parse_base(text: str, base: str, aliases: dict[str, Alias]) -> ModelSpec:
         url = base[len(OPENAI_PREFIX):].rstrip("/")
         if not re.match(r"^https?://[^/]+", url):
             raise ModelError(f"model '{text}': expected openai:http(s)://HOST[:PORT]/v1")
+        if "@" in re.sub(r"^https?://", "", url).split("/")[0]:  # the message must not repeat the secret
+            raise ModelError(
+                "an openai: URL holds credentials (USER:PASSWORD@HOST): they would be written into the model's "
+                "label, the cache key and the report; put the key in the environment variable --api-key-env names"
+            )
         return ModelSpec(text, _sanitize(re.sub(r"^https?://", "", url)), "openai", url)
     if base in aliases:
         alias = aliases[base]
@@ -181,14 +186,8 @@ def _sanitize(name: str) -> str:
 
 def _replay_label(path: Path) -> str:
     """The `model` named in the file's records when they agree on one, else the file name."""
-    names = set()
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    record = json.loads(line)
-                    names.add(record.get("model") if isinstance(record, dict) else None)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"replay file {path}: cannot be read ({exc})") from None
+    from vnllmtest.backends.replay import read_predictions  # checks the file: a bad one is a usage error
+
+    names = {prediction.model for prediction in read_predictions(path).values()}
     name = names.pop() if len(names) == 1 else None
     return _sanitize(str(name)) if name else _sanitize(path.stem)

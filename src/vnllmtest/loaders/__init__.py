@@ -18,7 +18,10 @@ from vnllmtest.loaders.base import (
     RawRecord,
     RecordError,
     nfc,
+    shown,
+    usable_id,
 )
+from vnllmtest.loaders.paths import DataRoot, refuse_url
 from vnllmtest.loaders.sources import HF_PREFIX, read_file, read_hf
 from vnllmtest.suite import Suite
 
@@ -37,11 +40,15 @@ class DataOptions:
     mode: Literal["full", "sample"] = "full"
     data_dir: Path | None = None
     limit: int | None = None
+    allow_outside: bool = False  # --allow-outside-data: read paths outside the suite's folder or --data-dir
 
     @classmethod
-    def from_environment(cls, mode: str, data_dir: str | None, limit: int | None) -> DataOptions:
+    def from_environment(
+        cls, mode: str, data_dir: str | None, limit: int | None, allow_outside: bool = False
+    ) -> DataOptions:
         chosen = data_dir or os.environ.get(DATA_DIR_ENV) or None
-        return cls(mode=mode, data_dir=Path(chosen).resolve() if chosen else None, limit=limit)
+        data_root = Path(chosen).resolve() if chosen else None
+        return cls(mode=mode, data_dir=data_root, limit=limit, allow_outside=allow_outside)
 
 
 @dataclass(frozen=True)
@@ -58,9 +65,11 @@ def load_data(suite: Suite, options: DataOptions) -> LoadedData:
     """The items a suite evaluates under `options`; DataError when the data cannot be found."""
     adapter = ADAPTERS[suite.spec.dataset.adapter]
     origin, records = _locate(suite, options, adapter)
+    repeats: list[str] = []
     stream = _dedupe(
         _adapt(records, adapter.to_item, suite.spec.dataset.options),
         content_ids=suite.spec.dataset.adapter in CONTENT_IDS,
+        notes=repeats,
     )
     plan = suite.spec.dataset.sampling if options.mode == "full" else None
     if plan is not None and sampling.streamable(plan) and suite.spec.prompt.fewshot is None:
@@ -77,7 +86,7 @@ def load_data(suite: Suite, options: DataOptions) -> LoadedData:
     if not selected:
         raise DataError(f"{suite.path}: dataset {origin} has no records to evaluate ({total} read)")
     return LoadedData(
-        entries=selected, pool=pool, origin=origin, total=total, planned=planned, notes=tuple(notes)
+        entries=selected, pool=pool, origin=origin, total=total, planned=planned, notes=(*repeats, *notes)
     )
 
 
@@ -87,22 +96,28 @@ def _check_clusters(suite: Suite, items: list[Item]) -> None:
     if missing is not None:
         raise DataError(
             f"{suite.path}: cluster_by '{key}': record {missing.id} ({missing.origin}) has no tag or field "
-            f"'{key}'; name a tag ({', '.join(sorted(missing.tags)) or 'none'}) or a field "
-            f"({', '.join(sorted(missing.fields))})"
+            f"'{key}'; name a tag ({shown(', '.join(sorted(missing.tags)) or 'none')}) or a field "
+            f"({shown(', '.join(sorted(missing.fields)))})"
         )
 
 
 def _locate(suite: Suite, options: DataOptions, adapter: ModuleType) -> tuple[str, Iterator[RawRecord]]:
     dataset = suite.spec.dataset
-    read_local: Callable[[Path], Iterator[RawRecord]] = getattr(adapter, "read_records", read_file)
+    for key in ("source", "local", "sample"):
+        value = getattr(dataset, key)
+        if value:
+            _named(suite, f"dataset.{key}", refuse_url, value, key == "source")
+    read: Callable[[Path, DataRoot], Iterator[RawRecord]] = getattr(adapter, "read_records", read_file)
+    folder = DataRoot(None if options.allow_outside else suite.path.parent.resolve(), "the suite's folder")
     if options.mode == "sample":
         if not dataset.sample:
             raise DataError(f"{suite.path}: suite '{suite.name}' declares no bundled sample (dataset.sample)")
-        path = suite.resolve(dataset.sample)
-        return f"bundled sample {path}", _checked(read_local, path, suite, "dataset.sample")
+        origin, records = _local(suite, read, folder, "dataset.sample", dataset.sample, "dataset.sample")
+        return f"bundled sample {origin}", records
     if options.data_dir is not None and dataset.local:
-        path = options.data_dir / dataset.local
-        return str(path), _checked(read_local, path, suite, f"--data-dir {options.data_dir} + dataset.local")
+        data_dir = DataRoot(None if options.allow_outside else options.data_dir.resolve(), "--data-dir")
+        how = f"--data-dir {options.data_dir} + dataset.local"
+        return _local(suite, read, data_dir, "dataset.local", dataset.local, how, base=options.data_dir)
     source = dataset.source or dataset.local
     if source is None:
         raise DataError(
@@ -111,16 +126,43 @@ def _locate(suite: Suite, options: DataOptions, adapter: ModuleType) -> tuple[st
         )
     if source.startswith(HF_PREFIX):
         return source, _hf_records(suite, source)
-    path = suite.resolve(source)
-    return str(path), _checked(read_local, path, suite, "dataset.source")
+    key = "dataset.source" if dataset.source else "dataset.local"
+    return _local(suite, read, folder, key, source, key)
 
 
-def _checked(read: Callable[[Path], Iterator[RawRecord]], path: Path, suite: Suite, how: str) -> Iterator[RawRecord]:
+def _local(
+    suite: Suite,
+    read: Callable[[Path, DataRoot], Iterator[RawRecord]],
+    root: DataRoot,
+    key: str,
+    written: str,
+    how: str,
+    base: Path | None = None,
+) -> tuple[str, Iterator[RawRecord]]:
+    """The records at `written` (relative to `base`, else to the suite's folder), confined to `root`;
+    every DataError names the suite file and `key`."""
+    path = _named(suite, key, root.check, (base or suite.path.parent) / written, written)
     if not path.exists():
         raise DataError(
             f"{suite.path}: data for suite '{suite.name}' not found at {path} (from {how}). {_how_to_provide(suite)}"
         )
-    return read(path)
+    return str(path), _read_named(suite, key, read, path, root)
+
+
+def _named(suite: Suite, key: str, check: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return check(*args)
+    except DataError as exc:
+        raise DataError(f"{suite.path}: {key}: {exc}") from None
+
+
+def _read_named(
+    suite: Suite, key: str, read: Callable[[Path, DataRoot], Iterator[RawRecord]], path: Path, root: DataRoot
+) -> Iterator[RawRecord]:
+    try:
+        yield from read(path, root)
+    except DataError as exc:
+        raise DataError(f"{suite.path}: {key}: {exc}") from None
 
 
 def _hf_records(suite: Suite, source: str) -> Iterator[RawRecord]:
@@ -160,20 +202,26 @@ def _adapt(
 
 def _fallback_id(record: RawRecord, position: int) -> str:
     """The record's own id when it has a usable one, else its position in the source."""
-    given = record.data.get("id") if record.data is not None else None
-    if isinstance(given, str | int) and str(given).strip():
-        return str(given).strip()
-    return f"record-{position}"
+    return usable_id(record.data) or f"record-{position}"
 
 
-def _dedupe(entries: Iterator[Item | BadRecord], *, content_ids: bool) -> Iterator[Item | BadRecord]:
-    """Each id once: a repeated content-derived id is the same record again (dropped), any other
-    repeat is an error naming both places."""
-    origins: dict[str, str] = {}
+def _dedupe(entries: Iterator[Item | BadRecord], *, content_ids: bool, notes: list[str]) -> Iterator[Item | BadRecord]:
+    """Each id once. A repeated content-derived id is the same record again and is dropped; one whose
+    reference differs is dropped too, and counted in `notes`. Any other repeat is an error naming both places."""
+    first: dict[str, str | int] = {}  # id -> origin, or for content ids a digest of the references
+    differing, example = 0, ""
     for entry in entries:
-        seen = origins.get(entry.id)
+        mark = hash(getattr(entry, "references", ())) if content_ids else entry.origin
+        seen = first.get(entry.id)
         if seen is None:
-            origins[entry.id] = "" if content_ids else entry.origin
+            first[entry.id] = mark
             yield entry
         elif not content_ids:
             raise DataError(f"duplicate id '{entry.id}': {seen} and {entry.origin}")
+        elif seen != mark:
+            differing, example = differing + 1, example or entry.origin
+    if differing:
+        notes.append(
+            f"{differing} record(s) repeat an earlier record's content with another reference (first: {example}); "
+            "each was dropped and the earlier one kept"
+        )

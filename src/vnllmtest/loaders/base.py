@@ -10,6 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+SHOWN_LIMIT = 160  # characters of a data-given value (a path, an id) shown in a message
+
+
+def shown(text: object, limit: int = SHOWN_LIMIT) -> str:
+    """`text` for a message: at most about `limit` characters, the middle cut out and the cut counted."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}[... {len(text) - limit} characters ...]{text[-limit // 2 :]}"
+
+
 class DataError(Exception):
     """A dataset that cannot be used at all; the message says where it looked and how to fix it."""
 
@@ -87,9 +98,31 @@ def require_text(data: Mapping[str, Any], name: str, *, allow_empty: bool = Fals
     return nfc(value)
 
 
+ID_LIMIT = 200  # characters: an id names a test case, a line of flipped.txt and a key of items.jsonl
+_UNFIT = {"Cc", "Cs", "Zl", "Zp"}  # control characters, lone surrogates, line and paragraph separators
+
+
 def record_id(data: Mapping[str, Any]) -> str:
-    """The record's `id` field as text."""
+    """The record's `id` field as text: a string or whole number, one printable line of at most ID_LIMIT
+    characters (`pytest @file` reads one node id per line, so an id must not break a line)."""
     value = data.get("id")
     if value is None or (isinstance(value, str) and not value.strip()):
         raise RecordError("id", "missing")
-    return nfc(str(value)).strip()
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise RecordError("id", f"expected text or a whole number, got {type(value).__name__}")
+    text = nfc(value).strip() if isinstance(value, str) else str(value)
+    if len(text) > ID_LIMIT:
+        raise RecordError("id", f"{len(text)} characters; an id has at most {ID_LIMIT}")
+    unfit = next((char for char in text if unicodedata.category(char) in _UNFIT), None)
+    if unfit is not None:
+        problem = f"holds the unprintable character U+{ord(unfit):04X}"
+        raise RecordError("id", f"{problem}; an id names a test case and must be one printable line")
+    return text
+
+
+def usable_id(data: Mapping[str, Any] | None) -> str | None:
+    """The record's id when `record_id` accepts it, else None."""
+    try:
+        return record_id(data) if data is not None else None
+    except RecordError:
+        return None

@@ -12,6 +12,7 @@ from vnllmtest.loaders.base import (
     nfc,
     record_id,
     require_text,
+    shown,
 )
 
 
@@ -35,7 +36,7 @@ def to_item(record: RawRecord, options: Mapping[str, Any]) -> Item:
     references = _answer_texts(data.get("answers", []))
     impossible = data.get("is_impossible", not references)
     if not isinstance(impossible, bool):
-        raise RecordError("is_impossible", f"expected true or false, got {impossible!r}")
+        raise RecordError("is_impossible", f"expected true or false, got {shown(repr(impossible), 80)}")
     if impossible:
         references = []
     elif not references:

@@ -20,30 +20,41 @@ from vnllmtest.loaders.base import (
     nfc,
     record_id,
 )
+from vnllmtest.loaders.paths import DataRoot, regular_file
 from vnllmtest.loaders.sources import read_file
 
 
-def read_records(path: Path) -> Iterator[RawRecord]:
+def read_records(path: Path, root: DataRoot) -> Iterator[RawRecord]:
     if not path.is_dir():
-        yield from read_file(path)
+        yield from read_file(path, root)
         return
     original = path / "original"
     if not original.is_dir():
         raise DataError(f"{path}: not a ViMs folder (expected {original})")
     for cluster in sorted(p for p in original.iterdir() if p.is_dir()):
-        yield _read_cluster(path, cluster.name)
+        yield _read_cluster(path, cluster.name, root)
 
 
-def _read_cluster(root: Path, name: str) -> RawRecord:
+def _read_cluster(root: Path, name: str, confined: DataRoot) -> RawRecord:
     origin = str(root / "original" / name)
+
+    def text(path: Path) -> str:
+        resolved = confined.check(path)
+        if not regular_file(resolved):
+            raise ValueError(f"{path}: not a file")
+        try:
+            return resolved.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
+
     try:
         documents = [
-            _parse_document(doc.read_text(encoding="utf-8"), doc)
+            _parse_document(text(doc), doc)
             for doc in sorted((root / "original" / name / "original").glob("*.txt"), key=_numeric_stem)
         ]
-        summaries = [p.read_text(encoding="utf-8") for p in sorted((root / "summary" / name).glob("*.gold.txt"))]
-        selections = [p.read_text(encoding="utf-8") for p in sorted((root / "S3_summary" / name).glob("*.s3.txt"))]
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        summaries = [text(p) for p in sorted((root / "summary" / name).glob("*.gold.txt"))]
+        selections = [text(p) for p in sorted((root / "S3_summary" / name).glob("*.s3.txt"))]
+    except (OSError, ValueError) as exc:
         return RawRecord(origin, None, str(exc))
     data = {"id": name, "documents": documents, "summaries": summaries, "selected_sentences": _selected(selections)}
     return RawRecord(origin, data)

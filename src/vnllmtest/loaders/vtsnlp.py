@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from vnllmtest.loaders.base import Item, RawRecord, require_text
+from vnllmtest.loaders.base import Item, RawRecord, record_id, require_text
 
 
 def to_item(record: RawRecord, options: Mapping[str, Any]) -> Item:
@@ -15,7 +15,8 @@ def to_item(record: RawRecord, options: Mapping[str, Any]) -> Item:
     instruct = require_text(data, "instruct")
     given_input = require_text(data, "input", allow_empty=True) if data.get("input") is not None else ""
     output = require_text(data, "output")
-    item_id = str(data["id"]) if data.get("id") else _content_id(category, instruct, given_input)
+    given_id = data.get("id") not in (None, "")
+    item_id = record_id(data) if given_id else _content_id(category, instruct, given_input)
     return Item(
         id=item_id,
         fields={"id": item_id, "category": category, "instruct": instruct, "input": given_input},

@@ -1,0 +1,148 @@
+"""Finished runs read back from their report folders (for `--baseline` and `vnllmtest compare`), checked
+record by record, so that a malformed file is a clear error before any model loads, never a crash after."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("passed", "missed", "error")
+SHOWN_CHARS = 80  # the most of a stored value an error message repeats
+
+
+class BaselineError(Exception):
+    """A baseline that cannot be read or paired; the message names the file, line and what to do."""
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A finished run read back from its report folder."""
+
+    path: Path
+    run_id: str
+    items: list[dict[str, Any]]
+    summary: dict[str, Any] | None
+
+    def definition_version(self, metric: str) -> int | None:
+        """The version of `metric`'s definition the run used, from its summary.json; a run from before
+        versions were stored (or without summary.json) used version 1; None: not recorded."""
+        if self.summary is None or "metric_definitions" not in self.summary:
+            return 1
+        version = (self.summary.get("metric_definitions") or {}).get(metric)
+        return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+    @property
+    def definitions_note(self) -> str | None:
+        """Why the run's definition versions are assumed rather than read, if they are."""
+        if self.summary is None:
+            return f"{self.run_id}: no summary.json beside its items; definitions unknown, every metric taken as v1"
+        if "metric_definitions" not in self.summary:
+            return f"{self.run_id}: made before metric definitions were versioned; every metric taken as v1"
+        return None
+
+
+def load_run(path: Path) -> StoredRun:
+    """A run from its report folder, its summary.json or its items.jsonl (items.jsonl is required:
+    comparisons are paired item by item)."""
+    path = Path(path)
+    if path.is_dir():
+        folder, items_file = path, path / "items.jsonl"
+    elif path.name == "summary.json":
+        folder, items_file = path.parent, path.parent / "items.jsonl"
+    else:
+        folder, items_file = path.parent, path
+    if not path.exists():
+        raise BaselineError(f"{path}: no such run folder or file")
+    if not items_file.is_file():
+        raise BaselineError(f"{items_file}: not found; a baseline needs the run's items.jsonl beside summary.json")
+    summary_file = folder / "summary.json"
+    summary = _read_summary(summary_file) if summary_file.is_file() else None
+    run_id = (summary or {}).get("run", {}).get("id") or folder.name
+    return StoredRun(path=path, run_id=str(run_id), items=_read_items(items_file), summary=summary)
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    try:
+        summary = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BaselineError(f"{path}: not a readable JSON file ({_shown(exc)})") from None
+    if not isinstance(summary, dict):
+        raise BaselineError(f"{path}: expected a JSON object, got {_kind(summary)}")
+    for key in ("run", "metric_definitions"):
+        if key in summary and not isinstance(summary[key], dict):
+            raise BaselineError(f"{path}: field '{key}': expected an object, got {_kind(summary[key])}")
+    return summary
+
+
+def _read_items(path: Path) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    first_line: dict[tuple[str, str, str], int] = {}
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                record = _checked_record(line, f"{path}:{number}")
+                key = (record["suite"], record["model"], record["id"])
+                if key in first_line:
+                    raise BaselineError(
+                        f"{path}:{number}: item '{_shown(key[2])}' of suite '{_shown(key[0])}' for model "
+                        f"'{_shown(key[1])}' is already on line {first_line[key]}"
+                    )
+                first_line[key] = number
+                items.append(record)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BaselineError(f"{path}: cannot be read ({_shown(exc)})") from None
+    return items
+
+
+def _checked_record(line: str, where: str) -> dict[str, Any]:
+    """One items.jsonl line as a record with the fields a comparison reads, each of the right type."""
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        raise BaselineError(f"{where}: not a JSON record ({_shown(getattr(exc, 'msg', exc))})") from None
+    if not isinstance(record, dict):
+        raise BaselineError(f"{where}: expected a JSON object, got {_kind(record)}")
+    missing = [key for key in ("suite", "model", "id", "status", "metrics") if key not in record]
+    if missing:
+        raise BaselineError(f"{where}: record lacks {', '.join(missing)}")
+    for key in ("suite", "model", "id"):
+        if not isinstance(record[key], str) or not record[key]:
+            raise BaselineError(f"{where}: field '{key}': expected a non-empty string, got {_kind(record[key])}")
+    if record["status"] not in STATUSES:
+        raise BaselineError(
+            f"{where}: field 'status': expected one of {', '.join(STATUSES)}, got {_shown(repr(record['status']))}"
+        )
+    metrics = record["metrics"]
+    if not isinstance(metrics, dict):
+        raise BaselineError(f"{where}: field 'metrics': expected an object, got {_kind(metrics)}")
+    for name, value in metrics.items():
+        if not _is_finite(value):
+            raise BaselineError(f"{where}: metric '{_shown(name)}' is {_shown(repr(value))}, not a finite number")
+    tags = record.get("tags", {})
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise BaselineError(f"{where}: field 'tags': expected an object of strings, got {_shown(repr(tags))}")
+    if record.get("cluster") is not None and not isinstance(record["cluster"], str):
+        raise BaselineError(f"{where}: field 'cluster': expected a string or null, got {_kind(record['cluster'])}")
+    return record
+
+
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's type in JSON's words, with the value itself when it is short."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    kind = names.get(type(value), "a number")
+    return f"{kind} ({_shown(repr(value))})" if isinstance(value, int | float | str) else kind
+
+
+def _shown(value: Any) -> str:
+    """A value cut to SHOWN_CHARS for a message: stored files can hold anything."""
+    text = str(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text)} characters)"
