@@ -182,11 +182,13 @@ def test_server_killed_midway_fails_clearly_and_a_rerun_resumes_from_the_cache(l
 
 
 class Script:
-    """Replies a scripted server gives, in order (the last one repeats), and what it received."""
+    """Replies a scripted server gives, in order (the last one repeats), and what it received; with
+    `refuse_logprobs`, requests asking for logprobs get that HTTP status instead."""
 
     def __init__(self, replies: list[tuple[int, dict, dict]]):
         self.replies = replies
         self.received: list[tuple[str, dict, dict]] = []
+        self.refuse_logprobs: int | None = None
 
 
 @pytest.fixture
@@ -198,6 +200,8 @@ def scripted() -> Iterator[tuple[str, Script]]:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             script.received.append((self.path, dict(self.headers), body))
             status, headers, reply = script.replies[min(len(script.received), len(script.replies)) - 1]
+            if script.refuse_logprobs and "logprobs" in body:
+                status, headers, reply = script.refuse_logprobs, {}, {"error": "logprobs are not supported"}
             payload = json.dumps(reply).encode()
             self.send_response(status)
             for name, value in headers.items():
@@ -261,11 +265,14 @@ def test_a_refused_request_is_not_retried(scripted):
     assert len(script.received) == 1
 
 
-def test_without_logprobs_only_the_generate_accuracy_is_scored(scripted, pytester):
-    """An Ollama-like server: no logprobs, so vmlu's `accuracy` (generate+extract) is scored and
-    `accuracy_loglik` is counted as unscored, never filled from the generation."""
+@pytest.mark.parametrize("refusal", [None, 400, 422], ids=["ignored", "refused-400", "refused-422"])
+def test_without_logprobs_only_the_generate_accuracy_is_scored(scripted, pytester, refusal):
+    """A server that ignores logprobs (Ollama-like) or refuses requests asking for them (HTTP 400/422): vmlu's
+    `accuracy` (generate+extract) is scored and `accuracy_loglik` is counted as unscored, never filled from
+    the generation (a refusing server used to error every log-likelihood item)."""
     url, script = scripted
     script.replies = [(200, {}, completion("A"))]
+    script.refuse_logprobs = refusal
     project = project_with_suites(pytester)
     result = project.runpytest_subprocess(
         "suites/vmlu.yaml", "--data", "sample", "--limit", "2", f"--model=openai:{url}+model=m+endpoint=completions"

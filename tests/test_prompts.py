@@ -138,3 +138,31 @@ def test_a_limit_error_names_the_template_that_hit_it():
         PromptBuilder(spec, POOL).messages(POOL[0])
     assert limit_error(spec, POOL, POOL[0], {}) is not None
     assert limit_error(PromptSpec(template="{{ nowhere }}"), POOL, POOL[0], {}) is None  # left to the item
+
+
+def test_collection_blames_the_template_only_when_a_short_copy_of_the_record_also_goes_past_the_limit():
+    """The first record decides at collection whether a limit error is the suite's: a record that is
+    itself too long (its texts cut to 300 characters render) is left to its item, while a template that
+    builds too much from any record, or a few-shot example every prompt holds, is the suite's error."""
+    long_first = [item("q0", "Câu hỏi " * 150_000, "Đáp"), *POOL[1:]]  # 1,200,000 characters
+    assert limit_error(PromptSpec(template="{{ question }}"), long_first, long_first[0], {}) is None
+    bomb = PromptSpec(template="{{ question * 100000 }}")
+    assert "a repeated text or list would have 1,300,000 characters" in str(limit_error(bomb, POOL, POOL[0], {}))
+    shots = PromptSpec(template="{{ question }}", fewshot=FewShot(k=5, target="{{ answer }}"))
+    assert "the prompt grew past 1,000,000" in str(limit_error(shots, long_first, long_first[1], {}))
+
+
+def test_a_budgeted_field_may_pass_through_beyond_max_chars_but_not_twice():
+    """The budgeted field's own characters are allowed on top of max_chars (the budget cuts them to size);
+    what the template makes of them is not."""
+    fields = {"question": "Câu hỏi " * 150_000}  # 1,200,000 characters
+    budget = {"max_tokens": 100_000, "field": "question"}
+    once = PromptSpec.model_validate({"template": "Hỏi: {{ question }}", "budget": budget})
+    target = Item(id="q0", fields=fields, references=("x",))
+    assert len(PromptBuilder(once, []).messages(target, fields)[0]["content"]) == 1_200_004
+    twice = once.model_copy(update={"template": "{{ question }}{{ question }}"})
+    with pytest.raises(PromptLimitError, match=r"grew past 2,200,000 characters \(1,000,000 and the 1,200,000 of"):
+        PromptBuilder(twice, []).messages(target, fields)
+    repeated = once.model_copy(update={"template": "{{ question * 2 }}"})
+    with pytest.raises(PromptLimitError, match=r"a repeated text or list would have 2,400,000 characters, more than 1,000,000"):
+        PromptBuilder(repeated, []).messages(target, fields)

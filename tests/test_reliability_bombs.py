@@ -11,8 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jinja2
 import pytest
-from support import INNER_RUN_INI, write_jsonl
+from packaging.version import Version
+from support import INNER_RUN_INI, REPO, write_jsonl
+
+from jinja2.utils import Cycler, Namespace
+
+from vnllmtest.prompts import PromptLimitError, render
+from vnllmtest.quota import text_size
+from vnllmtest.sandbox import BoundedEnvironment
 
 MEMORY = 2 << 30  # bytes of address space for a bomb's process (Python and the imports need a few hundred MB)
 CPU_SECONDS = 30
@@ -124,6 +132,69 @@ BOMBS = {  # name: (template, what the error says)
         "prompt.limits.max_",
     ),
 }
+# Shared parts: thirty doublings make a list that str() would write out as ten gigabytes, in one C call.
+WRITTEN = "a list or dict the template writes would have"
+SHARED = "{% set a = ['xxxxxxxxxx'] %}" + "{% set a = [a, a] %}" * 30
+BOMBS |= {
+    "shared_list_shown": (SHARED + "{{ a }}", WRITTEN),
+    "shared_list_joined_with_tilde": (SHARED + "{{ a ~ '' }}", WRITTEN),
+    "shared_list_formatted": (SHARED + "{{ '{}'.format(a) }}", WRITTEN),
+    "shared_list_string_filter": (SHARED + "{{ a|string }}", WRITTEN),
+    "shared_list_pprint": (SHARED + "{{ a|pprint }}", WRITTEN),
+    "shared_tuples": ("{% set a = ('x',) %}" + "{% set a = (a, a) %}" * 30 + "{{ a }}", WRITTEN),
+    "shared_dicts": ("{% set a = {'k': 'x'} %}" + "{% set a = {'k': a, 'j': a} %}" * 30 + "{{ a }}", WRITTEN),
+    "shared_dict_global": ("{% set a = 'x' %}" + "{% set a = dict(k=a, j=a) %}" * 30 + "{{ a }}", "dict() would have"),
+    "shared_namespace_global": (
+        "{% set a = 'x' %}" + "{% set a = namespace(k=a, j=a) %}" * 30 + "{{ a }}", "Namespace() would have"
+    ),
+    "shared_cycler_items": ("{% set a = 'x' %}" + "{% set a = cycler(a, a).items %}" * 30 + "{{ a }}", "Cycler() would"),
+    "shared_fromkeys": ("{% set a = 'x' %}" + "{% set a = {}.fromkeys(range(9), a) %}" * 12 + "{{ a }}", "fromkeys() would"),
+    "shared_batch_fill": ("{% set a = 'x' %}" + "{% set a = [1]|batch(3, a)|first %}" * 30 + "{{ a }}", "|batch would"),
+    "measuring_a_chain_rebuilt_in_a_loop": (  # each step measures the whole chain: the deadline bounds it
+        NS + "{% for i in range(100000) %}{% set ns.l = [ns.l, i] %}{% endfor %}{{ ns.l|length }}", "max_seconds"
+    ),
+}
+# A namespace changed after it was built holds no copy, but shows one: every way to text measures it first.
+GROWN = "{% set n0 = namespace(v='xxxxxxxxxx') %}" + "".join(
+    f"{{% set n{i} = namespace() %}}{{% set n{i}.a = n{i - 1} %}}{{% set n{i}.b = n{i - 1} %}}" for i in range(1, 31)
+)
+BOMBS |= {
+    f"grown_namespace_{name}": (GROWN + use, expected)
+    for name, use, expected in [
+        ("shown", "{{ n30 }}", "a value shown with {{ }} would have"),
+        ("tilde", "{{ n30 ~ '' }}", "a text joined with ~ would have"),
+        ("format", "{{ '{}'.format(n30) }}", "a format() result would have"),
+        ("format_repr", "{{ '{!r}'.format(n30) }}", "a format() field would have"),
+        ("percent", "{{ '%s' % n30 }}", "a %-formatted text would have"),
+        ("percent_ascii", "{{ '%a' % n30 }}", "a %-formatted text would have"),
+        ("string", "{{ n30|string }}", "|string would have"),
+        ("pprint", "{{ n30|pprint }}", "|pprint would have"),
+        ("escape", "{{ n30|e }}", "|e would have"),
+        ("center", "{{ n30|center(3) }}", "|center would have"),
+        ("replace", "{{ 'x'|replace('x', n30) }}", "|replace would have"),
+        ("join", "{{ ['x', 'y']|join(n30) }}", "|join would have"),
+        ("urlencode", "{{ n30|urlencode }}", "|urlencode would have"),
+        ("tojson", "{{ n30|tojson }}", "|tojson would have"),
+    ]
+}
+
+
+def tricky_values() -> list:
+    ns, looped = Namespace(a=1, b="x'y\"z"), Namespace()
+    looped["self"] = looped
+    texts = ["", "a'b", 'a"b', "a'\"b", "\\", "dòng 1\ndòng 2\t\r", "\x00\x1f\x7f", "\xa0\u200b\u2028", "\U000e0001😀"]
+    mapping = {"k": texts, 1: (1,), None: {2.5, True}, (1, "t"): frozenset({"f"})}
+    return [
+        *texts, mapping, mapping.items(), mapping.keys(), mapping.values(), [mapping, mapping], (texts,), ns, looped,
+        [b"\x00b'", 2**1000, -(2**64), 1e300, -0.0, float("nan"), None, False], Cycler(1, 2), [[]] * 5,
+    ]
+
+
+@pytest.mark.parametrize("value", tricky_values(), ids=lambda value: type(value).__name__ if isinstance(value, Cycler) else repr(value))
+def test_measuring_a_value_never_counts_fewer_characters_than_str_writes(value):
+    """The size checks trust these counts: a value is never longer as text than measured."""
+    assert text_size(value) >= len(str(value)) and text_size([value]) >= len(str([value]))
+    assert text_size([value]) <= 2 * len(str([value])) + 64  # and not so much more that real prompts are refused
 
 
 @pytest.mark.parametrize("name", list(BOMBS))
@@ -137,6 +208,53 @@ def test_a_template_bomb_stops_at_a_limit_while_rendering(name):
     if error == "PromptLimitError":
         assert message.startswith("prompt.template: rendering stopped:")
     assert cpu < 8  # one second of CPU time allowed, plus the last bounded step
+
+
+# What collection does with the first record: the limit error the suite would get, or None.
+CHECK_FIRST = """
+import json, sys
+from vnllmtest.loaders import Item
+from vnllmtest.prompts import limit_error
+from vnllmtest.suite import PromptSpec
+item = Item(id="r1", fields={"id": "r1", "question": "abc"}, references=("x",))
+spec = PromptSpec.model_validate({"template": sys.argv[1], "limits": {"max_chars": 100_000_000}})
+error = limit_error(spec, [item], item, {})
+print(json.dumps(error and str(error)))
+"""
+
+
+def test_a_template_that_runs_out_of_memory_within_raised_limits_is_one_suite_error():
+    """Three 99-million-item lists are within a raised max_chars but not within 2 GiB: the MemoryError is
+    the template's limit error (one suite error at collection), never a PromptError left to every item
+    to build again."""
+    lists = "".join(f"{{% set l{i} = [''] * 99000000 %}}" for i in range(3)) + "{{ l0|length + l1|length + l2|length }}"
+    done = run_limited(["-c", CHECK_FIRST, lists])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout) == "prompt.template: rendering stopped: Python ran out of memory building the prompt"
+
+
+def test_the_jinja_internals_the_sandbox_relies_on_are_there_and_used():
+    """pyproject pins Jinja2 to the releases that have them (3.1.5 added wrap_str_format): on 3.1.0-3.1.4
+    `"{:>999999999}".format(1)` was never checked. The import fails when one is missing."""
+    requirement = next(
+        line.strip().strip('",') for line in (REPO / "pyproject.toml").read_text("utf-8").splitlines()
+        if line.strip().startswith('"jinja2')
+    )  # fmt: skip
+    assert requirement == "jinja2>=3.1.5,<3.2"
+    assert Version("3.1.5") <= Version(jinja2.__version__) < Version("3.2")
+    environment = BoundedEnvironment()
+    source = environment.compile(environment.parse("{% macro m() %}x{% endmacro %}{% set s %}y{% endset %}"), raw=True)
+    assert source.count("environment.bounded_buffer()") == 2  # CodeGenerator.buffer is overridden and called
+    with pytest.raises(PromptLimitError, match="a format\\(\\) field would have 2,000,000 characters"):
+        render('{{ "{:>2000000}".format(1) }}', {})  # wrap_str_format is called (else: "the prompt grew past")
+    with pytest.raises(PromptLimitError, match=r"a value shown with \{\{ \}\} would have 2,000,0\d\d characters"):
+        render("{% set n = namespace() %}{% set n.a = 'x' * 999999 %}{% set n.b = n.a %}{{ n }}", {})  # measured
+    for hook in ("del jinja2.compiler.CodeGenerator.buffer", "del jinja2.sandbox.SandboxedEnvironment.wrap_str_format"):
+        done = subprocess.run(
+            [sys.executable, "-c", f"import jinja2.compiler, jinja2.sandbox; {hook}; import vnllmtest.sandbox"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert "ImportError: vnllmtest's template sandbox needs Jinja2 3.1.5 or a later 3.1 release" in done.stderr
 
 
 BASE = """vnllmtest: 1
@@ -187,6 +305,27 @@ def test_an_alias_bomb_in_an_unknown_key_is_refused_too(tmp_path):
     assert error == "SuiteError" and "refused: YAML aliases (*l4 here) repeat more than 10,000 nodes" in message
 
 
+def test_aliases_repeating_a_long_text_are_refused_by_characters_not_only_nodes(tmp_path):
+    """Three nodes repeated 1,990 times pass the node bound, but the judge's sections would hold 796 MB of
+    text (and the spec is written into reports): aliases may repeat at most a mebibyte of text in all."""
+    text = "x" * 400_000
+    sees = f"  sees: [&s {{title: t, text: {text}}}, {', '.join(['*s'] * 1990)}]\n"
+    path = tmp_path / "suite.yaml"
+    path.write_text(BASE + "judge:\n  rubric: answer_quality\n" + sees, encoding="utf-8")
+    assert path.stat().st_size < 420_000
+    done = run_limited(["-c", LOAD, str(path)])
+    error, message, cpu = json.loads(done.stdout)
+    third = len("  sees: [&s {title: t, text: }, *s, *s, ") + len(text) + 1  # 3 × 400,010 characters > 1 MiB
+    assert error == "SuiteError" and cpu < 5
+    assert message == (
+        f"{path}:11:{third}: refused: YAML aliases (*s here) repeat more than 1,048,576 characters in all; "
+        "write the values out instead"
+    )
+    path.write_text(BASE + f"x: &t {text}\ny: [*t, *t, *t]\n", encoding="utf-8")  # a text alone, in an unknown key
+    error, message, _ = json.loads(run_limited(["-c", LOAD, str(path)]).stdout)
+    assert error == "SuiteError" and f"{path}:10:13: refused: YAML aliases (*t here) repeat more than 1,048,576" in message
+
+
 def test_a_value_in_a_validation_error_is_shown_cut(tmp_path):
     path = tmp_path / "suite.yaml"
     path.write_text(BASE.replace("{input: s3}", "{input: " + "x" * 500_000 + "}"), encoding="utf-8")
@@ -216,10 +355,10 @@ RECORDS = [
 ]
 
 
-def qa_project(root: Path, suites: dict[str, tuple[str, str]]) -> None:
+def qa_project(root: Path, suites: dict[str, tuple[str, str]], records: list[dict] = RECORDS) -> None:
     (root / "pytest.ini").write_text(INNER_RUN_INI, encoding="utf-8")
-    write_jsonl(root / "suites" / "data" / "qa.jsonl", RECORDS)
-    write_jsonl(root / "preds.jsonl", [{"id": r["id"], "prediction": "Hà Nội"} for r in RECORDS])
+    write_jsonl(root / "suites" / "data" / "qa.jsonl", records)
+    write_jsonl(root / "preds.jsonl", [{"id": r["id"], "prediction": "Hà Nội"} for r in records])
     for name, (template, limits) in suites.items():
         text = QA.format(name=name, template=template, limits=limits)
         (root / "suites" / f"{name}.yaml").write_text(text, encoding="utf-8")
@@ -280,3 +419,52 @@ def test_a_judge_section_past_the_limit_fails_the_judged_item_naming_the_section
     )
     assert "raise prompt.limits.max_chars" in items["q2"]["message"]
     assert items["q1"]["failure_class"] != "judge_failed"
+
+
+def items_of(root: Path) -> dict[tuple[str, str], dict]:
+    [run] = sorted((root / "reports").iterdir())
+    return {(i["suite"], i["id"]): i for i in map(json.loads, (run / "items.jsonl").read_text("utf-8").splitlines())}
+
+
+def test_a_long_first_record_is_its_own_item_error_not_the_suites(pytester):
+    """Collection renders the first record; when only its size passes the limit (its texts cut short
+    render), the suite runs and that record is its item's error, whichever place it has."""
+    qa_project(pytester.path, {"qa": ("{{ context }} {{ question }}", "")}, records=RECORDS[::-1])
+    result = pytester.runpytest("suites", "--model", "replay:preds.jsonl")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    items = items_of(pytester.path)
+    assert items[("qa", "q2")]["failure_class"] == "bad_prompt" and items[("qa", "q1")]["status"] == "passed"
+    assert "the prompt grew past 1,000,000 characters" in items[("qa", "q2")]["message"]
+
+
+BUDGET = "  budget: {{max_tokens: {tokens}, field: context, policy: head}}\n"
+
+
+def test_a_budgeted_field_longer_than_max_chars_is_cut_to_the_budget_first(pytester):
+    """The budget, not the character limit, decides how much of a 1.4-million-character context the prompt
+    keeps: the field is cut by characters to 64 per token of the budget before the prompt is rendered and
+    measured, and the cut is recorded. Text the template itself makes stays bounded by max_chars."""
+    qa_project(
+        pytester.path,
+        {
+            "budgeted": ("{{ context }} {{ question }}", BUDGET.format(tokens=2000)),
+            "doubled": ("{{ context }}{{ context }}{{ question }}", BUDGET.format(tokens=100_000)),
+        },
+        records=RECORDS[::-1],
+    )
+    result = pytester.runpytest("suites", "--model", "replay:preds.jsonl")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # the doubled suite's long record only
+    items = items_of(pytester.path)
+    long, short = items[("budgeted", "q2")], items[("budgeted", "q1")]
+    assert long["status"] == short["status"] == "passed" and short["truncation"] is None
+    cut = long["truncation"]
+    assert cut["chars_cut"] == len(LONG_CONTEXT) - 127_997  # after the last whole word within 2000 * 64 characters
+    assert cut["words_total"] == 400_000
+    assert cut["tokens_after"] <= 2000 < cut["tokens_before"] and len(long["prompt"]) == cut["tokens_after"]
+    assert long["prompt"].startswith("Hà Nội Hà Nội")
+    doubled = items[("doubled", "q2")]
+    assert doubled["failure_class"] == "bad_prompt" and items[("doubled", "q1")]["status"] == "passed"
+    assert (
+        "the prompt grew past 2,400,000 characters (1,000,000 and the 1,400,000 of the budgeted field)"
+        in doubled["message"]
+    )

@@ -1,6 +1,6 @@
-"""Hostile data, read from real files: paths that leave their folder, URLs, encodings, CSV and JSON
-that break their parsers, and ids that break node ids. Each is refused with an error naming the suite
-or data file, the record (line or row) and the field, and nothing outside the allowed folders is read."""
+"""Hostile data, read from real files: paths that leave their folder, URLs, encodings, JSON that breaks its
+reader, and ids that break node ids (CSV: test_reliability_csv.py). Each is refused with an error naming the
+suite or data file, the record (line or row) and the field, and nothing outside the allowed folders is read."""
 
 from __future__ import annotations
 
@@ -113,23 +113,36 @@ def test_a_vims_article_symlinked_out_of_its_cluster_is_refused(tmp_path):
     assert f"resolves to {secret}, outside the suite's folder {folder}" in message and SECRET not in message
 
 
-def test_dataset_local_stays_inside_the_data_dir_which_may_itself_be_a_link(tmp_path):
-    """The --data-dir the user names is trusted (even through a symlink); the suite's `local` path and
-    links inside the data dir are confined to it."""
+def test_dataset_local_follows_the_links_the_user_placed_in_the_data_dir_and_stays_inside_as_written(tmp_path):
+    """The user builds --data-dir: it may itself be a link, and links inside it (to a big disk, to the Hugging
+    Face cache) are followed. Only the path the suite writes is confined: no `..` out of it, no absolute path
+    elsewhere. `..` is taken as written, so `cache/../x` is the data dir's x, never the link target's neighbour."""
     secret = secret_file(tmp_path)
+    elsewhere = write_jsonl(tmp_path / "big-disk" / "valid.jsonl", [GOOD])
+    write_jsonl(tmp_path / "mc.jsonl", [{**GOOD, "question": SECRET}])  # where cache/.. leads on disk
     real = tmp_path / "mounted" / "datasets"
-    write_jsonl(real / "vmlu" / "valid.jsonl", [GOOD])
+    (real / "vmlu").mkdir(parents=True)
+    (real / "vmlu" / "valid.jsonl").symlink_to(elsewhere)
+    (real / "cache").symlink_to(elsewhere.parent, target_is_directory=True)
+    (real / "loop.jsonl").symlink_to(real / "loop.jsonl")
+    write_jsonl(real / "mc.jsonl", [{**GOOD, "id": "01-0009"}])
     (tmp_path / "data").symlink_to(real, target_is_directory=True)
-    folder = tmp_path / "suites"
-    inside = load_data(load_suite(suite_file(folder, local="vmlu/valid.jsonl")), DataOptions(data_dir=tmp_path / "data"))
-    assert [entry.id for entry in inside.entries] == ["01-0001"]
-    escape = suite_file(folder, local="../../private/secret.jsonl")
-    message = refusal(escape, DataOptions(data_dir=tmp_path / "data"))
-    assert message.startswith(f"{escape}: dataset.local: '../../private/secret.jsonl'") and f"resolves to {secret}, outside --data-dir {real}" in message
-    (real / "linked.jsonl").symlink_to(secret)
-    linked = suite_file(folder, local="linked.jsonl")
-    assert "outside --data-dir" in refusal(linked, DataOptions(data_dir=real))
-    assert load_data(load_suite(linked), DataOptions(data_dir=real, allow_outside=True)).entries[0].fields["question"] == SECRET
+    folder, options = tmp_path / "suites", DataOptions(data_dir=tmp_path / "data")
+
+    def questions(local: str) -> list[str]:
+        entries = load_data(load_suite(suite_file(folder, local=local)), options).entries
+        return [f"{entry.id} {entry.fields['question']}" for entry in entries]
+
+    assert questions("vmlu/valid.jsonl") == questions("cache/valid.jsonl") == [f"01-0001 {GOOD['question']}"]
+    assert questions("cache/../mc.jsonl") == [f"01-0009 {GOOD['question']}"]
+    for local in ["../../private/secret.jsonl", str(secret), "cache/../../../private/secret.jsonl"]:
+        escape = suite_file(folder, local=local)
+        message = refusal(escape, options)
+        assert message.startswith(f"{escape}: dataset.local: '{local}' leads to {secret}, outside --data-dir {real}")
+        assert "pass --allow-outside-data" in message and SECRET not in message
+    allowed = DataOptions(data_dir=real, allow_outside=True)
+    assert load_data(load_suite(escape), allowed).entries[0].fields["question"] == SECRET
+    assert "'loop.jsonl' is a symlink loop" in refusal(suite_file(folder, local="loop.jsonl"), options)
 
 
 @pytest.mark.parametrize("key", ["source", "local", "sample"])
@@ -178,93 +191,6 @@ def test_a_run_never_reads_a_file_outside_and_says_how_to_allow_it(pytester):
     assert SECRET not in result.stdout.str() + written
     allowed = pytester.runpytest("suites", "--model", "replay:preds.jsonl", "--allow-outside-data")
     assert allowed.ret == 0 and allowed.parseoutcomes()["passed"] == 1
-
-
-# --- CSV ---------------------------------------------------------------------------------------------
-
-
-def csv_suite(tmp_path: Path, text: str | bytes) -> Path:
-    data = tmp_path / "rows.csv"
-    data.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
-    path = tmp_path / "instr.yaml"
-    path.write_text(
-        "vnllmtest: 1\nname: instr\ntask: instruction\ndataset: {adapter: vtsnlp, source: rows.csv}\n"
-        'prompt: {template: "{{ instruct }}"}\nmetrics: [rouge_l]\nitem_pass: {metric: rouge_l, min: 0.2}\n',
-        encoding="utf-8",
-    )
-    return path
-
-
-HEADER = "category,instruct,input,output\r\n"
-
-
-def test_a_csv_with_a_byte_order_mark_reads_every_row(tmp_path):
-    path = csv_suite(tmp_path, b"\xef\xbb\xbf" + (HEADER + "open_qa,Hỏi gì?,,Đáp.\r\nqa,Hai?,,Hai.\r\n").encode())
-    entries = load_data(load_suite(path), DataOptions()).entries
-    assert [entry.tags["category"] for entry in entries] == ["open_qa", "qa"]
-    assert all(isinstance(entry, Item) for entry in entries)
-
-
-def test_a_long_csv_field_is_data_and_one_past_the_bound_names_file_and_row(tmp_path):
-    document = "Tài liệu dài. " * 20_000  # 280,000 characters: more than csv's default 131,072
-    path = csv_suite(tmp_path, HEADER + f'summarize,"Tóm tắt:\n{document}",,Tóm tắt.\r\n')
-    [item] = load_data(load_suite(path), DataOptions()).entries
-    assert len(item.fields["instruct"]) > 280_000
-    huge = "x" * (64 * 2**20 + 1)
-    path = csv_suite(tmp_path, HEADER + "qa,Hỏi?,,Đáp.\r\n" + f'qa,"{huge}",,Đáp.\r\n')
-    message = refusal(path)
-    assert f"{tmp_path / 'rows.csv'} row 2 (line 3): a field longer than 67,108,864 characters" in message
-    assert len(message) < 1000
-
-
-@pytest.mark.parametrize(
-    ("body", "where", "problem"),
-    [
-        ('qa,Hỏi?,,Đáp.\r\nqa,"Hỏi không đóng ngoặc,,Đáp.\r\nqa,Ba?,,Ba.\r\n', "row 2 (line 3)", "unexpected end of data"),
-        ('qa,"Hỏi"?,,Đáp.\r\n', "row 1 (line 2)", "',' expected after '\"'"),
-        ("qa,Hỏi?,,Đáp.\r\nqa,H\x00i,,Đáp.\r\n", "row 2 (line 3)", "NUL character"),
-    ],
-    ids=["unterminated-quote", "text-after-quote", "nul-byte"],
-)
-def test_a_csv_that_breaks_its_parser_names_file_and_row(tmp_path, body, where, problem):
-    message = refusal(csv_suite(tmp_path, HEADER + body))
-    assert f"{tmp_path / 'rows.csv'} {where}" in message and problem in message
-
-
-def test_csv_rows_that_do_not_fit_the_header(tmp_path):
-    """More fields than the header would shift columns silently; fewer would leave fields unset."""
-    body = "qa,Một?,,Một.\r\nqa,Hai, ba?,,Hai.\r\nqa,Bốn?\r\n\r\nqa,Năm?,,Năm.\r\n"
-    entries = load_data(load_suite(csv_suite(tmp_path, HEADER + body)), DataOptions()).entries
-    assert [isinstance(entry, Item) for entry in entries] == [True, False, False, True]
-    assert entries[1].origin.endswith("rows.csv row 2 (line 3)") and "5 fields, the header has 4" in entries[1].problem
-    assert entries[2].origin.endswith("rows.csv row 3 (line 4)") and "2 fields, the header has 4" in entries[2].problem
-
-
-def test_repeated_content_with_another_answer_is_dropped_and_noted(tmp_path):
-    """Content-derived ids (VTSNLP) make an exact repeat the same item; a repeat whose answer differs used to
-    vanish without a word."""
-    body = "qa,Hỏi?,,Đáp một.\r\nqa,Hỏi?,,Đáp một.\r\nqa,Hỏi?,,Đáp hai.\r\nqa,Khác?,,Ba.\r\n"
-    data = load_data(load_suite(csv_suite(tmp_path, HEADER + body)), DataOptions())
-    assert [item.references for item in data.entries] == [("Đáp một.",), ("Ba.",)]
-    assert data.notes == (
-        f"1 record(s) repeat an earlier record's content with another reference (first: {tmp_path / 'rows.csv'} "
-        "row 3 (line 4)); each was dropped and the earlier one kept",
-    )
-
-
-@pytest.mark.parametrize(
-    ("text", "problem"),
-    [
-        ("category,instruct,input,output,input\r\nqa,Hỏi?,,Đáp.,x\r\n", "header names column 'input' twice"),
-        ("", "has no header line"),
-        (HEADER, "has no records to evaluate (0 read)"),
-        ("\ufeffcategory,instruct\r\n".encode("utf-16"), "is UTF-16 text"),
-    ],
-    ids=["duplicate-header", "empty-file", "header-only", "utf-16"],
-)
-def test_csv_files_that_cannot_be_read_as_a_table_are_refused(tmp_path, text, problem):
-    message = refusal(csv_suite(tmp_path, text))
-    assert message.startswith(f"{tmp_path / 'instr.yaml'}: ") and str(tmp_path / "rows.csv") in message and problem in message
 
 
 # --- JSON and JSONL ----------------------------------------------------------------------------------
@@ -364,11 +290,17 @@ def test_a_parquet_file_that_is_really_text_is_named(tmp_path):
         ("01\t0002", "field 'id': holds the unprintable character U+0009"),
         (["01-0002"], "field 'id': expected text or a whole number, got list"),
         ({"n": 2}, "field 'id': expected text or a whole number, got dict"),
-        (float("nan"), "field 'id': expected text or a whole number, got float"),
+        (float("nan"), "field 'id': expected text or a whole number, got the float nan"),
+        (float("inf"), "field 'id': expected text or a whole number, got the float inf"),
+        (1.5, "field 'id': expected text or a whole number, got the float 1.5"),
+        (1e300, "field 'id': 301 characters; an id has at most 200"),
         (True, "field 'id': expected text or a whole number, got bool"),
         ("x" * 5000, "field 'id': 5000 characters; an id has at most 200"),
     ],
-    ids=["newline", "carriage-return", "line-separator", "next-line", "tab", "list", "dict", "nan", "bool", "long"],
+    ids=[
+        "newline", "carriage-return", "line-separator", "next-line", "tab", "list", "dict",
+        "nan", "infinity", "fraction", "huge-float", "bool", "long",
+    ],
 )
 def test_an_id_that_cannot_name_a_test_case_is_a_bad_record(tmp_path, given, problem):
     record = {**GOOD, "id": given}
@@ -376,6 +308,21 @@ def test_an_id_that_cannot_name_a_test_case_is_a_bad_record(tmp_path, given, pro
     bad = entries[1]
     assert isinstance(bad, BadRecord) and bad.id == "record-2" and bad.origin.endswith("mc.jsonl:2")
     assert problem in bad.problem and len(bad.problem) < 300
+
+
+def test_a_float_id_that_is_a_whole_number_is_that_number(tmp_path):
+    """pandas turns an integer id column with a gap into floats (1.0, 2.0, NaN), and Parquet keeps them:
+    whole floats are the integers' ids, as in a JSONL file; the gap is a bad record naming the field."""
+    import pyarrow
+    import pyarrow.parquet
+
+    rows = [{**GOOD, "id": value} for value in (1.0, 2.0, float("nan"), -0.0)]
+    pyarrow.parquet.write_table(pyarrow.Table.from_pylist(rows), tmp_path / "mc.parquet")
+    entries = load_data(load_suite(suite_file(tmp_path, source="mc.parquet")), DataOptions()).entries
+    assert [entry.id for entry in entries] == ["1", "2", "record-3", "0"]
+    assert "row 2" in entries[2].origin and "field 'id': expected text or a whole number, got the float nan" in entries[2].problem
+    jsonl = load_data(load_suite(jsonl_suite(tmp_path, [b'{"id": 7.0, "question": "Q", "choices": ["A. 1", "B. 2"], "answer": "A"}'])), DataOptions())
+    assert [entry.id for entry in jsonl.entries] == ["7"]
 
 
 def test_ids_that_differ_only_in_unicode_normalisation_are_duplicates(tmp_path):
@@ -391,3 +338,18 @@ def test_record_values_in_messages_are_bounded(tmp_path):
     entries = load_data(load_suite(jsonl_suite(tmp_path, [line(r) for r in records])), DataOptions()).entries
     assert "field 'answer': 'xxxx" in entries[0].problem and "characters ...]" in entries[1].problem
     assert all(isinstance(entry, BadRecord) and len(entry.problem) < 300 for entry in entries)
+
+
+def test_a_data_file_whose_name_is_not_utf8_is_named_and_the_report_written(pytester):
+    """A file saved under a Latin-1 name: its path used to reach items.jsonl and stop the report writer
+    (UnicodeEncodeError, an INTERNALERROR with no report)."""
+    pytester.makeini(INNER_RUN_INI)
+    write_jsonl(pytester.path / "suites" / "data" / "a.jsonl", [GOOD])
+    odd = Path(os.fsdecode(bytes(pytester.path / "suites" / "data") + b"/b\xe9.jsonl"))
+    write_jsonl(odd, [{**GOOD, "id": "01-0002"}])
+    suite_file(pytester.path / "suites", source="data")
+    write_jsonl(pytester.path / "preds.jsonl", [{"id": "01-0001", "prediction": "A"}])
+    result = pytester.runpytest("suites", "--model", "replay:preds.jsonl")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*mc.yaml: dataset.source: *data/b\\xe9.jsonl: the name is not UTF-8 text*rename it*"])
+    assert (next((pytester.path / "reports").iterdir()) / "report.html").is_file()

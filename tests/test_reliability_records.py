@@ -208,8 +208,9 @@ def test_ids_with_brackets_colons_and_spaces_are_re_selected_by_node_id_and_a_ne
         (b'{"id": "01-0001", "prediction": "A"}\n{"id": "01-0001", "prediction": "B"}\n', "preds.jsonl:2: second prediction for id '01-0001'"),
         (b'[1, 2]\n', "preds.jsonl:1: expected a JSON object, got list"),
         (b'{"id": "01-0001", "prediction": "A\\udc00"}\n', "preds.jsonl:1: field 'prediction': a lone UTF-16 surrogate (\\udc00)"),
+        ('{"id": "01-0001", "prediction": "A"}\n'.encode("utf-32"), "preds.jsonl is UTF-32 text (it starts with a byte-order mark); save it as UTF-8"),
     ],
-    ids=["truncated-last-line", "empty", "id-list", "suite-list", "model-dict", "bad-utf8", "prediction-int", "duplicate", "not-object", "lone-surrogate"],
+    ids=["truncated-last-line", "empty", "id-list", "suite-list", "model-dict", "bad-utf8", "prediction-int", "duplicate", "not-object", "lone-surrogate", "utf-32"],
 )
 def test_a_broken_replay_file_is_a_usage_error_naming_its_line_and_field(project, content, problem):
     (project.path / "preds.jsonl").write_bytes(content)
@@ -239,3 +240,14 @@ def test_a_lone_surrogate_in_a_record_is_an_item_error_and_the_report_is_written
     assert result.ret == pytest.ExitCode.TESTS_FAILED and result.parseoutcomes() == {"passed": 1, "failed": 1}
     problem = items_of(project)["01-0002"]["message"]
     assert "mc.jsonl:2: field 'question': a lone UTF-16 surrogate (\\ud800) is not text" in problem
+
+
+def test_whole_float_ids_in_data_and_replay_files_are_the_integers_ids(project):
+    """pandas writes an integer id column with a gap as 1.0, 2.0: the record and the prediction still meet."""
+    records = [{**MC_LINES[0], "id": 1.0}, {**MC_LINES[0], "id": 2}]
+    write_jsonl(project.path / "suites" / "data" / "mc.jsonl", records)
+    write_jsonl(project.path / "preds.jsonl", [{"id": 1, "prediction": "A"}, {"id": 2.0, "prediction": "A"}])
+    write_suite(project.path, "mc")
+    result = project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl", "-v")
+    assert result.ret == 0 and result.parseoutcomes() == {"passed": 2}
+    result.stdout.fnmatch_lines(["*mc.yaml::mc[[]preds:1[]] PASSED*", "*mc.yaml::mc[[]preds:2[]] PASSED*"])

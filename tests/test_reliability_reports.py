@@ -246,6 +246,32 @@ def test_a_corrupt_cache_file_is_named_with_the_fix_before_any_model_loads(proje
     assert project.runpytest("suites", "--model", "replay:model.jsonl", "--cache-dir", "elsewhere").ret == 0
 
 
+def test_under_xdist_a_corrupt_cache_errors_every_item_naming_the_file(project):
+    cache = project.path / ".vnllmtest-cache"
+    cache.mkdir()
+    (cache / "predictions.sqlite").write_bytes(b"SQLite format 2\x00 but not really" * 300)
+    result = project.runpytest("suites", "--model", "replay:model.jsonl", "-n", "2")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*ERROR cache_error: prediction cache */predictions.sqlite: *--no-cache*"])
+    summary = json.loads((only_run(project.path) / "summary.json").read_text("utf-8"))
+    assert summary["gates_passed"] is False
+    assert [r["statuses"] for r in summary["results"]] == [{"passed": 0, "missed": 0, "error": 6}]
+
+
+@pytest.mark.parametrize("cache_is_a_file", [False, True])
+def test_a_test_run_without_suites_neither_creates_nor_needs_the_cache(pytester, cache_is_a_file):
+    """Every pytest run where vnllmtest is installed loads the plugin: one without suites must not notice it."""
+    pytester.makeini(INNER_RUN_INI)
+    pytester.makepyfile(test_plain="def test_sum():\n    assert 1 + 1 == 2\n")
+    if cache_is_a_file:
+        (pytester.path / ".vnllmtest-cache").write_text("một tệp, không phải thư mục", "utf-8")
+    result = pytester.runpytest()
+    assert result.ret == 0
+    assert (pytester.path / ".vnllmtest-cache").is_file() is cache_is_a_file
+    assert (pytester.path / ".vnllmtest-cache").exists() is cache_is_a_file
+    assert not (pytester.path / "reports").exists()
+
+
 @pytest.mark.parametrize("where", ["a_file/cache", "a_file"])
 def test_a_cache_folder_that_is_a_file_or_below_one_is_a_usage_error(project, where):
     (project.path / "a_file").write_text("không phải thư mục", "utf-8")

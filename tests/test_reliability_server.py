@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import support
 from support import INNER_RUN_INI, cached_rows, write_jsonl
 
 from vnllmtest.backends import Request, ServerSettings, load_backend
@@ -268,17 +269,7 @@ def test_a_reply_in_an_encoding_not_asked_for_is_refused_without_retry():
 
 # --- concurrency --------------------------------------------------------------------------------
 
-QA_SUITE = """vnllmtest: 1
-name: qa
-task: extractive_qa
-dataset: {adapter: squad_v2, source: data/qa.jsonl}
-prompt: {template: "{{ context }} {{ question }}"}
-generation: {max_new_tokens: 4}
-metrics: [exact_match, f1]
-item_pass: {metric: f1, min: 0.5}
-gates:
-  - {metric: f1, min: 0}
-"""
+QA_SUITE = support.QA_SUITE.replace("max_new_tokens: 2", "max_new_tokens: 4") + "gates:\n  - {metric: f1, min: 0}\n"
 
 
 def qa_project(pytester: pytest.Pytester, contexts: list[str]) -> pytest.Pytester:
@@ -473,15 +464,180 @@ def test_very_small_log_probabilities_are_summed_without_underflow():
 
 def test_a_failed_logprob_probe_is_not_taken_for_a_server_without_logprobs():
     """A 503 on the probe used to make every item `no_logprobs` (unscored, no error); now the scoring
-    requests run and each failure is an error naming the endpoint."""
+    requests run and each failure is an error naming the endpoint, and the probe is asked again next run."""
     with Loopback(lambda handler, body: send(handler, 503, {"error": "loading"})) as server:
         backend = server_backend(server.url)
-        [prediction] = Runner().run(backend, ask(backend, "Huế?", labels=("A", "B")), "loglikelihood")
+        for run in (1, 2):
+            [prediction] = Runner().run(backend, ask(backend, "Huế?", labels=("A", "B")), "loglikelihood")
+            assert len(server.posts()) == 2 * run  # the probe and the scoring request
     assert prediction.finish_reason == "error"
     assert prediction.error == (
         f'openai endpoint {server.url}/completions failed after 1 attempt; last error: HTTP 503: {{"error": "loading"}}'
     )
 
+
+
+@pytest.mark.parametrize("endpoint, status", [("completions", 400), ("chat", 422)])
+def test_a_server_that_refuses_logprobs_leaves_the_items_unscored_and_is_asked_once(endpoint, status):
+    """HTTP 400/422 to any request with logprobs (as some servers answer): the server has none, so the items
+    are unscored, not errors (they used to error, every one); the answer is remembered, not asked per run."""
+
+    def answer(handler, body):
+        if "logprobs" in body:
+            send(handler, status, {"error": "logprobs are not supported"})
+        else:
+            chat = {"choices": [{"message": {"content": "A"}}]}
+            send(handler, 200, completion("A") if endpoint == "completions" else chat)
+
+    with Loopback(answer) as server:
+        backend = server_backend(server.url, endpoint)
+        for _ in range(2):
+            predictions = Runner().run(backend, ask(backend, "Huế?", "Vinh?", labels=("A", "B")), "loglikelihood")
+            assert [(p.finish_reason, p.error) for p in predictions] == [("no_logprobs", None)] * 2
+    assert ["logprobs" in body for body in server.posts()] == [True, False]  # the probe, and the same without
+
+
+def test_a_server_that_refuses_every_request_is_not_taken_for_one_without_logprobs():
+    """A wrong key (HTTP 401 to everything): each item errors with the refusal, and the probe is asked again
+    next run, for the answer is still unknown."""
+    with Loopback(lambda handler, body: send(handler, 401, {"error": "invalid key"})) as server:
+        backend = server_backend(server.url)
+        for run in (1, 2):
+            [prediction] = Runner().run(backend, ask(backend, "Huế?", labels=("A", "B")), "loglikelihood")
+            assert prediction.error == (
+                f'openai endpoint {server.url}/completions refused the request: HTTP 401: {{"error": "invalid key"}}'
+            )
+            assert len(server.posts()) == 3 * run  # probe, probe without logprobs, the scoring request
+
+
+def test_a_refused_probe_whose_check_fails_is_asked_again_and_then_remembered():
+    """The probe refused (400), the same request without logprobs met by a 503: still unknown, so the item
+    is scored and errors; the next run asks again and, the server back, remembers the answer."""
+    flaky = iter([True])
+
+    def answer(handler, body):
+        if "logprobs" in body:
+            send(handler, 400, {"error": "logprobs are not supported"})
+        elif next(flaky, False):
+            send(handler, 503, {"error": "loading"})
+        else:
+            send(handler, 200, completion("A"))
+
+    with Loopback(answer) as server:
+        backend = server_backend(server.url)
+        requests = ask(backend, "Huế?", labels=("A", "B"))
+        [first] = Runner().run(backend, requests, "loglikelihood")
+        assert "refused the request: HTTP 400" in first.error
+        for _ in range(2):
+            [later] = Runner().run(backend, requests, "loglikelihood")
+            assert (later.finish_reason, later.error) == ("no_logprobs", None)
+    assert ["logprobs" in body for body in server.posts()] == [True, False, True, True, False]
+
+
+@pytest.mark.parametrize(
+    "field, value, problem",
+    [
+        ("concurrency", 0, "a whole number of at least 1, got 0"),
+        ("concurrency", True, "a whole number of at least 1, got True"),
+        ("concurrency", 2.5, "a whole number of at least 1, got 2.5"),
+        ("retries", -1, "a whole number of at least 0, got -1"),
+        ("max_reply_bytes", 0, "a whole number of at least 1, got 0"),
+        ("timeout", 0, "a finite number of seconds above 0, got 0"),
+        ("timeout", float("nan"), "a finite number of seconds above 0, got nan"),
+        ("timeout", float("inf"), "a finite number of seconds above 0, got inf"),
+        pytest.param("timeout", 10**400, "a finite number of seconds above 0, got a 1,329-bit number", id="huge"),
+        ("backoff", -0.5, "a finite number of seconds at least 0, got -0.5"),
+        ("api_key_env", None, "the name of an environment variable, got None"),
+    ],
+)
+def test_server_settings_that_cannot_work_are_refused_where_they_are_made(field, value, problem):
+    """Runner and backends are usable without the command line: `concurrency=0` used to wait forever on a
+    semaphore that never opens."""
+    with pytest.raises(ValueError) as refused:
+        ServerSettings(**{field: value})
+    assert str(refused.value) == f"ServerSettings.{field} must be {problem}"
+
+
+def test_a_backend_asking_for_batches_of_no_requests_is_refused_not_looped_on(tmp_path):
+    replies = write_jsonl(tmp_path / "r.jsonl", [{"id": "0", "prediction": "A"}])
+    replay = load_backend(parse_model_spec(f"replay:{replies}"))
+    replay.preferred_batch_size = -1  # its batches were pending[:-1]: the last request never left the queue
+    with pytest.raises(ValueError, match=r"backend 'r': preferred_batch_size must be None or a whole number of at "):
+        Runner().run(replay, ask(replay, "a", "b"), "generate")
+
+
+def test_model_replies_keep_token_like_text_that_server_error_texts_redact(tmp_path, monkeypatch):
+    """"Basic 2024-2025 syllabus" and "sk-learn_pipeline1" are answers: kept as the replay backend keeps
+    them, in the prediction and the cache (they used to become "[redacted]"); only the key is redacted from
+    a reply. In an error body they are redacted, as anything like a credential is."""
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    answer_text = "Basic 2024-2025 syllabus: sk-learn_pipeline1, Bearer abcdef123456"
+
+    def answer(handler, body):
+        if body["prompt"] == "error":
+            send(handler, 400, answer_text.encode())
+        else:
+            send(handler, 200, completion(f"{answer_text} {API_KEY}"))
+
+    replies = write_jsonl(tmp_path / "r.jsonl", [{"id": "0", "prediction": answer_text}])
+    replay = load_backend(parse_model_spec(f"replay:{replies}"))
+    [replayed] = Runner().run(replay, ask(replay, "Huế?"), "generate")
+    with Loopback(answer) as server:
+        backend = server_backend(server.url)
+        cache = PredictionCache(tmp_path / "cache")
+        served, refused = Runner(cache).run(backend, ask(backend, "Huế?", "error"), "generate")
+        [again] = Runner(cache).run(backend, ask(backend, "Huế?"), "generate")
+    assert served.text == again.text == f"{replayed.text} [redacted]" and again.cached
+    assert refused.error.endswith("HTTP 400: Basic [redacted] syllabus: [redacted], Bearer [redacted]")
+
+
+LEAKY_KEY = "k3y-PLANTED-7f3a9c0e11aa"  # nothing like a token: only the key itself can be recognised
+ECHO = "x" * 20 + LEAKY_KEY + "y" * 300  # the key across the cut of a quoted value
+
+
+@pytest.mark.parametrize(
+    "mode, reply",
+    [
+        ("generate", {"error": {"message": ECHO}}),
+        ("generate", {"choices": [{"text": "A"}], "usage": {"completion_tokens": ECHO}}),
+        ("generate", {"choices": [ECHO]}),
+        ("loglikelihood", {"choices": [{"text": "A", "logprobs": {"top_logprobs": [{" A": -0.1, ECHO: "x"}]}}]}),
+    ],
+    ids=["error object", "token count", "a choice that is text", "a token"],
+)
+def test_a_key_echoed_in_a_long_malformed_reply_is_redacted_before_any_cut(mode, reply, monkeypatch):
+    """The value quoted in a malformed-reply message is cut to a bounded length; the key is redacted from
+    the whole reply first (it used to be cut first, leaving part of the key where the redaction missed it)."""
+    monkeypatch.setenv("OPENAI_API_KEY", LEAKY_KEY)
+    with Loopback(lambda handler, body: send(handler, 200, reply)) as server:
+        backend = server_backend(server.url)
+        [prediction] = Runner().run(backend, ask(backend, "Huế?", labels=("A", "B")), mode)
+    assert prediction.error.startswith(f"openai endpoint {server.url}/completions: malformed reply: ")
+    assert "PLANTED" not in prediction.error and "7f3a9c" not in prediction.error and len(prediction.error) < 700
+
+
+@pytest.mark.parametrize("where", ["content-encoding", "location", "error body"])
+@pytest.mark.parametrize("at", [30, 95, 195, 12_795, None])
+def test_a_key_anywhere_in_a_long_server_text_is_redacted_before_it_is_cut(where, at, monkeypatch):
+    """The key across each place a server's text used to be cut (40 characters of a content-encoding, which
+    was also lower-cased first; 200 or 12,800 of a body) or at its very end: no part of it in the message,
+    which stays short."""
+    monkeypatch.setenv("OPENAI_API_KEY", LEAKY_KEY)
+    text = "x" * (2000 if at is None else at) + LEAKY_KEY + ("" if at is None else "x" * 300)
+
+    def answer(handler, body):
+        if where == "content-encoding":
+            send(handler, 200, b"{}", {"Content-Encoding": text})
+        elif where == "location":
+            send(handler, 302, b"", {"Location": f"http://127.0.0.1:9/{text}"})
+        else:
+            send(handler, 404, text.encode() + b"x" * 20_000 * (at is not None))
+
+    with Loopback(answer) as server:
+        [generation] = server_backend(server.url).generate([Request("t", "1", "Huế?", (), 4)])
+    assert generation.error.startswith(f"openai endpoint {server.url}/completions")
+    assert "plant" not in generation.error.lower() and "7f3a9c" not in generation.error
+    assert len(generation.error) < 700
 
 # --- retries ------------------------------------------------------------------------------------
 
@@ -632,10 +788,28 @@ def test_help_documents_the_server_bounds(pytester):
 
 def test_redaction_covers_the_key_in_its_escaped_forms_and_leaves_prose_and_placeholders_alone():
     key = 'k3y/with"signs+' + "x" * 8
-    messages, replies = Redactor([key]), Redactor([key, "EMPTY"], min_length=8)
+    messages, replies = Redactor([key]), Redactor([key, "EMPTY"], min_length=8, tokens=False)
     assert messages(f'{{"auth": {json.dumps(key)}}} {quote(key, safe="")}') == '{"auth": "[redacted]"} [redacted]'
     assert messages("Authorization: Basic dXNlcjpwYXNz== and sk-proj-abcdefgh12") == (
         "Authorization: Basic [redacted] and [redacted]"
     )
     prose = "EMPTY basic knowledge. Bearer knowledge, bearer bonds"
-    assert replies(prose) == prose
+    assert messages(prose) == replies(prose) == prose
+    answer = "Basic 2024-2025 syllabus, sk-learn_pipeline1, Bearer abcdef123456"
+    assert replies(f"{answer} {key}") == f"{answer} [redacted]"
+    assert messages(answer) == "Basic [redacted] syllabus, [redacted], Bearer [redacted]"
+
+
+def test_a_reply_is_redacted_in_every_text_and_object_key_however_deeply_nested():
+    key = "k3y-PLANTED-7f3a9c0e11aa"
+    redact = Redactor([key], tokens=False)
+    reply = {"choices": [{"text": f"Huế {key}", "logprobs": {key: -0.1, "A": -1.0}}], "n": 3, "ok": None}
+    choice = {"text": "Huế [redacted]", "logprobs": {"A": -1.0, "[redacted]": -0.1}}
+    assert redact.within(reply) == {"choices": [choice], "n": 3, "ok": None}
+    deep: list = [key]
+    for _ in range(100_000):  # deeper than any recursion limit
+        deep = [deep]
+    innermost = redact.within(deep)
+    while isinstance(innermost[0], list):
+        innermost = innermost[0]
+    assert innermost == ["[redacted]"] and redact.within(key) == "[redacted]"

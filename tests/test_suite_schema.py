@@ -224,6 +224,22 @@ def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path):
     assert "suite.yaml:7:3: key 'source' appears twice in this mapping (first on line 6)" in nested
 
 
+def test_long_keys_and_values_in_messages_are_cut_in_the_middle_and_counted(tmp_path):
+    """Keys, values and YAML problems from the file are shown by their start and end around a counted cut,
+    however long they are."""
+    key = "k" * 300 + "END"
+    unknown = error_of(tmp_path, VALID + f"{key}: 1\n")
+    assert f"line 14: {'k' * 60}[... 183 characters ...]{'k' * 57}END: unknown key; expected one of:" in unknown
+    twice = error_of(tmp_path, VALID + f"{key}: 1\n{key}: 2\n")
+    assert f"suite.yaml:15:1: key '{'k' * 40}[... 223 characters ...]{'k' * 37}END' appears twice" in twice
+    value = error_of(tmp_path, VALID.replace("task: extractive_qa", "task: " + "t" * 5000))
+    assert "line 3: task: Input should be 'multiple_choice', " in value
+    assert value.endswith(f"(got '{'t' * 57}...{'t' * 58}' (5,000 characters in all))")
+    items = ", ".join(["1"] * 100)  # 101 nodes, repeated 100 times
+    anchor = error_of(tmp_path, VALID + f"a: &{'x' * 200} [{items}]\nb: [" + ", ".join(["*" + "x" * 200] * 100) + "]\n")
+    assert f"refused: YAML aliases (*{'x' * 20}[... 160 characters ...]{'x' * 20} here) repeat more than 10,000" in anchor
+
+
 def test_deep_nesting_is_refused_before_python_runs_out_of_recursion(tmp_path):
     for nested in ("[" * 10_000 + "]" * 10_000, "{a: " * 5_000 + "1" + "}" * 5_000):
         message = error_of(tmp_path, VALID + f"description: {nested}\n")

@@ -134,6 +134,7 @@ class RunState:
         self.loads_before = len(LOAD_LOG)  # loads of earlier sessions in this process are not ours
         self.worker_devices: str | None = None  # CUDA_VISIBLE_DEVICES this xdist worker was pinned to
         self.specs_sent: set[Path] = set()  # suites whose spec already went out with one of this process's items
+        self.cache_error: str | None = None  # why the prediction cache could not open (xdist workers)
         self._runner: Runner | None = None
 
     # --- collection -------------------------------------------------------------------------
@@ -413,6 +414,8 @@ def _evaluate_case(vnllm_model: Backend, request: pytest.FixtureRequest) -> None
     """The body of every suite item: look up (or trigger) its batched result and judge it."""
     case: SuiteCase = request.node
     state = request.config.stash[STATE]
+    if state.cache_error:
+        raise ItemErrored(f"ERROR cache_error: {state.cache_error}")
     result = state.result(vnllm_model, case)
     payload = {"item": result.to_record(), "context": state.context(case, vnllm_model)}
     case.user_properties.append((PROPERTY, json.dumps(payload, ensure_ascii=False)))
@@ -493,7 +496,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    session.config.stash[STATE].index_cases(session.items)
+    """Index the suite cases; when there are any, the prediction cache must open before any model loads
+    (only then: every pytest run where vnllmtest is installed comes through here)."""
+    state = session.config.stash[STATE]
+    state.index_cases(session.items)
+    if not state.groups or session.config.option.collectonly:
+        return
+    try:
+        state.runner
+    except CacheError as exc:
+        if not state.is_worker:
+            raise pytest.UsageError(str(exc)) from None
+        state.cache_error = str(exc)  # an xdist worker: its items error at once, naming the file and the fix
 
 
 def _check_writable(folder: Path, option: str) -> None:
@@ -566,16 +580,11 @@ class ResultCollector:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """Before any model loads: the report folder must be writable, the prediction cache usable and
-        the baseline readable."""
+        """Before any model loads: the report and JUnit folders must be writable and the baseline readable."""
         _check_writable(Path(self.config.getoption("report_dir")), f"--report-dir {self.config.getoption('report_dir')}")
         junit = self.config.getoption("xmlpath", None)
         if junit:  # pytest writes it after our report: a failure then would contradict the report's exit code
             _check_writable(Path(junit).parent, f"--junitxml {junit}")
-        try:
-            self.state.runner
-        except CacheError as exc:
-            raise pytest.UsageError(str(exc)) from None
         path = self.config.getoption("baseline")
         if path:
             try:
@@ -616,7 +625,7 @@ class ResultCollector:
 
     @pytest.hookimpl(tryfirst=True)  # before JUnit XML writes its file: the gates go into it
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if not self.records and not self.collection_errors:
+        if exitstatus == pytest.ExitCode.USAGE_ERROR or not (self.records or self.collection_errors):
             return
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldfail or session.shouldstop)
         self.interrupted = interrupted

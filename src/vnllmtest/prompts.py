@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError, meta
 
+from vnllmtest.budget import bounded, field_chars
+from vnllmtest.clipping import shown
 from vnllmtest.quota import LimitExceeded, Quota
 from vnllmtest.sandbox import BoundedEnvironment
-from vnllmtest.suite_file import shorten
 
 if TYPE_CHECKING:
     from vnllmtest.loaders.base import Item
@@ -39,9 +40,12 @@ def compile_template(source: str) -> Template:
     return _ENVIRONMENT.compile_bounded(source)
 
 
-def new_quota(limits: PromptLimits | None = None) -> Quota:
-    """What one prompt may use while it renders: the suite's prompt.limits, else the defaults."""
-    return Quota(limits.max_chars, limits.max_seconds) if limits is not None else Quota()
+def new_quota(limits: PromptLimits | None = None, passthrough: int = 0) -> Quota:
+    """What one prompt may use while it renders: the suite's prompt.limits, else the defaults, and the
+    characters of a budgeted field the output may hold beyond them."""
+    if limits is None:
+        return Quota(passthrough=passthrough)
+    return Quota(limits.max_chars, limits.max_seconds, passthrough)
 
 
 def unknown_fields(spec: PromptSpec, items: Sequence[Item], constants: Mapping[str, Any]) -> list[str]:
@@ -60,16 +64,38 @@ def unknown_fields(spec: PromptSpec, items: Sequence[Item], constants: Mapping[s
 def limit_error(
     spec: PromptSpec, pool: Sequence[Item], item: Item, constants: Mapping[str, Any]
 ) -> PromptLimitError | None:
-    """The limit `item`'s prompt goes past, if any: checked on the first record at collection, so that
-    a template that builds too much or runs too long is one suite error, not an error per item. Other
-    problems of that record are left to its item."""
+    """The limit the template goes past whatever the record, if any: checked on the first record at
+    collection, so that a template that builds too much or runs too long is one suite error, not an
+    error (and the same wasted rendering) per item. When the record's own size is the cause (its texts
+    cut to a few hundred characters render within the limits), the record is left to its item, as are
+    its other problems. A budgeted field is first cut to the budget's bound, as the item cuts it."""
+    builder = PromptBuilder(spec, pool, constants)
+    fields = bounded(item.fields, spec.budget)[0] if spec.budget is not None else item.fields
     try:
-        PromptBuilder(spec, pool, constants).messages(item)
+        builder.messages(item, fields)
+        return None
     except PromptLimitError as exc:
-        return exc
+        error = exc
+    except PromptError:
+        return None
+    try:
+        builder.messages(item, {name: _sample(value) for name, value in fields.items()})
+    except PromptLimitError:
+        return error
     except PromptError:
         pass
     return None
+
+
+def _sample(value: Any) -> Any:
+    """A record value cut to a small sample of itself (texts to 300 characters, lists to 10 parts)."""
+    if isinstance(value, str):
+        return value[:300]
+    if isinstance(value, list | tuple):
+        return [_sample(part) for part in value[:10]]
+    if isinstance(value, dict):
+        return {key: _sample(part) for key, part in list(value.items())[:10]}
+    return value
 
 
 def render(source: str, fields: Mapping[str, Any], quota: Quota | None = None, name: str = "prompt template") -> str:
@@ -80,17 +106,19 @@ def render(source: str, fields: Mapping[str, Any], quota: Quota | None = None, n
     except LimitExceeded as exc:
         raise PromptLimitError(_limit_message(name, exc)) from None
     except UndefinedError as exc:
-        problem = f"{shorten(exc.message or '')}; the record has fields {shorten(str(sorted(fields)))}"
+        problem = f"{shown(exc.message or '', 300)}; the record has fields {shown(sorted(fields), 300)}"
         raise PromptError(f"prompt template: {problem}") from None
     except TemplateSyntaxError as exc:
-        problem = f"{shorten(exc.message or '')} (line {exc.lineno} of the template)"
+        problem = f"{shown(exc.message or '', 300)} (line {exc.lineno} of the template)"
         raise PromptError(f"prompt template: {problem}") from None
     except TemplateError as exc:
-        raise PromptError(f"prompt template: {shorten(str(exc))}") from None
+        raise PromptError(f"prompt template: {shown(exc, 300)}") from None
     except RecursionError:
         raise PromptError(f"prompt template: {name} recursed too deeply (a macro or loop that calls itself)") from None
+    except MemoryError:  # a limit should have stopped it first; a limit error, so it is one suite error
+        raise PromptLimitError(f"{name}: rendering stopped: Python ran out of memory building the prompt") from None
     except Exception as exc:  # the template's own runtime errors: 1/0, "a" - 1, a number too long to print
-        raise PromptError(f"prompt template: {type(exc).__name__}: {shorten(str(exc))}") from None
+        raise PromptError(f"prompt template: {type(exc).__name__}: {shown(exc, 300)}") from None
 
 
 def _limit_message(name: str, exc: LimitExceeded) -> str:
@@ -120,8 +148,10 @@ class PromptBuilder:
 
     def messages(self, item: Item, fields: Mapping[str, Any] | None = None) -> list[Message]:
         """The turns for `item`, rendered from `fields` when given (e.g. shortened by a budget)."""
-        spec, quota = self._spec, new_quota(self._spec.limits)
+        spec = self._spec
         own = {**self._constants, **(item.fields if fields is None else fields)}
+        passthrough = field_chars(own.get(spec.budget.field)) if spec.budget is not None else 0
+        quota = new_quota(spec.limits, passthrough)
         messages: list[Message] = []
         if spec.system:
             messages.append({"role": "system", "content": render(spec.system, own, quota, "prompt.system")})

@@ -297,9 +297,9 @@ def write_run(
     comparison: Comparison | None = None,
     rerun_options: Sequence[str] = (),
 ) -> None:
-    """Write the report files into `folder`, all or none: each goes to a temporary file first and
-    they are renamed into place together, so a full disk never leaves a report that tells only part
-    of the story. flipped.txt (node ids, then `rerun_options`) makes `pytest @folder/flipped.txt`
+    """Write the report files into `folder`. Each goes to a temporary file first, and only once every
+    one is written are they renamed into place (a rename needs no space), so a full disk leaves none of
+    them rather than a report that tells part of the story. flipped.txt (node ids, then `rerun_options`) makes `pytest @folder/flipped.txt`
     re-run exactly the flipped items. Raises OSError when a file could not be written."""
     document = summary_document(summaries, manifest, run, comparison)
     files = {

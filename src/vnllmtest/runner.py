@@ -13,6 +13,7 @@ import torch
 
 from vnllmtest.backends.base import DEFAULT_MAX_REPLY_BYTES, Backend, Generation, ModelError, Request
 from vnllmtest.cache import PredictionCache, cache_key
+from vnllmtest.clipping import described, shown
 from vnllmtest.thinking import opens_thinking, split_thinking
 
 Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
@@ -96,9 +97,13 @@ class Runner:
                 results[index] = self._within_bound(_from_cache(cached[key], key, self.cache))
         pending = [i for i, result in enumerate(results) if result is None]
         pending.sort(key=lambda i: backend.batch_order(requests[i].prompt))
+        preferred = backend.preferred_batch_size
+        if preferred is not None and (isinstance(preferred, bool) or not isinstance(preferred, int) or preferred < 1):
+            problem = f"preferred_batch_size must be None or a whole number of at least 1, got {described(preferred)}"
+            raise ValueError(f"backend '{shown(backend.label)}': {problem}")
         with self.progress(description, len(pending)) as advance:
             while pending:
-                size = backend.preferred_batch_size or self.batch_size
+                size = preferred or self.batch_size
                 batch, pending = pending[:size], pending[size:]
                 computed = self._compute_with_back_off(backend, [requests[i] for i in batch], mode, description)
                 fresh = {}

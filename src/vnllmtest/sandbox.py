@@ -3,8 +3,14 @@
 The stock sandbox keeps templates away from Python internals, not from building a 4-gigabyte string or
 looping 10^10 times. Here every operation that can make a value much larger than its inputs (`*`, `**`,
 `%`, `+`, `~`, `str.format`, the padding and joining filters and string methods, `lipsum`) is checked
-against the active `Quota` *before* it runs; output is counted as it is produced, block buffers
-(macros, `set` and `filter` blocks) included; loops, calls and operators check a CPU-time deadline.
+against the active `Quota` *before* it runs; every list, tuple, dict or namespace a template builds (a
+literal, a call's result) is measured as if its shared parts were copied out, and so is every value
+before it becomes text (`{{ x }}`, `~`, formatting, the text filters): `[a, a]` nested thirty times is
+refused long before `str()` would build its gigabytes. Output is counted as it is produced, block buffers
+(macros, `set` and `filter` blocks) included; loops, calls, operators and measuring check a CPU-time deadline.
+
+It relies on Jinja internals that 3.1.5 to 3.1.x provide (`CodeGenerator.buffer`, `wrap_str_format`,
+`Namespace`'s attribute dict); the import fails when they are missing, never the checks silently.
 """
 
 from __future__ import annotations
@@ -16,31 +22,43 @@ from functools import update_wrapper
 from string import Formatter
 from typing import Any
 
-from jinja2 import Template, TemplateError, TemplateSyntaxError, nodes, pass_environment, pass_eval_context
+from jinja2 import Template, TemplateError, TemplateSyntaxError, nodes, pass_eval_context
 from jinja2.compiler import CodeGenerator
-from jinja2.filters import make_attrgetter
 from jinja2.runtime import LoopContext, markup_join
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEscapeFormatter, SandboxedFormatter
+from jinja2.sandbox import (
+    ImmutableSandboxedEnvironment,
+    SandboxedEnvironment,
+    SandboxedEscapeFormatter,
+    SandboxedFormatter,
+)
+from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
 
 from vnllmtest.quota import (
-    SEQUENCE,
     Quota,
     active_quota,
     check_binop,
     check_method,
-    check_printf,
-    depth_of,
-    replaced_size,
+    is_container,
     size_of,
     text_size,
+    texts_size,
     ticking,
     whole,
 )
+from vnllmtest.sandbox_filters import bounded_filters
 
-_WORDWRAP_STEPS_PER_SECOND = 1e10  # textwrap cuts a long word in about len(word)**2 / width steps
-_LOOP, _CONCAT = "vnllmtest_loop", "vnllmtest_concat"  # filters the compiler wraps loops and `~` in
+if not (
+    hasattr(CodeGenerator, "buffer")
+    and hasattr(SandboxedEnvironment, "wrap_str_format")
+    and hasattr(Namespace(), "_Namespace__attrs")
+):
+    raise ImportError(
+        "vnllmtest's template sandbox needs Jinja2 3.1.5 or a later 3.1 release (pip install 'jinja2>=3.1.5,<3.2')"
+    )
+
+_LOOP, _CONCAT, _BUILT = "vnllmtest_loop", "vnllmtest_concat", "vnllmtest_built"  # filters the compiler adds
 _FORMATS = ("format", "format_map")
 
 
@@ -66,13 +84,13 @@ class _Buffer(list):
 
     def append(self, text: str) -> None:
         self._chars += len(text)
-        self._quota.allow(self._chars, "a block's output")
+        self._quota.allow_output(self._chars, "a block's output")
         super().append(text)
 
     def extend(self, texts: Iterable[str]) -> None:
         texts = tuple(texts)
         self._chars += sum(map(len, texts))
-        self._quota.allow(self._chars, "a block's output")
+        self._quota.allow_output(self._chars, "a block's output")
         super().extend(texts)
 
 
@@ -85,7 +103,8 @@ class _Generator(CodeGenerator):
 
 
 class _Guard(NodeTransformer):
-    """Wraps every loop's iterable and every `~` in the filters that bound them."""
+    """Wraps every loop's iterable, every `~` and every list, tuple and dict literal in the filters that
+    bound them."""
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
@@ -97,6 +116,19 @@ class _Guard(NodeTransformer):
         parts = nodes.Tuple(node.nodes, "load", lineno=node.lineno)
         return nodes.Filter(parts, _CONCAT, [], [], None, None, lineno=node.lineno)
 
+    def visit_List(self, node: nodes.List) -> nodes.Node:
+        return self._built(node)
+
+    def visit_Dict(self, node: nodes.Dict) -> nodes.Node:
+        return self._built(node)
+
+    def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
+        return self._built(node) if node.ctx == "load" else self.generic_visit(node)
+
+    def _built(self, node: nodes.Expr) -> nodes.Node:
+        self.generic_visit(node)
+        return nodes.Filter(node, _BUILT, [], [], None, None, lineno=node.lineno)
+
 
 class _CheckedFormat:
     """`str.format`: no field wider than the limit, and at most the limit in all."""
@@ -105,9 +137,16 @@ class _CheckedFormat:
         self._chars = 0
         return super().vformat(format_string, args, kwargs)  # type: ignore[misc]
 
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion is not None:  # !r and !a show a repr (!a escaping each character in up to 10)
+            quota = active_quota()
+            quota.allow(text_size((value,), quota) * (10 if conversion == "a" else 1), "a format() field")
+        return super().convert_field(value, conversion)  # type: ignore[misc]
+
     def format_field(self, value: Any, format_spec: str) -> Any:
         quota = active_quota()
         quota.allow(max((int(n) for n in re.findall(r"\d+", format_spec)), default=0), "a format() field")
+        quota.allow(self._chars + text_size(value, quota), "a format() result")
         text = super().format_field(value, format_spec)  # type: ignore[misc]
         self._chars += len(text)
         quota.allow(self._chars, "a format() result")
@@ -131,9 +170,11 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     def __init__(self, **options: Any):
         super().__init__(**options)
-        self.filters.update(_bounded_filters(dict(self.filters)))
+        self.filters.update(bounded_filters(dict(self.filters)))
         self.filters[_LOOP] = lambda iterable: _Loop(iterable, active_quota())
         self.filters[_CONCAT] = _concat
+        self.filters[_BUILT] = _built
+        self.finalize = _shown
         stock_lipsum = self.globals["lipsum"]
 
         def lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002
@@ -166,7 +207,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         quota, kept, size = active_quota(), [], 0
         for part in parts:
             size += len(part)
-            quota.allow(size, "a block's output")
+            quota.allow_output(size, "a block's output")
             kept.append(part)
         return "".join(kept)
 
@@ -180,7 +221,10 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         if isinstance(__obj, LoopContext) and args:  # `loop(children)` in a recursive loop
             args = (_Loop(args[0], quota), *args[1:])
         args = check_method(quota, __obj, args, kwargs)
-        return super().call(__context, __obj, *args, **kwargs)
+        result = super().call(__context, __obj, *args, **kwargs)
+        if is_container(result):  # dict(a=x, b=x), namespace(), cycler(), {}.fromkeys(range(9999), x)
+            quota.allow(size_of(result, quota), f"{getattr(__obj, '__name__', 'a call')}()")
+        return result
 
     def wrap_str_format(self, value: Any) -> Any:
         """`str.format`/`format_map` through the sandbox's formatter, with widths and size checked."""
@@ -207,93 +251,23 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 @pass_eval_context
 def _concat(eval_ctx: Any, parts: tuple[Any, ...]) -> str:
     """`a ~ b`: the same text Jinja builds, refused first when it would be too long."""
+    quota = active_quota()
+    quota.allow(texts_size(parts, quota), "a text joined with ~")
     texts = [part if isinstance(part, str) else str(part) for part in parts]
-    active_quota().allow(sum(map(len, texts)), "a text joined with ~")
     return markup_join(texts) if eval_ctx.volatile or eval_ctx.autoescape else "".join(texts)
 
 
-def _bounded_filters(stock: dict[str, Any]) -> dict[str, Any]:
-    """The filters that can build large values, each checking the size (or time) first."""
+def _built(value: Any) -> Any:
+    """A list, tuple or dict the template writes out, refused when its parts, shared ones counted
+    each time they appear, pass the limit."""
+    quota = active_quota()
+    quota.allow(size_of(value, quota), "a list or dict the template writes")
+    return value
 
-    def center(value: Any, width: int = 80) -> str:
-        active_quota().allow(whole(width), "|center")
-        return stock["center"](value, width)
 
-    def indent(s: Any, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
-        text = str(s)
-        step = len(width) if isinstance(width, str) else whole(width)
-        active_quota().allow(len(text) + (text.count("\n") + 1) * step, "|indent")
-        return stock["indent"](s, width, first, blank)
-
-    @pass_environment
-    def wordwrap(
-        environment: Any,
-        s: Any,
-        width: int = 79,
-        break_long_words: bool = True,
-        wrapstring: str | None = None,
-        break_on_hyphens: bool = True,
-    ) -> str:
-        text, quota, step = str(s), active_quota(), max(whole(width), 1)
-        separator = environment.newline_sequence if wrapstring is None else str(wrapstring)
-        quota.allow(len(text) + (len(text) // step + text.count("\n") + 1) * len(separator), "|wordwrap")
-        if break_long_words:  # textwrap cuts a long word in quadratic time
-            steps = sum(len(word) ** 2 // step for word in re.findall(r"\S+", text) if len(word) > step)
-            quota.check_time(steps / _WORDWRAP_STEPS_PER_SECOND, "|wordwrap")
-        return stock["wordwrap"](environment, s, width, break_long_words, wrapstring, break_on_hyphens)
-
-    def format_(value: Any, *args: Any, **kwargs: Any) -> str:
-        check_printf(active_quota(), str(value), kwargs or args)
-        return stock["format"](value, *args, **kwargs)
-
-    @pass_eval_context
-    def join(eval_ctx: Any, value: Iterable[Any], d: str = "", attribute: str | int | None = None) -> str:
+def _shown(value: Any) -> Any:
+    """`{{ value }}`: a value that is not text yet is measured before Jinja calls str() on it."""
+    if not isinstance(value, str):
         quota = active_quota()
-        if attribute is not None:
-            value = map(make_attrgetter(eval_ctx.environment, attribute), value)
-        items = list(ticking(value, quota))
-        quota.allow(sum(map(text_size, items)) + len(str(d)) * max(len(items) - 1, 0), "|join")
-        return stock["join"](eval_ctx, items, d)
-
-    @pass_eval_context
-    def replace(eval_ctx: Any, s: Any, old: Any, new: Any, count: int | None = None) -> str:
-        active_quota().allow(replaced_size(s, old, new, -1 if count is None else count), "|replace")
-        return stock["replace"](eval_ctx, s, old, new, count)
-
-    def batch(value: Iterable[Any], linecount: int, fill_with: Any = None) -> Any:
-        if fill_with is not None:
-            active_quota().allow(whole(linecount), "|batch")
-        return stock["batch"](value, linecount, fill_with)
-
-    @pass_eval_context
-    def slice_(eval_ctx: Any, value: Iterable[Any], slices: int, fill_with: Any = None) -> Any:
-        active_quota().allow(whole(slices), "|slice")
-        return stock["slice"](eval_ctx, value, slices, fill_with)
-
-    @pass_environment
-    def sum_(environment: Any, iterable: Iterable[Any], attribute: str | int | None = None, start: Any = 0) -> Any:
-        if attribute is not None:
-            iterable = map(make_attrgetter(environment, attribute), iterable)
-        values = list(ticking(iterable, active_quota()))
-        if isinstance(start, str | bytes) or not any(isinstance(value, SEQUENCE) for value in values):
-            return stock["sum"](environment, values, start=start)  # numbers, or the error Python gives
-        total = start
-        for value in values:  # adding lists: each step checked, as `+` is
-            total = environment.call_binop(None, "+", total, value)
-        return total
-
-    @pass_eval_context
-    def tojson(eval_ctx: Any, value: Any, indent: int | str | None = None) -> Any:
-        quota, step = active_quota(), len(indent) if isinstance(indent, str) else whole(indent)
-        size = 4 * size_of(value)
-        quota.allow(size, "|tojson")
-        if step:
-            quota.allow(size * (1 + step * depth_of(value, {})), "|tojson")
-        return stock["tojson"](eval_ctx, value, indent)
-
-    return {
-        "center": center, "indent": indent, "wordwrap": wordwrap, "format": format_, "join": join,
-        "replace": replace, "batch": batch, "slice": slice_, "sum": sum_, "tojson": tojson,
-    }  # fmt: skip
-
-
+        quota.allow(text_size(value, quota), "a value shown with {{ }}")
+    return value

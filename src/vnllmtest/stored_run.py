@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("passed", "missed", "error")
+from vnllmtest.aggregate import STATUSES
+from vnllmtest.clipping import described, shown
+
 SHOWN_CHARS = 80  # the most of a stored value an error message repeats
 
 
@@ -68,7 +70,7 @@ def _read_summary(path: Path) -> dict[str, Any]:
     try:
         summary = json.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise BaselineError(f"{path}: not a readable JSON file ({_shown(exc)})") from None
+        raise BaselineError(f"{path}: not a readable JSON file ({shown(exc, SHOWN_CHARS)})") from None
     if not isinstance(summary, dict):
         raise BaselineError(f"{path}: expected a JSON object, got {_kind(summary)}")
     for key in ("run", "metric_definitions"):
@@ -88,14 +90,15 @@ def _read_items(path: Path) -> list[dict[str, Any]]:
                 record = _checked_record(line, f"{path}:{number}")
                 key = (record["suite"], record["model"], record["id"])
                 if key in first_line:
+                    suite, model, item = (shown(part, SHOWN_CHARS) for part in key)
                     raise BaselineError(
-                        f"{path}:{number}: item '{_shown(key[2])}' of suite '{_shown(key[0])}' for model "
-                        f"'{_shown(key[1])}' is already on line {first_line[key]}"
+                        f"{path}:{number}: item '{item}' of suite '{suite}' for model '{model}' "
+                        f"is already on line {first_line[key]}"
                     )
                 first_line[key] = number
                 items.append(record)
     except (OSError, UnicodeDecodeError) as exc:
-        raise BaselineError(f"{path}: cannot be read ({_shown(exc)})") from None
+        raise BaselineError(f"{path}: cannot be read ({shown(exc, SHOWN_CHARS)})") from None
     return items
 
 
@@ -104,7 +107,8 @@ def _checked_record(line: str, where: str) -> dict[str, Any]:
     try:
         record = json.loads(line)
     except ValueError as exc:
-        raise BaselineError(f"{where}: not a JSON record ({_shown(getattr(exc, 'msg', exc))})") from None
+        problem = shown(getattr(exc, "msg", exc), SHOWN_CHARS)
+        raise BaselineError(f"{where}: not a JSON record ({problem})") from None
     if not isinstance(record, dict):
         raise BaselineError(f"{where}: expected a JSON object, got {_kind(record)}")
     missing = [key for key in ("suite", "model", "id", "status", "metrics") if key not in record]
@@ -115,17 +119,22 @@ def _checked_record(line: str, where: str) -> dict[str, Any]:
             raise BaselineError(f"{where}: field '{key}': expected a non-empty string, got {_kind(record[key])}")
     if record["status"] not in STATUSES:
         raise BaselineError(
-            f"{where}: field 'status': expected one of {', '.join(STATUSES)}, got {_shown(repr(record['status']))}"
+            f"{where}: field 'status': expected one of {', '.join(STATUSES)}, "
+            f"got {described(record['status'], SHOWN_CHARS)}"
         )
     metrics = record["metrics"]
     if not isinstance(metrics, dict):
         raise BaselineError(f"{where}: field 'metrics': expected an object, got {_kind(metrics)}")
     for name, value in metrics.items():
         if not _is_finite(value):
-            raise BaselineError(f"{where}: metric '{_shown(name)}' is {_shown(repr(value))}, not a finite number")
+            raise BaselineError(
+                f"{where}: metric '{shown(name, SHOWN_CHARS)}' is {described(value, SHOWN_CHARS)}, not a finite number"
+            )
     tags = record.get("tags", {})
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
-        raise BaselineError(f"{where}: field 'tags': expected an object of strings, got {_shown(repr(tags))}")
+        raise BaselineError(
+            f"{where}: field 'tags': expected an object of strings, got {described(tags, SHOWN_CHARS)}"
+        )
     if record.get("cluster") is not None and not isinstance(record["cluster"], str):
         raise BaselineError(f"{where}: field 'cluster': expected a string or null, got {_kind(record['cluster'])}")
     return record
@@ -139,10 +148,4 @@ def _kind(value: Any) -> str:
     """A JSON value's type in JSON's words, with the value itself when it is short."""
     names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
     kind = names.get(type(value), "a number")
-    return f"{kind} ({_shown(repr(value))})" if isinstance(value, int | float | str) else kind
-
-
-def _shown(value: Any) -> str:
-    """A value cut to SHOWN_CHARS for a message: stored files can hold anything."""
-    text = str(value)
-    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text)} characters)"
+    return f"{kind} ({described(value, SHOWN_CHARS)})" if isinstance(value, int | float | str) else kind

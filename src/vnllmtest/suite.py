@@ -18,7 +18,8 @@ from vnllmtest.judge import Rubric, packaged_rubrics, rubric_from_mapping
 from vnllmtest.metric_table import JUDGE_OVERALL, JUDGE_PREFIX, JUDGE_SCORE, VERDICT_COVERAGE
 from vnllmtest.prompts import compile_template
 from vnllmtest.quota import DEFAULT_MAX_CHARS, DEFAULT_MAX_SECONDS
-from vnllmtest.suite_file import MAX_SUITE_BYTES, SuiteError, describe_validation, line_of, read_suite_yaml, shown
+from vnllmtest.clipping import described, shown
+from vnllmtest.suite_file import MAX_SUITE_BYTES, SuiteError, describe_validation, line_of, read_suite_yaml
 
 SUITE_MARKER = "vnllmtest"
 _MARKER_LINE = re.compile(rf"^(\ufeff)?{SUITE_MARKER}\s*:", re.MULTILINE)
@@ -93,7 +94,7 @@ class DatasetSpec(_Strict):
                 known = ", ".join(sorted(allowed)) or "none"
                 raise ValueError(f"adapter '{self.adapter}' has no option '{key}' (options: {known})")
             if value not in allowed[key]:
-                raise ValueError(f"options.{key} must be one of {', '.join(allowed[key])}, got {shown(value)}")
+                raise ValueError(f"options.{key} must be one of {', '.join(allowed[key])}, got {described(value)}")
         return self
 
 
@@ -222,7 +223,7 @@ class JudgeSpec(_Strict):
             return rubric_from_mapping("inline", self.rubric)
         library = packaged_rubrics()
         if self.rubric not in library:
-            raise ValueError(f"unknown rubric {shown(self.rubric)}; packaged rubrics: {', '.join(sorted(library))}")
+            raise ValueError(f"unknown rubric {described(self.rubric)}; packaged rubrics: {', '.join(sorted(library))}")
         return library[self.rubric]
 
     @property
@@ -357,8 +358,8 @@ def _check_templates(path: Path, root: yaml.Node, spec: SuiteSpec) -> None:
         except TemplateSyntaxError as exc:
             raise SuiteError(
                 f"{path}:{line_of(root, loc)}: {'.'.join(loc)}: Jinja template syntax error on "
-                f"line {exc.lineno} of the template: {exc.message}"
+                f"line {exc.lineno} of the template: {shown(exc.message or '', 300)}"
             ) from None
         except TemplateError as exc:
-            raise SuiteError(f"{path}:{line_of(root, loc)}: {'.'.join(loc)}: {exc.message}") from None
+            raise SuiteError(f"{path}:{line_of(root, loc)}: {'.'.join(loc)}: {shown(exc.message or '', 300)}") from None
 

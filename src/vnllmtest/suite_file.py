@@ -3,41 +3,23 @@ composed, and errors that name the file and line without echoing unbounded value
 
 from __future__ import annotations
 
-import reprlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from vnllmtest.clipping import described, shown
+
 MAX_SUITE_BYTES = 1 << 20  # real suites are a few kilobytes
 MAX_DEPTH = 64  # nesting of mappings and lists
 MAX_ALIAS_NODES = 10_000  # nodes that aliases may repeat, in all
+MAX_ALIAS_CHARS = MAX_SUITE_BYTES  # characters of text that aliases may repeat, in all
 MAX_PROBLEMS = 20  # validation problems listed in one message
-_SHOWN = reprlib.Repr()
-_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxother = 3, 8, 8, 120, 120
 
 
 class SuiteError(Exception):
     """A suite file that cannot be used; the message names the file, the place and the fix."""
-
-
-def shorten(text: str, limit: int = 300) -> str:
-    """`text` on one line, cut to about `limit` characters with a note saying how long it was."""
-    text = " ".join(text.splitlines())
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters in all)"
-
-
-def shown(value: Any) -> str:
-    """A short repr of a value from a suite (bounded however large the value is)."""
-    if isinstance(value, int) and value.bit_length() > 256:
-        return f"a {value.bit_length():,}-bit number"
-    text = shorten(_SHOWN.repr(value), 200)
-    if isinstance(value, str | bytes) and len(value) > _SHOWN.maxstring:
-        text += f" ({len(value):,} characters in all)"
-    elif isinstance(value, list | tuple | dict) and len(value) > _SHOWN.maxlist:
-        text += f" ({len(value):,} items in all)"
-    return text
 
 
 def read_suite_yaml(path: Path) -> tuple[bytes, Any, yaml.Node | None]:
@@ -63,13 +45,13 @@ def read_suite_yaml(path: Path) -> tuple[bytes, Any, yaml.Node | None]:
     except _Refused as exc:
         raise SuiteError(f"{path}{_mark(exc)}: {exc.problem}") from None
     except yaml.constructor.ConstructorError as exc:
-        problem = shorten(_yaml_problem(exc))
+        problem = shown(_yaml_problem(exc), 300)
         raise SuiteError(
             f"{path}{_mark(exc)}: unsupported YAML value: {problem} (suites are read with yaml.safe_load: "
             "plain mappings, lists, strings, numbers and booleans only)"
         ) from None
     except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}{_mark(exc)}: YAML syntax error: {shorten(_yaml_problem(exc))}") from None
+        raise SuiteError(f"{path}{_mark(exc)}: YAML syntax error: {shown(_yaml_problem(exc), 300)}") from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -81,24 +63,26 @@ class _Refused(yaml.MarkedYAMLError):
 
 
 class _Frame:
-    """An open mapping or list while composing: its anchor, node count (aliases expanded) and keys."""
+    """An open mapping or list while composing: its anchor, node and character counts (aliases
+    expanded) and keys."""
 
     def __init__(self, anchor: str | None, mapping: bool):
-        self.anchor, self.nodes = anchor, 1
+        self.anchor, self.nodes, self.chars = anchor, 1, 0
         self.keys: dict[str, int] | None = {} if mapping else None
         self.expect_key = mapping
 
 
 class _BoundedLoader(yaml.SafeLoader):
     """yaml.SafeLoader that refuses, while it reads the events, documents nested deeper than MAX_DEPTH,
-    aliases that repeat more than MAX_ALIAS_NODES nodes in all ("billion laughs"), and a key given twice
-    in one mapping (YAML would keep only the last)."""
+    aliases that repeat more than MAX_ALIAS_NODES nodes or MAX_ALIAS_CHARS characters of text in all
+    ("billion laughs", or one long text repeated), and a key given twice in one mapping (YAML would keep
+    only the last)."""
 
     def __init__(self, stream: str):
         super().__init__(stream)
         self._frames: list[_Frame] = []
-        self._anchored: dict[str, int] = {}
-        self._repeated = 0
+        self._anchored: dict[str, tuple[int, int]] = {}  # anchor -> (nodes, characters)
+        self._repeated = (0, 0)
 
     def get_event(self) -> yaml.Event:
         event = super().get_event()
@@ -110,28 +94,30 @@ class _BoundedLoader(yaml.SafeLoader):
             self._frames.append(_Frame(event.anchor, isinstance(event, yaml.MappingStartEvent)))
         elif isinstance(event, yaml.CollectionEndEvent):
             frame = self._frames.pop()
-            self._counted(frame.anchor, frame.nodes)
+            self._counted(frame.anchor, frame.nodes, frame.chars)
         elif isinstance(event, yaml.ScalarEvent):
             self._key_or_value(event)
-            self._counted(event.anchor, 1)
+            self._counted(event.anchor, 1, len(event.value))
         elif isinstance(event, yaml.AliasEvent):
             self._key_or_value(event)
-            size = self._anchored.get(event.anchor, 1)
-            self._repeated += size
-            if self._repeated > MAX_ALIAS_NODES:
-                raise _Refused(
-                    problem=f"refused: YAML aliases (*{shorten(event.anchor, 40)} here) repeat more than "
-                    f"{MAX_ALIAS_NODES:,} nodes in all; write the values out instead",
-                    problem_mark=event.start_mark,
-                )
-            self._counted(None, size)
+            nodes, chars = self._anchored.get(event.anchor, (1, 0))
+            self._repeated = (self._repeated[0] + nodes, self._repeated[1] + chars)
+            for count, bound, unit in zip(self._repeated, (MAX_ALIAS_NODES, MAX_ALIAS_CHARS), ("nodes", "characters")):
+                if count > bound:
+                    raise _Refused(
+                        problem=f"refused: YAML aliases (*{shown(event.anchor, 40)} here) repeat more than "
+                        f"{bound:,} {unit} in all; write the values out instead",
+                        problem_mark=event.start_mark,
+                    )
+            self._counted(None, nodes, chars)
         return event
 
-    def _counted(self, anchor: str | None, nodes: int) -> None:
+    def _counted(self, anchor: str | None, nodes: int, chars: int) -> None:
         if anchor is not None:
-            self._anchored[anchor] = nodes
+            self._anchored[anchor] = (nodes, chars)
         if self._frames:
             self._frames[-1].nodes += nodes
+            self._frames[-1].chars += chars
 
     def _key_or_value(self, event: yaml.Event) -> None:
         """Track keys of the enclosing mapping; a plain key seen twice is refused."""
@@ -141,7 +127,7 @@ class _BoundedLoader(yaml.SafeLoader):
         if frame.expect_key and isinstance(event, yaml.ScalarEvent) and event.value != "<<":
             if event.value in frame.keys:
                 raise _Refused(
-                    problem=f"key '{shorten(event.value, 80)}' appears twice in this mapping (first on line "
+                    problem=f"key '{shown(event.value, 80)}' appears twice in this mapping (first on line "
                     f"{frame.keys[event.value]}); YAML would silently keep only the last",
                     problem_mark=event.start_mark,
                 )
@@ -153,7 +139,7 @@ class _BoundedLoader(yaml.SafeLoader):
         try:
             return super().construct_object(node, deep)
         except (ValueError, OverflowError) as exc:
-            problem = f"cannot read this value ({shorten(str(exc), 120)})"
+            problem = f"cannot read this value ({shown(exc, 120)})"
             raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
 
 
@@ -177,13 +163,13 @@ def describe_validation(path: Path, root: yaml.Node | None, exc: ValidationError
         where = f"line {line_of(root, loc)}"
         if error["type"] == "extra_forbidden":
             allowed = ", ".join(sorted(_allowed_keys(model, loc[:-1])))
-            lines.append(f"  {where}: {shorten(key, 120)}: unknown key; expected one of: {allowed}")
+            lines.append(f"  {where}: {shown(key, 120)}: unknown key; expected one of: {allowed}")
         elif error["type"] == "missing":
             lines.append(f"  {where}: {key}: required key is missing")
         else:
             got = error.get("input")
-            value = "" if isinstance(got, dict | list) else f" (got {shown(got)})"
-            lines.append(f"  {where}: {shorten(key, 120)}: {shorten(error['msg'])}{value}")
+            value = "" if isinstance(got, dict | list) else f" (got {described(got)})"
+            lines.append(f"  {where}: {shown(key, 120)}: {shown(error['msg'], 300)}{value}")
     if count > MAX_PROBLEMS:
         lines.append(f"  … and {count - MAX_PROBLEMS} more problems")
     return "\n".join(lines)

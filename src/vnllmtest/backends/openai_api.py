@@ -3,8 +3,10 @@ requests in flight, each one bounded in time and size and retried on its own (se
 scoring from next-token logprobs. Each request succeeds or fails by itself: a failure is that item's error.
 
 The API key comes only from an environment variable; it is sent in the Authorization header and never
-written anywhere else: every text from the server has it (and anything like a bearer token or an `sk-`
-key) redacted before it enters a message, a reply, the cache or a report.
+written anywhere else: every reply has the key (as written, JSON-escaped or URL-quoted) redacted from each
+of its texts as it arrives, and texts quoted in messages (error bodies, headers, a malformed reply's values)
+have anything like a bearer token or an `sk-` key redacted as well. Answers keep all other text, so they
+score as they would through any other backend.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import httpx
 from vnllmtest.backends import openai_reply as shape
 from vnllmtest.backends.base import Backend, Generation, ModelError, Request
 from vnllmtest.backends.registry import ModelSpec
-from vnllmtest.backends.server_http import ACCEPTED_ENCODINGS, ServerSettings, Unreachable, request_json
+from vnllmtest.backends.server_http import ACCEPTED_ENCODINGS, Refused, ServerSettings, Unreachable, request_json
 from vnllmtest.prompts import Message, plain_prompt
 from vnllmtest.redaction import Redactor
 from vnllmtest.thinking import cut_at_stop, opens_thinking
@@ -54,7 +56,7 @@ class OpenAIBackend(Backend):
         key = os.environ.get(settings.api_key_env) or ""
         self._headers = {"Accept-Encoding": ACCEPTED_ENCODINGS, **({"Authorization": f"Bearer {key}"} if key else {})}
         self._redact = Redactor([key])  # server texts quoted in messages
-        self._redact_reply = Redactor([key], min_length=REPLY_SECRET_MIN)  # the model's replies
+        self._redact_reply = Redactor([key], min_length=REPLY_SECRET_MIN, tokens=False)  # replies: the key only
         self._logprobs: bool | None = None
         self._down: str | None = None  # set once the server stayed unreachable through every retry
 
@@ -73,8 +75,9 @@ class OpenAIBackend(Backend):
     # --- capabilities --------------------------------------------------------------------------
     @property
     def supports_loglikelihood(self) -> bool:
-        """Whether the server returns next-token logprobs (vLLM and llama.cpp do; Ollama does not). A probe
-        that fails says nothing: the scoring requests then run, and each failure is its item's error."""
+        """Whether the server returns next-token logprobs (vLLM and llama.cpp do; Ollama does not), asked
+        once and remembered. A probe that fails otherwise (5xx, timeout, no server) says nothing and is
+        asked again next time: the scoring requests run meanwhile, and each failure is its item's error."""
         if self._logprobs is None:
             probe = Request("probe", "probe", self.format_prompt([{"role": "user", "content": "A"}]), ("A",), 1)
             [answer] = self._run(self._probe, [probe])
@@ -116,7 +119,15 @@ class OpenAIBackend(Backend):
             return list(await asyncio.gather(*(one(request) for request in requests)))
 
     async def _probe(self, client: httpx.AsyncClient, request: Request) -> bool:
-        return bool(shape.first_choice(await self._post(client, self._body(request, 1, logprobs=True))).get("logprobs"))
+        """Whether a reply carries logprobs. A server that refuses them (HTTP 400/422, as some do) has none,
+        where it answers the same request without them; one that refuses both (a wrong key, an unknown
+        model) raises that refusal: the answer is still unknown."""
+        try:
+            reply = await self._post(client, self._body(request, 1, logprobs=True))
+        except Refused:
+            shape.first_choice(await self._post(client, self._body(request, 1)))
+            return False
+        return bool(shape.first_choice(reply).get("logprobs"))
 
     async def _generate_one(self, client: httpx.AsyncClient, request: Request) -> Generation:
         reply = await self._post(client, self._body(request, request.max_new_tokens))
@@ -124,14 +135,12 @@ class OpenAIBackend(Backend):
         finish = shape.finish_reason(choice)
         if self.endpoint == "chat":
             content, reasoning = shape.chat_text(choice)
-            text, _ = cut_at_stop(self._redact_reply(content), request.stop)
+            text, _ = cut_at_stop(content, request.stop)
             if reasoning:  # a reply cut while the server's reasoning was still open leaves the block open
-                reasoning = self._redact_reply(reasoning)
                 still_thinking = finish == "length" and not text
                 text = f"<think>{reasoning}" if still_thinking else f"<think>{reasoning}</think>{text}"
         else:
-            text = self._redact_reply(shape.completion_text(choice))
-            text, _ = cut_at_stop(text, request.stop, opens_thinking(request.prompt))
+            text, _ = cut_at_stop(shape.completion_text(choice), request.stop, opens_thinking(request.prompt))
         return Generation(text, finish, shape.completion_tokens(reply))
 
     async def _score_one(self, client: httpx.AsyncClient, request: Request) -> dict[str, float]:
@@ -165,10 +174,18 @@ class OpenAIBackend(Backend):
         if self._down:
             raise ModelError(self._down)
         try:
-            return await request_json(client, "POST", self.where, body, self.settings, self._redact)
+            return await self._request(client, "POST", self.where, body)
         except Unreachable as exc:
             self._down = str(exc)  # the server is gone: fail the remaining requests at once
             raise
+
+    async def _request(
+        self, client: httpx.AsyncClient, method: str, where: str, body: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The server's reply, the key redacted from each of its texts before anything reads them."""
+        return self._redact_reply.within(
+            await request_json(client, method, where, body, self.settings, self._redact)
+        )
 
     async def _resolve_served_name(self, client: httpx.AsyncClient) -> None:
         """Without +model=NAME, the first model the server lists."""
@@ -176,9 +193,7 @@ class OpenAIBackend(Backend):
             return
         where = f"{self.url}/models"
         try:
-            self.served_name = shape.listed_model(
-                await request_json(client, "GET", where, None, self.settings, self._redact)
-            )
+            self.served_name = shape.listed_model(await self._request(client, "GET", where, None))
         except shape.MalformedReply as exc:
             problem = f"listed no usable model ({self._redact(str(exc))}); name it with +model=NAME"
             raise ModelError(f"openai endpoint {where} {problem}") from None

@@ -4,14 +4,12 @@ shape is a MalformedReply naming the field and what it held, never a default val
 from __future__ import annotations
 
 import math
-import reprlib
 from typing import Any
+
+from vnllmtest.clipping import described
 
 MISSING = object()
 MAX_MODEL_NAME = 256  # characters of a model name listed by /models (it goes into fingerprints and reports)
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 80
-_REPR.maxlevel = 2
 
 
 class MalformedReply(ValueError):
@@ -19,13 +17,13 @@ class MalformedReply(ValueError):
 
 
 def _bad(field: str, value: Any, expected: str) -> MalformedReply:
-    shown = "missing" if value is MISSING else f"{_REPR.repr(value)} ({type(value).__name__})"
+    shown = "missing" if value is MISSING else f"{described(value)} ({type(value).__name__})"
     return MalformedReply(f"{field} is {shown}, expected {expected}")
 
 
 def first_choice(reply: dict[str, Any]) -> dict[str, Any]:
     if reply.get("error") is not None:
-        raise MalformedReply(f"the server sent an error object with a success status: {_REPR.repr(reply['error'])}")
+        raise MalformedReply(f"the server sent an error object with a success status: {described(reply['error'])}")
     choices = reply.get("choices", MISSING)
     if not isinstance(choices, list) or not choices:
         raise _bad("choices", choices, "a non-empty list")
@@ -104,7 +102,7 @@ def top_logprobs(choice: dict[str, Any]) -> dict[str, float]:
             return {}
         if not isinstance(positions[0], dict):
             raise _bad("choices[0].logprobs.top_logprobs[0]", positions[0], "an object of token: log-probability")
-        pairs = [(t, v, f"choices[0].logprobs.top_logprobs[0][{_REPR.repr(t)}]") for t, v in positions[0].items()]
+        pairs = [(t, v, f"choices[0].logprobs.top_logprobs[0][{described(t, 60)}]") for t, v in positions[0].items()]
     return {token: _logprob(value, field) for token, value, field in pairs}
 
 

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from vnllmtest.backends.base import Backend, Generation, ModelError, Request
-from vnllmtest.loaders.base import RecordError, record_id, shown
-from vnllmtest.loaders.jsontext import parse_object, wide_encoding
+from vnllmtest.clipping import described
+from vnllmtest.loaders.base import RecordError, record_id
+from vnllmtest.loaders.jsontext import parse_object
+from vnllmtest.loaders.sources import refuse_wide_text
 
 
 def read_bytes(path: Path) -> bytes:
@@ -32,9 +34,7 @@ class Prediction:
 def parse_predictions(raw: bytes, path: Path) -> dict[tuple[str | None, str], Prediction]:
     """The file's predictions by (suite, id); a ModelError names the line and field of the first bad record.
     Lines end at newline bytes only: a prediction may hold U+2028 and other line separators."""
-    encoding = wide_encoding(raw[:4])
-    if encoding:
-        raise ModelError(f"replay file {path} is {encoding} text (it starts with a byte-order mark); save it as UTF-8")
+    refuse_wide_text(raw[:4], f"replay file {path}", ModelError)
     found: dict[tuple[str | None, str], Prediction] = {}
     for number, line in enumerate(raw.removeprefix(codecs.BOM_UTF8).split(b"\n"), start=1):
         if not line.strip():
@@ -43,7 +43,7 @@ def parse_predictions(raw: bytes, path: Path) -> dict[tuple[str | None, str], Pr
         prediction = _prediction(*parse_object(line), where)
         key = (prediction.suite, prediction.id)
         if key in found:
-            suite = f" in suite '{shown(key[0], 60)}'" if key[0] else ""
+            suite = f" in suite {described(key[0], 60)}" if key[0] else ""
             raise ModelError(f"{where}: second prediction for id '{key[1]}'{suite}")
         found[key] = prediction
     if not found:

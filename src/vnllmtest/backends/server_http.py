@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
 from vnllmtest.backends.base import DEFAULT_MAX_REPLY_BYTES, ModelError
+from vnllmtest.clipping import described, shown
 
 RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_WAIT = 30.0  # seconds: the longest pause between attempts, whatever Retry-After says
@@ -40,9 +41,32 @@ class ServerSettings:
     backoff: float = 0.5  # seconds before the first retry; doubles each time, at most MAX_WAIT
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
 
+    def __post_init__(self) -> None:
+        """Settings that cannot work (no request ever in flight, no time for a reply) are refused here, for
+        callers of the Runner and the backends as much as for the command line."""
+        if not isinstance(self.api_key_env, str):
+            _refuse("api_key_env", "the name of an environment variable", self.api_key_env)
+        for name, least in (("concurrency", 1), ("retries", 0), ("max_reply_bytes", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                _refuse(name, f"a whole number of at least {least}", value)
+        for name, least in (("timeout", "above 0"), ("backoff", "at least 0")):
+            value = getattr(self, name)
+            number = isinstance(value, int | float) and not isinstance(value, bool) and abs(value) <= 1e300
+            if not number or value < 0 or (value == 0 and name == "timeout"):
+                _refuse(name, f"a finite number of seconds {least}", value)
+
+
+def _refuse(field: str, expected: str, value: object) -> NoReturn:
+    raise ValueError(f"ServerSettings.{field} must be {expected}, got {described(value)}")
+
 
 class Unreachable(ModelError):
     """The server could not be connected to, through every attempt."""
+
+
+class Refused(ModelError):
+    """The server answered the request with a 4xx status that another attempt would not change."""
 
 
 class _Failed(Exception):
@@ -87,7 +111,8 @@ async def request_json(
                 "followed, so the API key never goes to another address: put the final URL in the model spec"
             )
         if status >= 400:
-            raise ModelError(f"openai endpoint {url} refused the request: HTTP {status}: {_excerpt(payload, redact)}")
+            error = Refused if status < 500 else ModelError
+            raise error(f"openai endpoint {url} refused the request: HTTP {status}: {_excerpt(payload, redact)}")
         try:
             reply = json.loads(payload)
         except (ValueError, RecursionError) as exc:
@@ -137,9 +162,10 @@ async def _attempt(
 
 async def _read_bounded(response: httpx.Response, limit: int) -> bytes:
     """The decoded body, read only while it stays within `limit` bytes."""
-    encoding = response.headers.get("content-encoding", "").strip().lower() or "identity"
-    if encoding not in ("identity", "gzip", "deflate"):
-        raise _Failed(f"the reply came in content-encoding '{encoding[:40]}', which was not asked for", retry=False)
+    named = response.headers.get("content-encoding", "").strip()
+    encoding = named.lower() or "identity"
+    if encoding not in ("identity", "gzip", "deflate"):  # quoted as sent: the key in it is redacted as written
+        raise _Failed(f"the reply came in content-encoding '{named}', which was not asked for", retry=False)
     decoder = None if encoding == "identity" else zlib.decompressobj(wbits=47)  # a gzip or zlib header
     parts: list[bytes] = []
     size = 0
@@ -162,9 +188,6 @@ async def _read_bounded(response: httpx.Response, limit: int) -> bytes:
 
 
 def _excerpt(text: str | bytes, redact: Callable[[str], str]) -> str:
-    """The start of a server's text, secrets redacted before it is cut (a cut could split a secret)."""
-    head = text[: 64 * EXCERPT]
-    shown = redact(head.decode("utf-8", errors="replace") if isinstance(head, bytes) else head)
-    if len(shown) <= EXCERPT and len(head) == len(text):
-        return shown
-    return f"{shown[:EXCERPT]}… ({len(text)} {'bytes' if isinstance(text, bytes) else 'characters'})"
+    """A server's text on one line, at most about EXCERPT characters: secrets redacted before it is cut
+    (a cut could split a secret and leave part of it unrecognised)."""
+    return shown(redact(text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text), EXCERPT)

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
+from vnllmtest.clipping import shown
 from vnllmtest.loaders import sampling, squad, vims, vmlu, vtsnlp
 from vnllmtest.loaders.base import (
     BadRecord,
@@ -18,7 +19,6 @@ from vnllmtest.loaders.base import (
     RawRecord,
     RecordError,
     nfc,
-    shown,
     usable_id,
 )
 from vnllmtest.loaders.paths import DataRoot, refuse_url
@@ -115,9 +115,10 @@ def _locate(suite: Suite, options: DataOptions, adapter: ModuleType) -> tuple[st
         origin, records = _local(suite, read, folder, "dataset.sample", dataset.sample, "dataset.sample")
         return f"bundled sample {origin}", records
     if options.data_dir is not None and dataset.local:
-        data_dir = DataRoot(None if options.allow_outside else options.data_dir.resolve(), "--data-dir")
+        base = options.data_dir.resolve()
+        data_dir = DataRoot(None if options.allow_outside else base, "--data-dir", follow_links=True)
         how = f"--data-dir {options.data_dir} + dataset.local"
-        return _local(suite, read, data_dir, "dataset.local", dataset.local, how, base=options.data_dir)
+        return _local(suite, read, data_dir, "dataset.local", dataset.local, how, base=base)
     source = dataset.source or dataset.local
     if source is None:
         raise DataError(

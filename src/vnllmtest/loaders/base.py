@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-
-SHOWN_LIMIT = 160  # characters of a data-given value (a path, an id) shown in a message
-
-
-def shown(text: object, limit: int = SHOWN_LIMIT) -> str:
-    """`text` for a message: at most about `limit` characters, the middle cut out and the cut counted."""
-    text = str(text)
-    if len(text) <= limit:
-        return text
-    return f"{text[: limit // 2]}[... {len(text) - limit} characters ...]{text[-limit // 2 :]}"
 
 
 class DataError(Exception):
@@ -104,10 +94,15 @@ _UNFIT = {"Cc", "Cs", "Zl", "Zp"}  # control characters, lone surrogates, line a
 
 def record_id(data: Mapping[str, Any]) -> str:
     """The record's `id` field as text: a string or whole number, one printable line of at most ID_LIMIT
-    characters (`pytest @file` reads one node id per line, so an id must not break a line)."""
+    characters (`pytest @file` reads one node id per line, so an id must not break a line). A float that
+    is a whole number (`1.0`, as pandas writes an integer column holding a gap) is that integer's text."""
     value = data.get("id")
     if value is None or (isinstance(value, str) and not value.strip()):
         raise RecordError("id", "missing")
+    if isinstance(value, float):
+        if not (math.isfinite(value) and value.is_integer()):
+            raise RecordError("id", f"expected text or a whole number, got the float {value!r}")
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise RecordError("id", f"expected text or a whole number, got {type(value).__name__}")
     text = nfc(value).strip() if isinstance(value, str) else str(value)

@@ -4,34 +4,22 @@ would break later (a lone surrogate cannot be written to a report; a repeated ke
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
 import sys
 from collections.abc import Iterable
 from typing import Any
 
-from vnllmtest.loaders.base import shown
+from vnllmtest.clipping import described
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # a UTF-16 surrogate written as a JSON escape
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_WIDE_BOMS = (
-    (codecs.BOM_UTF32_LE, "UTF-32"),
-    (codecs.BOM_UTF32_BE, "UTF-32"),
-    (codecs.BOM_UTF16_LE, "UTF-16"),
-    (codecs.BOM_UTF16_BE, "UTF-16"),
-)
 
 
 class _Repeated(dict):
     """A JSON object that named one key twice (JSON keeps the last value silently)."""
 
     key: str
-
-
-def wide_encoding(head: bytes) -> str | None:
-    """'UTF-16' or 'UTF-32' when `head` (a file's first bytes) starts with that byte-order mark."""
-    return next((name for bom, name in _WIDE_BOMS if head.startswith(bom)), None)
 
 
 def parse(raw: bytes) -> tuple[Any, str | None, bool]:
@@ -77,11 +65,11 @@ def parse_object(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
 def flaw(record: dict[str, Any]) -> str | None:
     """What makes a parsed record unusable (a repeated key, a lone surrogate), naming its field; else None."""
     if isinstance(record, _Repeated):
-        return f"field '{name(record.key)}': given twice"
+        return f"field {described(record.key, 60)}: given twice"
     for key, value in record.items():
         problem = _flaw_in(key) or _flaw_in(value)
         if problem:
-            return f"field '{name(key)}': {problem}"
+            return f"field {described(key, 60)}: {problem}"
     return None
 
 
@@ -94,7 +82,7 @@ def _flaw_in(value: Any) -> str | None:
             if found:
                 return f"a lone UTF-16 surrogate (\\u{ord(found.group()):04x}) is not text"
         elif isinstance(item, _Repeated):
-            return f"key '{name(item.key)}' given twice"
+            return f"key {described(item.key, 60)} given twice"
         elif isinstance(item, dict):
             stack += [*item.keys(), *item.values()]
         elif isinstance(item, list):
@@ -110,7 +98,3 @@ def _first_repeat(keys: Iterable[str]) -> str:
         seen.add(key)
     raise ValueError("no key is repeated")
 
-
-def name(key: str) -> str:
-    """A field name fit for a message: bounded, surrogates escaped."""
-    return shown(key.encode("utf-8", "backslashreplace").decode("utf-8"), 60)

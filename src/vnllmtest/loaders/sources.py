@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from vnllmtest.loaders.base import DataError, RawRecord, shown
-from vnllmtest.loaders.jsontext import flaw, parse, parse_object, wide_encoding
+from vnllmtest.clipping import described, shown
+from vnllmtest.loaders.base import DataError, RawRecord
+from vnllmtest.loaders.jsontext import flaw, parse, parse_object
 from vnllmtest.loaders.paths import DataRoot, regular_file
 
 HF_PREFIX = "hf://"
-# One record's bound: bytes of a JSONL line, characters of a CSV field. Instructions carrying whole
-# documents fit many times over; a runaway quote or a corrupt file does not fill memory.
+# One record's bound: bytes of a JSONL line, characters of a CSV row (its lines together). Instructions
+# carrying whole documents fit many times over; a runaway quote or a corrupt file does not fill memory.
 RECORD_LIMIT = 64 * 2**20
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+_UNDECODED = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, as the surrogateescape handler keeps it
 
 
 def read_file(path: Path, root: DataRoot) -> Iterator[RawRecord]:
@@ -35,15 +45,17 @@ def read_file(path: Path, root: DataRoot) -> Iterator[RawRecord]:
     return reader(path)
 
 
-def _refuse_wide_text(path: Path, head: bytes) -> None:
-    encoding = wide_encoding(head)
+def refuse_wide_text(head: bytes, what: str, error: type[Exception] = DataError) -> None:
+    """`error` when `head` (a file's first bytes) starts with a UTF-16 or UTF-32 byte-order mark:
+    the file is read as UTF-8, and `what` (the file, as the message names it) must be saved as such."""
+    encoding = next((name for bom, name in _WIDE_BOMS if head.startswith(bom)), None)
     if encoding:
-        raise DataError(f"{path} is {encoding} text (it starts with a byte-order mark); save it as UTF-8")
+        raise error(f"{what} is {encoding} text (it starts with a byte-order mark); save it as UTF-8")
 
 
 def _read_jsonl(path: Path) -> Iterator[RawRecord]:
     with path.open("rb") as handle:
-        _refuse_wide_text(path, handle.read(4))
+        refuse_wide_text(handle.read(4), str(path))
         handle.seek(0)
         number = 0
         while raw := handle.readline(RECORD_LIMIT + 1):
@@ -68,7 +80,7 @@ def _skip_line(handle: BinaryIO) -> None:
 
 def _read_json(path: Path) -> Iterator[RawRecord]:
     raw = path.read_bytes()
-    _refuse_wide_text(path, raw[:4])
+    refuse_wide_text(raw[:4], str(path))
     data, problem, suspect = parse(raw.removeprefix(codecs.BOM_UTF8))
     if problem is not None:
         raise DataError(f"{path}: not a readable JSON file: {problem}")
@@ -85,55 +97,98 @@ def _read_json(path: Path) -> Iterator[RawRecord]:
 
 def _read_csv(path: Path) -> Iterator[RawRecord]:
     """Rows as records named `FILE row N (line L)`: N counts data rows, L is the file line the row starts on
-    (a quoted field may span lines). Anything that stops the parser is a DataError naming that place."""
+    (a quoted field may span lines; lines end at CR, LF or CRLF). A row the parser rejects is a bad record
+    and reading goes on; a DataError naming the place stops the file where the next row cannot be found."""
     csv.field_size_limit(max(csv.field_size_limit(), RECORD_LIMIT))  # process-wide, so only ever raised
     with path.open("rb") as handle:
-        _refuse_wide_text(path, handle.read(4))
+        refuse_wide_text(handle.read(4), str(path))
         handle.seek(0)
-        rows = csv.reader(_text_lines(path, handle), strict=True)
-        header = _csv_row(path, rows, "header")
-        if header is None:
+        lines = _RowLines(io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline=""))
+        rows = csv.reader(lines, strict=True)
+        header: list[str] | None = []
+        while header == []:  # blank lines above the header are skipped
+            header, problem = _next_row(path, rows, lines, "header")
+        if header is None and problem is None:
             raise DataError(f"{path} has no header line (an empty CSV file)")
+        problem = problem or _field_problem(header)
+        if problem:
+            raise DataError(f"{path} header: {problem}")
         repeated = next((name for position, name in enumerate(header) if name in header[:position]), None)
         if repeated is not None:
-            raise DataError(f"{path}: the header names column '{shown(repeated, 60)}' twice")
+            raise DataError(f"{path}: the header names column {described(repeated, 60)} twice")
         number = 0
         while True:
             where = f"row {number + 1} (line {rows.line_num + 1})"
-            row = _csv_row(path, rows, where)
-            if row is None:
+            row, problem = _next_row(path, rows, lines, where)
+            if row is None and problem is None:
                 return
-            if not row:  # a blank line
+            if row == []:  # a blank line
                 continue
             number += 1
-            origin = f"{path} {where}"
-            if len(row) != len(header):
-                yield RawRecord(origin, None, f"{len(row)} fields, the header has {len(header)}")
-            else:
-                yield RawRecord(origin, dict(zip(header, row, strict=True)))
+            if row is not None and len(row) > len(header):
+                problem = f"{len(row)} fields, the header has {len(header)}"
+            elif row is not None:  # a row may leave out empty trailing columns, as spreadsheets save them
+                row += [""] * (len(header) - len(row))
+                problem = _field_problem(row, header)
+            yield RawRecord(f"{path} {where}", None if problem else dict(zip(header, row, strict=True)), problem)
 
 
-def _text_lines(path: Path, handle: BinaryIO) -> Iterator[str]:
-    """The file's lines as text (line ends kept, a leading UTF-8 byte-order mark dropped)."""
-    for number, raw in enumerate(handle, start=1):
-        try:
-            yield (raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path} line {number}: not valid UTF-8 (byte {exc.start} of the line)") from None
+class _LongRow(Exception):
+    """A CSV row (its lines together) longer than RECORD_LIMIT characters."""
 
 
-def _csv_row(path: Path, rows: Iterator[list[str]], where: str) -> list[str] | None:
-    """The next row (None at the end), checked; a DataError naming `where` when it cannot be read."""
+class _RowLines:
+    """A text file's lines for csv.reader (endings kept), read so that one row's lines together never
+    hold more than RECORD_LIMIT characters: a runaway quote or a file without line ends stops there."""
+
+    def __init__(self, text: io.TextIOWrapper):
+        self.text = text
+        self.left = RECORD_LIMIT
+
+    def __iter__(self) -> _RowLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.text.readline(self.left + 1)
+        if not line:
+            raise StopIteration
+        if len(line) > self.left:
+            raise _LongRow
+        self.left -= len(line)
+        return line
+
+    def next_row(self) -> None:
+        self.left = RECORD_LIMIT
+
+
+def _next_row(
+    path: Path, rows: Iterator[list[str]], lines: _RowLines, where: str
+) -> tuple[list[str] | None, str | None]:
+    """(row, None); (None, problem) for a row the parser rejected, after which it reads on from the next
+    line; (None, None) at the end. A DataError naming `where` when no later row can be found."""
+    lines.next_row()
     try:
-        row = next(rows, None)
+        return next(rows, None), None
+    except _LongRow:
+        raise DataError(f"{path} {where}: a row longer than {RECORD_LIMIT:,} characters") from None
     except csv.Error as exc:
-        problem = f"a field longer than {RECORD_LIMIT:,} characters" if "field limit" in str(exc) else str(exc)
-        raise DataError(f"{path} {where}: {problem}") from None
-    if row is not None and any(len(field) > RECORD_LIMIT for field in row):
-        raise DataError(f"{path} {where}: a field longer than {RECORD_LIMIT:,} characters")
-    if row is not None and any("\x00" in field for field in row):
-        raise DataError(f"{path} {where}: holds a NUL character; a CSV file is text (UTF-16 without a BOM?)")
-    return row
+        if str(exc) == "unexpected end of data":
+            raise DataError(f"{path} {where}: a quoted field is never closed (unexpected end of data)") from None
+        return None, f"not readable as CSV ({exc})"
+
+
+def _field_problem(row: list[str], names: list[str] | None = None) -> str | None:
+    """What makes a parsed row unusable, naming the field (by its column number when `names` is None):
+    a byte that is not UTF-8, or a NUL."""
+    for position, value in enumerate(row):
+        field = f"field {described(names[position], 60)}" if names else f"column {position + 1}"
+        undecoded = _UNDECODED.search(value)
+        if undecoded:
+            start = len(value[: undecoded.start()].encode("utf-8", "surrogateescape"))
+            return f"{field}: invalid UTF-8 at byte {start} of the field"
+        if "\x00" in value:
+            return f"{field}: holds a NUL character; a CSV file is text (UTF-16 without a BOM?)"
+    return None
 
 
 def _read_parquet(path: Path) -> Iterator[RawRecord]:

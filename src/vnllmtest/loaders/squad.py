@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vnllmtest.clipping import described
 from vnllmtest.loaders.base import (
     Item,
     RawRecord,
@@ -12,7 +13,6 @@ from vnllmtest.loaders.base import (
     nfc,
     record_id,
     require_text,
-    shown,
 )
 
 
@@ -36,7 +36,7 @@ def to_item(record: RawRecord, options: Mapping[str, Any]) -> Item:
     references = _answer_texts(data.get("answers", []))
     impossible = data.get("is_impossible", not references)
     if not isinstance(impossible, bool):
-        raise RecordError("is_impossible", f"expected true or false, got {shown(repr(impossible), 80)}")
+        raise RecordError("is_impossible", f"expected true or false, got {described(impossible, 80)}")
     if impossible:
         references = []
     elif not references:

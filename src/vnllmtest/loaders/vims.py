@@ -32,6 +32,7 @@ def read_records(path: Path, root: DataRoot) -> Iterator[RawRecord]:
     if not original.is_dir():
         raise DataError(f"{path}: not a ViMs folder (expected {original})")
     for cluster in sorted(p for p in original.iterdir() if p.is_dir()):
+        root.check(cluster)  # its name becomes an id and an origin
         yield _read_cluster(path, cluster.name, root)
 
 

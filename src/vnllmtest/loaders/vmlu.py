@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from vnllmtest.clipping import described
 from vnllmtest.loaders.base import (
     Item,
     RawRecord,
@@ -13,7 +14,6 @@ from vnllmtest.loaders.base import (
     nfc,
     record_id,
     require_text,
-    shown,
 )
 
 _LABELLED = re.compile(r"^\s*([A-Z])\s*[.):]\s*")
@@ -37,15 +37,16 @@ def to_item(record: RawRecord, options: Mapping[str, Any]) -> Item:
     for position, choice in enumerate(choices, start=1):
         match = _LABELLED.match(choice) if isinstance(choice, str) else None
         if match is None:
-            shown_choice = shown(repr(choice), 80)
-            raise RecordError("choices", f"option {position} does not start with a label like 'A. ': {shown_choice}")
+            raise RecordError(
+                "choices", f"option {position} does not start with a label like 'A. ': {described(choice, 80)}"
+            )
         labels.append(match.group(1))
     expected = [chr(ord("A") + i) for i in range(len(choices))]
     if labels != expected:
         raise RecordError("choices", f"labels {''.join(labels)} are not {''.join(expected)} in order")
     answer = require_text(data, "answer").strip()
     if answer not in labels:
-        raise RecordError("answer", f"'{shown(answer, 80)}' is not one of the option labels {', '.join(labels)}")
+        raise RecordError("answer", f"{described(answer, 80)} is not one of the option labels {', '.join(labels)}")
     tags = {}
     subject = _SUBJECT_ID.match(item_id)
     if subject:
