@@ -429,15 +429,15 @@ def _evaluate_case(vnllm_model: Backend, request: pytest.FixtureRequest) -> None
 def _miss_detail(result: ItemResult, limit: int = 1500) -> str:
     """What the terminal shows of a missed item; every text is cut to `limit` characters around the middle."""
 
-    def shown(value: Any) -> str:
+    def as_json(value: Any) -> str:
         return clip(json.dumps(value, ensure_ascii=False), limit)
 
     metrics = ", ".join(f"{name}={value:.3f}" for name, value in result.metrics.items())
     lines = [
         f"MISSED ({result.failure_class}) {result.suite} [{result.model}] item {result.id} ({result.origin})",
-        f"reference: {shown(result.references)}",
-        f"output:    {shown(result.output)}",
-        f"answer:    {shown(result.answer)}",
+        f"reference: {as_json(result.references)}",
+        f"output:    {as_json(result.output)}",
+        f"answer:    {as_json(result.answer)}",
         f"metrics:   {metrics}",
     ]
     if result.choice_logprobs:
@@ -447,7 +447,7 @@ def _miss_detail(result: ItemResult, limit: int = 1500) -> str:
         given = ", ".join(f"{k}={v:g}" for k, v in (verdict["scores"] or {}).items()) or verdict["error"]
         lines.append(f"judge {verdict['judge']}: {given}; rationale: {clip(verdict['rationale'] or '—', limit)}")
         if verdict["error"] and verdict["raw_outputs"]:
-            lines.append(f"judge output: {shown(verdict['raw_outputs'][-1][:500])}")
+            lines.append(f"judge output: {as_json(verdict['raw_outputs'][-1][:500])}")
     lines += [f"finish: {result.finish_reason}, mode: {result.mode}, cache key: {result.cache_key}", "prompt:"]
     return "\n".join([*lines, clip(result.prompt or "", limit)])
 
@@ -581,7 +581,8 @@ class ResultCollector:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Before any model loads: the report and JUnit folders must be writable and the baseline readable."""
-        _check_writable(Path(self.config.getoption("report_dir")), f"--report-dir {self.config.getoption('report_dir')}")
+        report_dir = self.config.getoption("report_dir")
+        _check_writable(Path(report_dir), f"--report-dir {report_dir}")
         junit = self.config.getoption("xmlpath", None)
         if junit:  # pytest writes it after our report: a failure then would contradict the report's exit code
             _check_writable(Path(junit).parent, f"--junitxml {junit}")
