@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vnllmtest.budget import MAX_TOKEN_CHARS, BudgetError, bounded, fit
-from vnllmtest.suite import PromptBudget
+from vnllmtest.prompt_spec import PromptBudget
 
 PASSAGES = ["một hai ba bốn năm sáu bảy tám", "chín mười", "mười một mười hai mười ba mười bốn"]
 

@@ -237,7 +237,16 @@ def test_a_reading_is_a_label_or_nothing(words, labels):
     assert not (reading.ambiguous and reading.label is not None)
 
 
-PROSE_WORDS = "a à ạ á anh ba bà cá có đi được và là này kia thì cũng rất hay ơi nhé ạ vậy mà do đó".split()
+# Lowercase prose without a final-answer marker ("vậy", "do đó", "tóm lại"): a marker followed by a filler
+# ("vậy thì a") is a cue, and a lowercase letter after a cue is an answer (tested below).
+PROSE_WORDS = "a à ạ á anh ba bà cá có đi được và là này kia thì cũng rất hay ơi nhé ạ mà do".split()
+
+
+@pytest.mark.parametrize(
+    ("reply", "label"), [("vậy thì c", "C"), ("do đó là b", "B"), ("tóm lại thì d", "D"), ("à vậy thì a", "A")]
+)
+def test_a_marker_with_a_filler_is_a_cue_even_for_a_lowercase_letter(reply, label):
+    assert read_choice(reply, ABCD) == ChoiceReading(label)
 
 
 @settings(max_examples=500)

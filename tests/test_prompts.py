@@ -12,7 +12,8 @@ from vnllmtest import prompts
 from vnllmtest.evaluation import prompt_constants
 from vnllmtest.loaders import DataOptions, Item, load_data
 from vnllmtest.prompts import PromptBuilder, PromptError, PromptLimitError, limit_error, plain_prompt, render
-from vnllmtest.suite import FewShot, PromptLimits, PromptSpec, load_suite
+from vnllmtest.prompt_spec import FewShot, PromptLimits, PromptSpec
+from vnllmtest.suite import load_suite
 
 REPO_SUITES = Path(__file__).resolve().parents[1] / "suites"
 

@@ -48,7 +48,7 @@ RENDER = """
 import json, sys, time
 from vnllmtest.loaders import Item
 from vnllmtest.prompts import PromptBuilder
-from vnllmtest.suite import PromptSpec
+from vnllmtest.prompt_spec import PromptSpec
 template = sys.argv[1]
 item = Item(id="r1", fields={"id": "r1", "question": "abc"}, references=("x",))
 spec = PromptSpec.model_validate({"template": template, "limits": {"max_seconds": 1}})
@@ -215,7 +215,7 @@ CHECK_FIRST = """
 import json, sys
 from vnllmtest.loaders import Item
 from vnllmtest.prompts import limit_error
-from vnllmtest.suite import PromptSpec
+from vnllmtest.prompt_spec import PromptSpec
 item = Item(id="r1", fields={"id": "r1", "question": "abc"}, references=("x",))
 spec = PromptSpec.model_validate({"template": sys.argv[1], "limits": {"max_chars": 100_000_000}})
 error = limit_error(spec, [item], item, {})

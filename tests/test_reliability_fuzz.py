@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from vnllmtest.budget import BudgetError, fit
 from vnllmtest.metrics import exact_match, is_abstention, rouge_l, rouge_n, token_f1
 from vnllmtest.prompts import render
-from vnllmtest.suite import PromptBudget
+from vnllmtest.prompt_spec import PromptBudget
 from vnllmtest.thinking import CLOSE, OPEN, split_thinking
 
 any_text = st.text(max_size=60)

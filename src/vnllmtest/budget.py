@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vnllmtest.suite import PromptBudget
+    from vnllmtest.prompt_spec import PromptBudget
 
 MAX_TOKEN_CHARS = 64  # no token of a real vocabulary is longer (Gemma's longest has 31 characters)
 _WORD = re.compile(r"\S+")

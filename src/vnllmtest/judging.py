@@ -19,7 +19,8 @@ from vnllmtest.loaders.base import Item
 from vnllmtest.metric_table import JUDGE_OVERALL, JUDGE_PREFIX, JUDGE_SCORE, VERDICT_COVERAGE
 from vnllmtest.prompts import PromptError, new_quota, render
 from vnllmtest.runner import Prediction, Runner
-from vnllmtest.suite import JudgeSpec, PromptBudget, Suite
+from vnllmtest.prompt_spec import PromptBudget
+from vnllmtest.suite import JudgeSpec, Suite
 
 PRIMED_STOP = "}"  # a primed base model has finished its JSON at the first closing brace
 # A primed base model writes only the rest of the JSON, never reasoning; small ones often never close

@@ -16,7 +16,7 @@ from vnllmtest.sandbox import BoundedEnvironment
 
 if TYPE_CHECKING:
     from vnllmtest.loaders.base import Item
-    from vnllmtest.suite import PromptLimits, PromptSpec
+    from vnllmtest.prompt_spec import PromptLimits, PromptSpec
 
 Message = dict[str, str]
 

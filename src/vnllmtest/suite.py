@@ -12,18 +12,17 @@ from typing import Any, Literal
 
 import yaml
 from jinja2 import TemplateError, TemplateSyntaxError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from vnllmtest.judge import Rubric, packaged_rubrics, rubric_from_mapping
 from vnllmtest.metric_table import JUDGE_OVERALL, JUDGE_PREFIX, JUDGE_SCORE, VERDICT_COVERAGE
-from vnllmtest.prompts import compile_template
-from vnllmtest.quota import DEFAULT_MAX_CHARS, DEFAULT_MAX_SECONDS
 from vnllmtest.clipping import described, shown
+from vnllmtest.prompt_spec import MAX_TOKENS, PromptSpec, Strict
+from vnllmtest.prompts import compile_template
 from vnllmtest.suite_file import MAX_SUITE_BYTES, SuiteError, describe_validation, line_of, read_suite_yaml
 
 SUITE_MARKER = "vnllmtest"
 _MARKER_LINE = re.compile(rf"^(\ufeff)?{SUITE_MARKER}\s*:", re.MULTILINE)
-MAX_TOKENS = 1 << 20  # above any model's context: a larger token count is a typo or an attack
 
 MetricName = Literal[
     "accuracy", "accuracy_loglik", "mode_agreement", "exact_match", "f1", "rouge_1", "rouge_2", "rouge_l"
@@ -47,11 +46,7 @@ class TaskType(str, Enum):
     instruction = "instruction"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Sampling(_Strict):
+class Sampling(Strict):
     """Deterministic subset of the records: a fraction or a count, per stratum if stratified."""
 
     fraction: float | None = Field(default=None, gt=0, le=1)
@@ -74,7 +69,7 @@ class Sampling(_Strict):
         return self
 
 
-class DatasetSpec(_Strict):
+class DatasetSpec(Strict):
     adapter: Literal["vmlu", "squad_v2", "vims", "vtsnlp"]
     source: str | None = None
     split: str | None = None
@@ -98,41 +93,7 @@ class DatasetSpec(_Strict):
         return self
 
 
-class FewShot(_Strict):
-    k: int = Field(default=0, ge=0, le=100)
-    seed: int = 0
-    target: str
-
-
-class PromptBudget(_Strict):
-    """A token budget for the rendered prompt: `field` (text or list of texts) is shortened to fit.
-
-    `proportional`: every passage keeps the same leading share of its words;
-    `head`: passages are kept in order, the one that overflows is cut and later ones dropped.
-    """
-
-    max_tokens: int = Field(ge=1, le=MAX_TOKENS)
-    field: str
-    policy: Literal["proportional", "head"] = "proportional"
-
-
-class PromptLimits(_Strict):
-    """What rendering one prompt (all its turns) or one judge section may use: `max_chars` bounds every
-    text or list a template builds and the output; `max_seconds` is CPU time."""
-
-    max_chars: int = Field(default=DEFAULT_MAX_CHARS, ge=1_000, le=100_000_000)
-    max_seconds: float = Field(default=DEFAULT_MAX_SECONDS, gt=0, le=600, allow_inf_nan=False)
-
-
-class PromptSpec(_Strict):
-    system: str | None = None
-    template: str
-    fewshot: FewShot | None = None
-    budget: PromptBudget | None = None
-    limits: PromptLimits = PromptLimits()
-
-
-class ScoringSpec(_Strict):
+class ScoringSpec(Strict):
     """Multiple choice: `generate` (the published protocol) answers freely and extracts the letter
     (`accuracy`); `loglikelihood` takes the most likely option letter (`accuracy_loglik`); `both` runs
     the two and adds `mode_agreement` (same chosen option in both modes)."""
@@ -144,20 +105,20 @@ class ScoringSpec(_Strict):
     abstentions: list[str] = Field(default_factory=list)
 
 
-class GenerationSpec(_Strict):
+class GenerationSpec(Strict):
     max_new_tokens: int = Field(default=64, ge=1, le=MAX_TOKENS)
     stop: list[str] = Field(default_factory=list, max_length=64)
     thinking: bool = False  # let thinking models think (their template's enable_thinking); --thinking overrides
 
 
-class ItemPass(_Strict):
+class ItemPass(Strict):
     """An item passes when its value of `metric` is at least `min` (item values lie in [0, 1])."""
 
     metric: MetricName
     min: float = Field(ge=0, le=1)
 
 
-class Gate(_Strict):
+class Gate(Strict):
     """A suite-level threshold on an aggregate (0-100 points; judge metrics on the rubric's scale).
 
     Absolute (`min`/`max`, on the point value or a CI bound), or relative to a `--baseline` run
@@ -185,7 +146,7 @@ class Gate(_Strict):
         return self.max_drop is not None
 
 
-class JudgeSection(_Strict):
+class JudgeSection(Strict):
     """One part of what the judge sees: a title and a template over the item's fields, `output`
     (the candidate's answer), `reference` (the first gold answer) and `references`; `max_tokens`
     (judge tokens) overrides the judge's `max_tokens_per_section` for this section."""
@@ -195,7 +156,7 @@ class JudgeSection(_Strict):
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
 
 
-class JudgeSpec(_Strict):
+class JudgeSpec(Strict):
     """LLM-as-judge scoring: a rubric (packaged name or inline), what the judge sees, a token budget
     per section, the judge's reply budget, the score an item needs to pass (`pass_min`: compared with
     judge_score when the rubric has a holistic score, else with judge_overall), and `min_coverage`,
@@ -235,7 +196,7 @@ class JudgeSpec(_Strict):
         return [*headline, *criteria, VERDICT_COVERAGE]
 
 
-class SuiteSpec(_Strict):
+class SuiteSpec(Strict):
     vnllmtest: Literal[1]
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""

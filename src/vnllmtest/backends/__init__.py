@@ -13,7 +13,7 @@ from vnllmtest.backends.base import (
     ModelError,
     Request,
 )
-from vnllmtest.backends.openai_api import ServerSettings
+from vnllmtest.backends.server_http import ServerSettings
 from vnllmtest.backends.registry import ModelSpec, parse_model_specs
 
 __all__ = [

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from vnllmtest.backends import bundled, placement
+import vnllmtest.backends.bundled as bundled
+import vnllmtest.backends.placement as placement
 from vnllmtest.backends.base import (
     Backend,
     Generation,

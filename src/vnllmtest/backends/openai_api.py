@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from vnllmtest.backends import openai_reply as shape
+import vnllmtest.backends.openai_reply as shape
 from vnllmtest.backends.base import Backend, Generation, ModelError, Request
 from vnllmtest.backends.registry import ModelSpec
 from vnllmtest.backends.server_http import ACCEPTED_ENCODINGS, Refused, ServerSettings, Unreachable, request_json
