@@ -145,3 +145,24 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     return path
+
+
+def load_data_with_little_memory(suite: Path, report: str, headroom_mb: int = 200) -> str:
+    """Load `suite`'s data in a child process whose address space may grow only `headroom_mb` past its
+    size at start (RLIMIT_AS), and return what `report` (Python code over `entries`, or run on DataError
+    as `exc`) printed: proof that a loader never holds more than its bound."""
+    import subprocess
+    import sys
+
+    script = (
+        "import pathlib, resource\n"
+        "from vnllmtest.loaders import DataError, DataOptions, load_data; from vnllmtest.suite import load_suite\n"
+        "size = int(pathlib.Path('/proc/self/status').read_text().split('VmSize:')[1].split()[0]) << 10\n"
+        f"resource.setrlimit(resource.RLIMIT_AS, (size + ({headroom_mb} << 20),) * 2)\n"
+        f"try: entries = load_data(load_suite(pathlib.Path({str(suite)!r})), DataOptions()).entries\n"
+        "except DataError as exc: entries = exc\n"
+        f"print({report})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()

@@ -16,7 +16,7 @@ import pytest
 from vnllmtest.loaders import BadRecord, DataError, DataOptions, Item, load_data
 from vnllmtest.suite import load_suite
 
-from support import INNER_RUN_INI, write_jsonl
+from support import INNER_RUN_INI, load_data_with_little_memory, write_jsonl
 
 GOOD = {"id": "01-0001", "question": "1 + 1 bằng mấy?", "choices": ["A. 2", "B. 3"], "answer": "A"}
 SECRET = "mật khẩu: hunter2"
@@ -235,17 +235,10 @@ def test_a_jsonl_line_past_the_bound_is_skipped_without_holding_it(tmp_path):
         handle.write(b'{"id": "01-0002", "question": "' + b"x" * (100 * 2**20) + b'"}\n')
         handle.write(line({**GOOD, "id": "01-0003"}) + b"\n")
     suite = suite_file(tmp_path, source="mc.jsonl")
-    script = (
-        "import pathlib, resource\n"
-        "from vnllmtest.loaders import DataOptions, load_data; from vnllmtest.suite import load_suite\n"
-        "size = int(pathlib.Path('/proc/self/status').read_text().split('VmSize:')[1].split()[0]) << 10\n"
-        "resource.setrlimit(resource.RLIMIT_AS, (size + (200 << 20),) * 2)\n"
-        f"entries = load_data(load_suite(pathlib.Path({str(suite)!r})), DataOptions()).entries\n"
-        "print([f'{e.origin}: {e.problem}' if hasattr(e, 'problem') else e.id for e in entries])\n"
+    printed = load_data_with_little_memory(
+        suite, "[f'{e.origin}: {e.problem}' if hasattr(e, 'problem') else e.id for e in entries]"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == f"['01-0001', '{path}:2: a line longer than 67,108,864 bytes', '01-0003']"
+    assert printed == f"['01-0001', '{path}:2: a line longer than 67,108,864 bytes', '01-0003']"
 
 
 @pytest.mark.parametrize(

@@ -272,20 +272,25 @@ def test_a_test_run_without_suites_neither_creates_nor_needs_the_cache(pytester,
     assert not (pytester.path / "reports").exists()
 
 
-@pytest.mark.parametrize("where", ["a_file/cache", "a_file"])
-def test_a_cache_folder_that_is_a_file_or_below_one_is_a_usage_error(project, where):
-    (project.path / "a_file").write_text("không phải thư mục", "utf-8")
-    result = project.runpytest("suites", "--model", "replay:model.jsonl", "--cache-dir", where)
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--cache-dir", "a_file/cache", "*prediction cache a_file/cache/predictions.sqlite: *Error: *--no-cache*"),
+        ("--cache-dir", "a_file", "*prediction cache a_file/predictions.sqlite: *Error: *--no-cache*"),
+        # /proc is read-only, even for root
+        ("--cache-dir", "/proc/vnllmtest", "*prediction cache /proc/vnllmtest/predictions.sqlite: *--cache-dir*"),
+        # pytest writes JUnit XML after our report: failing then gave INTERNALERROR under a report saying exit 0
+        ("--junitxml", "/proc/vnllmtest/junit.xml", "*--junitxml /proc/vnllmtest/junit.xml: * is not a writable folder*"),
+        ("--junitxml", "a_file/junit.xml", "*--junitxml a_file/junit.xml: * is not a writable folder*"),
+        ("--report-dir", "/proc/vnllmtest-reports", "*--report-dir /proc/vnllmtest-reports: /proc is not a writable folder*"),
+    ],
+)
+def test_a_place_that_cannot_be_written_stops_the_run_before_any_model_loads(project, option, value, expected):
+    (project.path / "a_file").write_text("tệp, không phải thư mục", "utf-8")
+    result = project.runpytest("suites", "--model", "replay:model.jsonl", option, value)
     assert result.ret == 4
-    result.stderr.fnmatch_lines([f"*prediction cache {where}/predictions.sqlite: *Error: *--no-cache*"])
+    result.stderr.fnmatch_lines([expected])
     assert not (project.path / "reports").exists()
-
-
-def test_a_cache_that_cannot_be_created_is_a_usage_error(project):
-    """/proc is read-only, even for root."""
-    result = project.runpytest("suites", "--model", "replay:model.jsonl", "--cache-dir", "/proc/vnllmtest")
-    assert result.ret == 4
-    result.stderr.fnmatch_lines(["*prediction cache /proc/vnllmtest/predictions.sqlite: *--cache-dir*"])
 
 
 def corrupt_entries(cache_dir: Path) -> int:
@@ -379,19 +384,3 @@ def test_a_huge_prediction_is_trimmed_in_the_terminal_and_the_html_and_kept_whol
     html = (folder / "report.html").read_text("utf-8")
     assert len(html) < 120_000
     assert "characters not shown; items.jsonl has the whole text" in html
-
-
-@pytest.mark.parametrize("target", ["/proc/vnllmtest/junit.xml", "a_file/junit.xml"])
-def test_a_junit_file_that_cannot_be_written_stops_the_run_before_any_model_loads(project, target):
-    """pytest writes JUnit XML after our report: failing then gave INTERNALERROR under a report saying exit 0."""
-    (project.path / "a_file").write_text("tệp, không phải thư mục", "utf-8")
-    result = project.runpytest("suites", "--model", "replay:model.jsonl", "--junitxml", target)
-    assert result.ret == 4
-    result.stderr.fnmatch_lines([f"*--junitxml {target}: * is not a writable folder*"])
-    assert not (project.path / "reports").exists()
-
-
-def test_a_report_folder_on_a_read_only_mount_is_refused_even_for_root(project):
-    result = project.runpytest("suites", "--model", "replay:model.jsonl", "--report-dir", "/proc/vnllmtest-reports")
-    assert result.ret == 4
-    result.stderr.fnmatch_lines(["*--report-dir /proc/vnllmtest-reports: /proc is not a writable folder*"])
