@@ -1,10 +1,16 @@
-"""Test helpers: a tiny random-weight Qwen3 model with a Vietnamese BPE tokenizer, JSONL writing."""
+"""Test helpers: test projects (suites, records, replayed predictions) and the run folders they write, a tiny
+random-weight Qwen3 model with a Vietnamese BPE tokenizer, JSONL writing."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "suites" / "data"
@@ -13,26 +19,206 @@ SAMPLES = REPO / "suites" / "data"
 # over a second to load at the end of every run (and pytester's in-process runs forget it each time).
 INNER_RUN_INI = "[pytest]\naddopts = -p no:hypothesispytest\n"
 # A judge block with an inline two-criterion rubric, for suites that replay judge replies.
-SUMMARY_JUDGE = """judge:
-  rubric:
-    scale: {min: 1, max: 10}
-    criteria:
-      - {name: accuracy, label: Độ chính xác, description: Bản tóm tắt nêu đúng sự kiện trong bài báo.}
-      - {name: coherence, label: Tính mạch lạc, description: Các câu nối tiếp nhau rõ nghĩa.}
-  sees:
-    - {title: Bản tóm tắt, text: "{{ output }}"}
-"""
+SUMMARY_JUDGE = {
+    "rubric": {
+        "scale": {"min": 1, "max": 10},
+        "criteria": [
+            {"name": "accuracy", "label": "Độ chính xác",
+             "description": "Bản tóm tắt nêu đúng sự kiện trong bài báo."},
+            {"name": "coherence", "label": "Tính mạch lạc",
+             "description": "Các câu nối tiếp nhau rõ nghĩa."},
+        ],
+    },
+    "sees": [{"title": "Bản tóm tắt", "text": "{{ output }}"}],
+}
 
-# A small QA suite over data/qa.jsonl (squad_v2 records) whose answers need only two new tokens.
-QA_SUITE = """vnllmtest: 1
-name: qa
-task: extractive_qa
-dataset: {adapter: squad_v2, source: data/qa.jsonl}
-prompt: {template: "{{ context }} {{ question }}"}
-generation: {max_new_tokens: 2}
-metrics: [exact_match, f1]
-item_pass: {metric: f1, min: 0.5}
-"""
+# What a suite of each task holds unless a test says otherwise: its dataset block (the data: data/NAME.jsonl),
+# prompt template, metrics, and the metric and minimum of item_pass.
+TASK_DEFAULTS: dict[str, tuple[dict, str, list[str], tuple[str, float]]] = {
+    "multiple_choice": ({"adapter": "vmlu"}, "{{ question }}", ["accuracy"], ("accuracy", 1)),
+    "extractive_qa": ({"adapter": "squad_v2"}, "{{ context }} {{ question }}", ["exact_match", "f1"], ("f1", 0.5)),
+    "summarization": (
+        {"adapter": "vims", "options": {"input": "documents"}},
+        "Tóm tắt: {% for d in documents %}{{ d.content }} {% endfor %}",
+        ["rouge_l"],
+        ("rouge_l", 0.2),
+    ),
+    "instruction": ({"adapter": "vtsnlp"}, "{{ instruct }}", ["rouge_l"], ("rouge_l", 0.2)),
+}
+
+
+def suite_document(name: str, task: str, **fields: object) -> dict:
+    """A suite as a mapping: the task's defaults with `fields` on top; the keys of a `dataset` or `prompt`
+    given are added to the default ones."""
+    dataset, template, metrics, (metric, minimum) = TASK_DEFAULTS[task]
+    return {
+        "vnllmtest": 1,
+        "name": name,
+        "task": task,
+        "dataset": {**dataset, "source": f"data/{name}.jsonl", **fields.pop("dataset", {})},
+        "prompt": {"template": template, **fields.pop("prompt", {})},
+        "metrics": list(metrics),
+        "item_pass": {"metric": metric, "min": minimum},
+        **fields,
+    }
+
+
+DOCUMENT_END = "\n...\n"  # what PyYAML writes after a lone scalar
+
+
+class _OneLineDumper(yaml.SafeDumper):
+    """Writes text holding a line break double-quoted, with escapes, so that every value stays on one line."""
+
+    def represent_str(self, text: str) -> yaml.ScalarNode:
+        return self.represent_scalar("tag:yaml.org,2002:str", text, style='"' if text.splitlines() != [text] else None)
+
+
+_OneLineDumper.add_representer(str, _OneLineDumper.represent_str)
+
+
+def suite_text(name: str, task: str, **fields: object) -> str:
+    """The YAML of `suite_document`: one line per top-level key, each value in flow style, so that line N holds
+    the Nth key (vnllmtest, name, task, dataset, prompt, metrics, item_pass, then the other `fields`)."""
+    lines = []
+    for key, value in suite_document(name, task, **fields).items():
+        dumped = yaml.dump(
+            value, Dumper=_OneLineDumper, default_flow_style=True, allow_unicode=True, sort_keys=False, width=1 << 30
+        )
+        lines.append(f"{key}: {dumped.removesuffix(DOCUMENT_END).strip()}\n")
+    return "".join(lines)
+
+
+# A small QA suite over data/NAME.jsonl (squad_v2 records) whose answers need only two new tokens.
+SHORT_QA = {"task": "extractive_qa", "generation": {"max_new_tokens": 2}}
+QA_SUITE = suite_text("qa", **SHORT_QA)
+
+
+def short_questions(prefix: str, count: int, city: str = "Hà Nội") -> list[dict]:
+    """Records for `SHORT_QA`: ids PREFIX00, PREFIX01, ..., each answered by `city`."""
+    return [
+        {"id": f"{prefix}{n:02d}", "context": f"{city} số {n}.", "question": "Ở đâu?", "answers": {"text": [city]}}
+        for n in range(count)
+    ]
+
+
+def write_suite(root: Path, name: str, suite: str | Mapping) -> Path:
+    """`root`/suites/NAME.yaml: `suite` as written, or the `suite_text` of its fields (with `task`)."""
+    text = suite if isinstance(suite, str) else suite_text(name, **suite)
+    path = root / "suites" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def replay_rows(answers: Mapping[str, str], **fields: object) -> list[dict]:
+    """Replay-file rows: one per item id and its reply, each with `fields` (model, suite)."""
+    return [{"id": item_id, "prediction": reply, **fields} for item_id, reply in answers.items()]
+
+
+def write_replay(
+    folder: Path, answers: Mapping[str, str] | Sequence[dict] | bytes, name: str = "preds", **fields: object
+) -> str:
+    """`folder`/NAME.jsonl for the replay backend, and its `--model` spec (relative: runs start in `folder`).
+    `answers` maps item ids to replies (each row gets `fields`), or is a list of rows, or the file's bytes."""
+    path = folder / f"{name}.jsonl"
+    if isinstance(answers, bytes):
+        path.write_bytes(answers)
+    else:
+        write_jsonl(path, replay_rows(answers, **fields) if isinstance(answers, Mapping) else list(answers))
+    return f"replay:{path.name}"
+
+
+def make_project(
+    root: Path,
+    *,
+    suites: Mapping[str, str | Mapping] | None = None,
+    records: Mapping[str, Sequence[dict] | bytes] | None = None,
+    predictions: Mapping[str, Mapping[str, str] | Sequence[dict] | bytes] | None = None,
+    samples: bool = False,
+    ini: str = INNER_RUN_INI,
+) -> Path:
+    """A project to run pytest in: `root`/pytest.ini; with `samples`, the repository's suites/ (sample data
+    included); suites/NAME.yaml (see `write_suite`); suites/data/FILE of `records` (JSON Lines, or bytes as
+    given); NAME.jsonl replay files of `predictions` (see `write_replay`)."""
+    (root / "pytest.ini").write_text(ini, encoding="utf-8")
+    if samples:
+        shutil.copytree(REPO / "suites", root / "suites")
+    for name, suite in (suites or {}).items():
+        write_suite(root, name, suite)
+    for file, content in (records or {}).items():
+        path = root / "suites" / "data" / file
+        if isinstance(content, bytes):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        else:
+            write_jsonl(path, list(content))
+    for name, answers in (predictions or {}).items():
+        write_replay(root, answers, name)
+    return root
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One run's report folder, read afresh on each access: summary.json, items.jsonl and the reports."""
+
+    path: Path
+
+    @property
+    def summary(self) -> dict:
+        return json.loads(self.text("summary.json"))
+
+    @property
+    def manifest(self) -> dict:
+        return self.summary["manifest"]
+
+    @property
+    def results(self) -> list[dict]:
+        return self.summary["results"]
+
+    @property
+    def gates(self) -> list[dict]:
+        """Every gate of every result (suite and model), in the summary's order."""
+        return [gate for result in self.results for gate in result["gates"]]
+
+    @property
+    def metrics(self) -> dict[tuple[str, str, str], float | None]:
+        """Each metric's value by (suite, model, metric)."""
+        return {(r["suite"], r["model"], name): m["value"] for r in self.results for name, m in r["metrics"].items()}
+
+    @property
+    def items(self) -> list[dict]:
+        lines = self.text("items.jsonl").split("\n")  # JSON Lines: only \n ends a line (never U+2028)
+        return [json.loads(line) for line in lines if line]
+
+    def item(self, item_id: str) -> dict:
+        """The one item with this id."""
+        [found] = [item for item in self.items if item["id"] == item_id]
+        return found
+
+    @property
+    def markdown(self) -> str:
+        return self.text("summary.md")
+
+    @property
+    def html(self) -> str:
+        return self.text("report.html")
+
+    def text(self, name: str) -> str:
+        return (self.path / name).read_text("utf-8")
+
+
+def run_folders(root: Path, report_dir: str = "reports") -> list[RunFolder]:
+    """The runs under `root`/`report_dir`, oldest first (folders named YYYYmmdd-HHMMSS[-N])."""
+    folders = sorted((root / report_dir).iterdir(), key=lambda path: (path.name[:15], int(path.name[16:] or 0)))
+    return [RunFolder(folder) for folder in folders]
+
+
+def read_run(root: Path, report_dir: str = "reports") -> RunFolder:
+    """The newest run under `root`/`report_dir`."""
+    runs = run_folders(root, report_dir)
+    assert runs, f"no run folder under {root / report_dir}"
+    return runs[-1]
+
 
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"

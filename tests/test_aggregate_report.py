@@ -7,7 +7,9 @@ import json
 import pytest
 
 from vnllmtest.aggregate import summarize
-from vnllmtest.report import markdown, write_run
+from vnllmtest.gates import check_gates, run_verdict
+from vnllmtest.outcomes import ItemResult, RunFacts
+from vnllmtest.report import RunReport, markdown, write_run
 from vnllmtest.suite import Gate, SuiteSpec
 
 SPEC = SuiteSpec.model_validate(
@@ -47,8 +49,18 @@ RECORDS = [
 ]
 
 
+def gated(records, specs):
+    """Summaries with their gates checked, as a run without a baseline makes them."""
+    return check_gates(summarize([ItemResult.from_record(r) for r in records], specs), specs)
+
+
+def report_of(summaries, items, manifest, facts: RunFacts) -> RunReport:
+    typed = [ItemResult.from_record(item) for item in items]
+    return RunReport(summaries, typed, manifest, facts, run_verdict(summaries, facts))
+
+
 def test_summaries_per_suite_and_model_with_breakdowns():
-    a, b = summarize(RECORDS, {"mc": SPEC})
+    a, b = gated(RECORDS, {"mc": SPEC})
     assert (a.model, a.items, dict(a.statuses)) == ("a", 4, {"passed": 3, "missed": 1})
     assert a.metrics["accuracy"].value == pytest.approx(75.0) and a.metrics["accuracy"].n == 4
     assert a.metrics["accuracy"].low <= 75.0 <= a.metrics["accuracy"].high
@@ -64,34 +76,33 @@ def test_estimates_do_not_depend_on_the_order_items_finished_in():
     for index, item in enumerate(records):
         item["cluster"] = f"subject-{index % 9}"
     shuffled = records[1::2] + records[::2]
-    forward, other = summarize(records, {"mc": SPEC}), summarize(shuffled, {"mc": SPEC})
+    forward, other = gated(records, {"mc": SPEC}), gated(shuffled, {"mc": SPEC})
     assert forward[0].metrics == other[0].metrics and forward[0].breakdowns == other[0].breakdowns
 
 
 def test_gates_on_values_and_ci_bounds():
-    a, b = summarize(RECORDS, {"mc": SPEC})
+    a, b = gated(RECORDS, {"mc": SPEC})
     assert [(g.gate, g.passed) for g in a.gates] == [("accuracy >= 50", True), ("accuracy <= 90 (ci_high)", False)]
     assert a.gates[1].value == pytest.approx(100.0)
     assert not b.gates[0].passed and b.gates[0].reason == "threshold not met"
 
 
 def test_a_suite_whose_items_all_errored_never_passes():
-    [summary] = summarize([record("c", "1", None, "STEM", status="error")], {"mc": SPEC})
+    [summary] = gated([record("c", "1", None, "STEM", status="error")], {"mc": SPEC})
     assert [g.passed for g in summary.gates] == [False, False]
     assert summary.gates[0].reason == "no scored items"
 
 
 def test_lenient_gate_still_fails_without_items():
     spec = SPEC.model_copy(update={"gates": [Gate(metric="accuracy", max=100)]})
-    [summary] = summarize([record("c", "1", None, "STEM", status="error")], {"mc": spec})
+    [summary] = gated([record("c", "1", None, "STEM", status="error")], {"mc": spec})
     assert not summary.gates[0].passed
 
 
 def test_report_files(tmp_path):
-    summaries = summarize(RECORDS, {"mc": SPEC})
+    summaries = gated(RECORDS, {"mc": SPEC})
     manifest = {"models": {"b": {}, "a": {}}, "suites": {"mc": {"data_origin": "bundled sample x.jsonl"}}}
-    run = {"id": "run-1", "complete": True}
-    write_run(tmp_path, summaries, RECORDS, manifest, run)
+    write_run(tmp_path, report_of(summaries, RECORDS, manifest, RunFacts(id="run-1")))
     document = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
     assert document["gates_passed"] is False
     assert document["results"][0]["metrics"]["accuracy"]["value"] == pytest.approx(75.0)
@@ -104,11 +115,12 @@ def test_report_files(tmp_path):
 
 
 def test_nan_becomes_null_in_strict_json(tmp_path):
-    summaries = summarize([record("c", "1", None, "STEM", status="error")], {"mc": SPEC})
-    write_run(tmp_path, summaries, [], {}, {"id": "r", "complete": False})
+    summaries = gated([record("c", "1", None, "STEM", status="error")], {"mc": SPEC})
+    incomplete = report_of(summaries, [], {}, RunFacts(id="r", complete=False))
+    write_run(tmp_path, incomplete)
     document = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
     assert document["results"][0]["metrics"]["accuracy"]["value"] is None
-    assert "**Incomplete run**" in markdown(summaries, {}, {"complete": False})
+    assert "**Incomplete run**" in markdown(incomplete)
 
 
 @pytest.mark.parametrize(("unscored", "state"), [(0, "passed"), (1, "passed"), (2, "failed"), (20, "failed")])
@@ -124,10 +136,10 @@ def test_a_gate_fails_when_too_few_items_could_be_scored_on_its_metric(unscored,
         item = record("a", f"{number:02d}", 1.0, "STEM")
         item["metrics"] = {"accuracy": 1.0} if number < unscored else {"accuracy": 1.0, "accuracy_loglik": 1.0}
         records.append(item)
-    [summary] = summarize(records, {"mc": both})
+    [summary] = gated(records, {"mc": both})
     assert summary.unscored["accuracy_loglik"] == unscored and summary.unscored["accuracy"] == 0
     loglik, generate = summary.gates
     assert (loglik.state, generate.state) == (state, "passed")
     if state == "failed":
         assert loglik.reason == f"{unscored} of 20 items could not be scored on accuracy_loglik (at least 95% must be)"
-    assert f"({unscored} unscored)" in markdown([summary], {}, {"id": "r"}) or unscored == 0
+    assert f"({unscored} unscored)" in markdown(report_of([summary], [], {}, RunFacts(id="r"))) or unscored == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support import write_jsonl
+from support import RunFolder, read_run, replay_rows, write_jsonl, write_suite
 from vnllmtest.metrics import mcnemar_exact
 
 SUBJECTS = ("01", "02", "03", "04")
@@ -33,59 +33,35 @@ CHECKPOINT_RIGHT = (BASELINE_RIGHT - set(REGRESSED)) | set(FIXED)
 
 def predictions(right: set[str], model: str) -> list[dict[str, str]]:
     wrong = {"A": "B", "B": "C", "C": "D", "D": "A"}
-    return [
-        {"id": r["id"], "prediction": r["answer"] if r["id"] in right else wrong[r["answer"]], "model": model}
-        for r in RECORDS
-    ]
+    return replay_rows({r["id"]: r["answer"] if r["id"] in right else wrong[r["answer"]] for r in RECORDS}, model=model)
 
 
-def write_suite(root: Path, gates: str, extra: str = "") -> None:
-    (root / "suites").mkdir(exist_ok=True)
-    (root / "suites" / "mc.yaml").write_text(
-        f"""vnllmtest: 1
-name: mc
-task: multiple_choice
-dataset: {{adapter: vmlu, source: data/mc.jsonl}}
-prompt: {{template: "{{{{ question }}}}"}}
-scoring: {{mode: generate}}
-metrics: [accuracy]
-item_pass: {{metric: accuracy, min: 1}}
-{extra}gates:
-{gates}
-""",
-        encoding="utf-8",
-    )
+def suite(*gates: dict, **fields: object) -> dict:
+    return {"task": "multiple_choice", "scoring": {"mode": "generate"}, **fields, "gates": list(gates)}
+
+
+pytestmark = pytest.mark.project(
+    suites={"mc": suite({"metric": "accuracy", "min": 25}, {"metric": "accuracy", "max_drop": 4})},
+    records={"mc.jsonl": RECORDS},
+    predictions={"base": predictions(BASELINE_RIGHT, "base"), "ckpt": predictions(CHECKPOINT_RIGHT, "ckpt")},
+)
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini("[pytest]\n")
-    write_jsonl(pytester.path / "suites" / "data" / "mc.jsonl", RECORDS)
-    write_suite(pytester.path, "  - {metric: accuracy, min: 25}\n  - {metric: accuracy, max_drop: 4}")
-    write_jsonl(pytester.path / "base.jsonl", predictions(BASELINE_RIGHT, "base"))
-    write_jsonl(pytester.path / "ckpt.jsonl", predictions(CHECKPOINT_RIGHT, "ckpt"))
-    result = pytester.runpytest("suites", "--model", "replay:base.jsonl", "--report-dir", "baseline")
+def baseline(project: pytest.Pytester) -> RunFolder:
+    """The run of the base model, in report folder `baseline`."""
+    result = project.runpytest("suites", "--model", "replay:base.jsonl", "--report-dir", "baseline")
     assert result.ret == 0, "the baseline run skips its max_drop gate and passes"
     result.stdout.fnmatch_lines(["*accuracy drop <= 4 vs baseline*SKIPPED (no --baseline given)"])
-    return pytester
+    return read_run(project.path, "baseline")
 
 
-def run_folder(pytester: pytest.Pytester, report_dir: str = "reports") -> Path:
-    return sorted((pytester.path / report_dir).iterdir())[-1]
+def check(pytester: pytest.Pytester, baseline: RunFolder, *options: str) -> pytest.RunResult:
+    return pytester.runpytest("suites", "--model", "replay:ckpt.jsonl", "--baseline", str(baseline.path), *options)
 
 
-def baseline_folder(pytester: pytest.Pytester) -> Path:
-    return run_folder(pytester, "baseline")
-
-
-def check(pytester: pytest.Pytester, *options: str) -> pytest.RunResult:
-    return pytester.runpytest(
-        "suites", "--model", "replay:ckpt.jsonl", "--baseline", str(baseline_folder(pytester)), *options
-    )
-
-
-def test_a_drop_beyond_max_drop_fails_the_run_and_the_terminal_says_why(project):
-    result = check(project)
+def test_a_drop_beyond_max_drop_fails_the_run_and_the_terminal_says_why(project, baseline):
+    result = check(project, baseline)
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         [
@@ -98,99 +74,94 @@ def test_a_drop_beyond_max_drop_fails_the_run_and_the_terminal_says_why(project)
             "mc*ckpt*accuracy drop <= 4 vs baseline*-5.0*FAIL (dropped 5.0 > 4 against base)",
         ]
     )
-    document = json.loads((run_folder(project) / "summary.json").read_text("utf-8"))
+    document = read_run(project.path).summary
     difference = document["comparison"]["metrics"][0]
     assert difference["difference"]["value"] == pytest.approx(-5.0)
     assert difference["p_value"] == pytest.approx(mcnemar_exact(4, 2))
     assert document["gates_passed"] is False
 
 
-def test_a_baseline_with_another_definition_of_the_metric_is_not_compared(project):
-    summary_file = baseline_folder(project) / "summary.json"
-    document = json.loads(summary_file.read_text("utf-8"))
+def test_a_baseline_with_another_definition_of_the_metric_is_not_compared(project, baseline):
+    document = baseline.summary
     current = document["metric_definitions"]["accuracy"]
     document["metric_definitions"]["accuracy"] = current + 1  # as if the baseline had another definition
-    summary_file.write_text(json.dumps(document), "utf-8")
-    result = check(project)
+    (baseline.path / "summary.json").write_text(json.dumps(document), "utf-8")
+    result = check(project, baseline)
     reason = f"definition changed (baseline v{current + 1}, this run v{current})"
     result.stdout.fnmatch_lines(
         [f"mc [[]ckpt] accuracy: not compared, {reason}", f"*accuracy drop <= 4 vs baseline*FAIL ({reason})"]
     )
     assert result.ret == 1
-    comparison = json.loads((run_folder(project) / "summary.json").read_text("utf-8"))["comparison"]
+    run = read_run(project.path)
+    comparison = run.summary["comparison"]
     assert comparison["metrics"] == [] and comparison["incomparable"][0]["reason"] == reason
-    assert f"**not compared**: {reason}" in (run_folder(project) / "summary.md").read_text("utf-8")
+    assert f"**not compared**: {reason}" in run.markdown
 
 
-def test_the_gate_passes_when_the_drop_is_within_max_drop(project):
-    write_suite(project.path, "  - {metric: accuracy, max_drop: 5}")
-    result = check(project)
+def test_the_gate_passes_when_the_drop_is_within_max_drop(project, baseline):
+    write_suite(project.path, "mc", suite({"metric": "accuracy", "max_drop": 5}))
+    result = check(project, baseline)
     assert result.ret == 0
     result.stdout.fnmatch_lines(["mc*ckpt*accuracy drop <= 5 vs baseline*PASS"])
 
 
-def test_with_significance_an_insignificant_drop_passes_and_says_so(project):
-    write_suite(project.path, "  - {metric: accuracy, max_drop: 4, significance: 0.05}")
-    result = check(project)
+def test_with_significance_an_insignificant_drop_passes_and_says_so(project, baseline):
+    write_suite(project.path, "mc", suite({"metric": "accuracy", "max_drop": 4, "significance": 0.05}))
+    result = check(project, baseline)
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         ["*accuracy drop <= 4 vs baseline, p < 0.05*PASS (drop of 5.0 is not significant (p=0.688))"]
     )
 
 
-def test_a_ci_bound_gate_is_stricter_than_the_point_value(project):
-    write_suite(project.path, "  - {metric: accuracy, max_drop: 6, bound: ci_low}")
-    result = check(project)
+def test_a_ci_bound_gate_is_stricter_than_the_point_value(project, baseline):
+    write_suite(project.path, "mc", suite({"metric": "accuracy", "max_drop": 6, "bound": "ci_low"}))
+    result = check(project, baseline)
     assert result.ret == 1  # the point drop is 5, but the CI's low end lies further down
     result.stdout.fnmatch_lines(["*accuracy drop <= 6 vs baseline (ci_low)*FAIL (dropped *"])
 
 
-def test_the_flipped_list_is_exact_and_reruns_exactly_those_items(project):
-    check(project)
-    folder = run_folder(project)
-    flips = json.loads((folder / "summary.json").read_text("utf-8"))["comparison"]["flips"]
+def test_the_flipped_list_is_exact_and_reruns_exactly_those_items(project, baseline):
+    check(project, baseline)
+    run = read_run(project.path)
+    flips = run.summary["comparison"]["flips"]
     assert [(f["id"], f["direction"]) for f in flips] == [(i, "regression") for i in REGRESSED] + [
         (i, "fix") for i in FIXED
     ]
-    markdown = (folder / "summary.md").read_text("utf-8")
+    markdown = run.markdown
     assert "### Flipped items (4 regressions, 2 fixes)" in markdown
     assert "| mc | ckpt | `01-0000` | pass → miss | passed | missed | accuracy 1.000 → 0.000 |" in markdown
-    rerun = project.runpytest(f"@{folder / 'flipped.txt'}", "--report-dir", "rerun")
+    rerun = project.runpytest(f"@{run.path / 'flipped.txt'}", "--report-dir", "rerun")
     assert rerun.parseoutcomes() == {"missed": 4, "passed": 2}
-    items = (run_folder(project, "rerun") / "items.jsonl").read_text("utf-8").splitlines()
-    assert sorted(json.loads(line)["id"] for line in items) == sorted(REGRESSED + FIXED)
+    assert sorted(item["id"] for item in read_run(project.path, "rerun").items) == sorted(REGRESSED + FIXED)
 
 
-def test_items_in_only_one_run_are_reported_not_dropped(project):
+def test_items_in_only_one_run_are_reported_not_dropped(project, baseline, replay):
     write_jsonl(project.path / "suites" / "data" / "mc.jsonl", RECORDS[2:] + [{**RECORDS[0], "id": "05-0100"}])
-    rows = predictions(CHECKPOINT_RIGHT, "ckpt") + [{"id": "05-0100", "prediction": "A", "model": "ckpt"}]
-    write_jsonl(project.path / "ckpt.jsonl", rows)
-    result = check(project)
+    replay(predictions(CHECKPOINT_RIGHT, "ckpt") + [{"id": "05-0100", "prediction": "A", "model": "ckpt"}], "ckpt")
+    result = check(project, baseline)
     result.stdout.fnmatch_lines(["mc [[]ckpt]: 1 items only in this run, 2 only in the baseline; not compared*"])
-    coverage = json.loads((run_folder(project) / "summary.json").read_text("utf-8"))["comparison"]["coverage"][0]
+    run = read_run(project.path)
+    coverage = run.summary["comparison"]["coverage"][0]
     assert coverage["shared"] == 38
     assert coverage["only_current"] == ["05-0100"] and coverage["only_baseline"] == IDS[:2]
-    markdown = (run_folder(project) / "summary.md").read_text("utf-8")
-    assert "- mc [ckpt]: 2 items only in the baseline, not compared: `01-0000`, `02-0001`" in markdown
+    assert "- mc [ckpt]: 2 items only in the baseline, not compared: `01-0000`, `02-0001`" in run.markdown
 
 
-def test_clustered_suites_record_clusters_and_widen_their_intervals(project):
-    base = run_folder(project, "baseline")
-    unclustered = json.loads((base / "summary.json").read_text("utf-8"))["results"][0]
-    write_suite(project.path, "  - {metric: accuracy, min: 25}", extra="cluster_by: subject\n")
+def test_clustered_suites_record_clusters_and_widen_their_intervals(project, baseline):
+    unclustered = baseline.results[0]
+    write_suite(project.path, "mc", suite({"metric": "accuracy", "min": 25}, cluster_by="subject"))
     project.runpytest("suites", "--model", "replay:base.jsonl")
-    clustered = json.loads((run_folder(project) / "summary.json").read_text("utf-8"))["results"][0]
+    run = read_run(project.path)
+    clustered = run.results[0]
     assert clustered["cluster_by"] == "subject" and clustered["clusters"] == 4
     assert unclustered["cluster_by"] is None and unclustered["clusters"] == 0
-    items = (run_folder(project) / "items.jsonl").read_text("utf-8").splitlines()
-    assert {json.loads(line)["cluster"] for line in items} == set(SUBJECTS)
-    assert "resamples whole clusters of items sharing `subject` (4 clusters)" in (
-        run_folder(project) / "summary.md"
-    ).read_text("utf-8")
+    assert {item["cluster"] for item in run.items} == set(SUBJECTS)
+    assert "resamples whole clusters of items sharing `subject` (4 clusters)" in run.markdown
 
 
 def test_a_cluster_key_no_record_has_is_a_collection_error(project):
-    write_suite(project.path, "  - {metric: accuracy, min: 25}", extra="cluster_by: chapter\n")
+    write_suite(project.path, "mc", suite({"metric": "accuracy", "min": 25}, cluster_by="chapter"))
     result = project.runpytest("suites", "--model", "replay:base.jsonl")
     assert result.ret == 2
     result.stdout.fnmatch_lines(
@@ -198,8 +169,8 @@ def test_a_cluster_key_no_record_has_is_a_collection_error(project):
     )
 
 
-def test_junit_xml_has_the_gates_as_test_cases_and_item_metrics_as_properties(project):
-    result = check(project, "--junitxml", "junit.xml")
+def test_junit_xml_has_the_gates_as_test_cases_and_item_metrics_as_properties(project, baseline):
+    result = check(project, baseline, "--junitxml", "junit.xml")
     assert result.ret == 1
     suite = ET.parse(project.path / "junit.xml").getroot().find("testsuite")
     cases = {case.get("name"): case for case in suite.iter("testcase")}
@@ -242,18 +213,18 @@ def with_a_broken_line(folder: Path) -> Path:
         (with_a_broken_line, "*items.jsonl:1: not a JSON record*"),
     ],
 )
-def test_a_bad_baseline_is_a_usage_error_before_any_model_loads(project, setup, expected):
-    folder = setup(baseline_folder(project))
+def test_a_bad_baseline_is_a_usage_error_before_any_model_loads(project, baseline, setup, expected):
+    folder = setup(baseline.path)
     result = project.runpytest("suites", "--model", "replay:ckpt.jsonl", "--baseline", str(folder))
     assert result.ret == 4
     result.stderr.fnmatch_lines([expected])
     assert not (project.path / "reports").exists()
 
 
-def test_an_ambiguous_baseline_model_must_be_chosen(project):
-    write_jsonl(project.path / "other.jsonl", predictions(BASELINE_RIGHT, "other"))
-    project.runpytest("suites", "--model", "replay:base.jsonl", "--model", "replay:other.jsonl", "--report-dir", "two")
-    two = str(run_folder(project, "two"))
+def test_an_ambiguous_baseline_model_must_be_chosen(project, replay):
+    other = replay(predictions(BASELINE_RIGHT, "other"), "other")
+    project.runpytest("suites", "--model", "replay:base.jsonl", "--model", other, "--report-dir", "two")
+    two = str(read_run(project.path, "two").path)
     result = project.runpytest("suites", "--model", "replay:ckpt.jsonl", "--baseline", two)
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*several models (base, other) and none is 'ckpt': choose one with --baseline-model*"])
@@ -261,40 +232,36 @@ def test_an_ambiguous_baseline_model_must_be_chosen(project):
     chosen.stdout.fnmatch_lines(["mc*ckpt*accuracy*-5.0*"])
 
 
-def test_compare_command_prints_the_same_comparison_without_running_models(project):
-    check(project)
-    result = project.run(
-        sys.executable, "-m", "vnllmtest", "compare", str(baseline_folder(project)), str(run_folder(project))
-    )
+def test_compare_command_prints_the_same_comparison_without_running_models(project, baseline):
+    check(project, baseline)
+    run = read_run(project.path)
+    result = project.run(sys.executable, "-m", "vnllmtest", "compare", str(baseline.path), str(run.path))
     assert result.ret == 0
     text = result.stdout.str()
-    base, ckpt = baseline_folder(project).name, run_folder(project).name
-    assert f"| Dataset | Metric | base ({base}) | ckpt ({ckpt}) |" in text
+    assert f"| Dataset | Metric | base ({baseline.path.name}) | ckpt ({run.path.name}) |" in text
     assert "| mc | accuracy | 75.0 [" in text
     assert "| mc | accuracy | ckpt | base | 40 | 75.0 [" in text and "| -5.0 [" in text
     assert f"| {mcnemar_exact(4, 2):.3g} (mcnemar) |" in text
     assert "### Flipped items (4 regressions, 2 fixes)" in text
-    report_markdown = (run_folder(project) / "summary.md").read_text("utf-8")
+    report_markdown = run.markdown
     comparison_part = report_markdown[report_markdown.index("### Flipped items") :].split("\n## ")[0]
     assert comparison_part.strip() in text
 
 
-def test_compare_command_names_the_bad_file_and_exits_2(project):
+def test_compare_command_names_the_bad_file_and_exits_2(project, baseline):
     broken = project.path / "broken.jsonl"
     broken.write_text('{"suite": "mc", "model": "x", "id": "1", "status": "passed", "metrics": {}}\nnot json\n', "utf-8")
-    result = project.run(
-        Path(sys.executable).parent / "vnllmtest", "compare", str(baseline_folder(project)), str(broken)
-    )
+    result = project.run(Path(sys.executable).parent / "vnllmtest", "compare", str(baseline.path), str(broken))
     assert result.ret == 2
     result.stderr.fnmatch_lines(["vnllmtest compare: */broken.jsonl:2: not a JSON record*"])
 
 
-def test_under_xdist_the_comparison_and_junit_gates_are_the_same(project):
-    check(project, "--junitxml", "single.xml")
-    single = json.loads((run_folder(project) / "summary.json").read_text("utf-8"))["comparison"]
-    result = check(project, "-n", "2", "--junitxml", "xdist.xml")
+def test_under_xdist_the_comparison_and_junit_gates_are_the_same(project, baseline):
+    check(project, baseline, "--junitxml", "single.xml")
+    single = read_run(project.path).summary["comparison"]
+    result = check(project, baseline, "-n", "2", "--junitxml", "xdist.xml")
     assert result.ret == 1
-    assert json.loads((run_folder(project) / "summary.json").read_text("utf-8"))["comparison"] == single
+    assert read_run(project.path).summary["comparison"] == single
     gates = [
         {case.get("name"): case.find("failure") is not None for case in ET.parse(project.path / name).iter("testcase")}
         for name in ("single.xml", "xdist.xml")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,16 +14,20 @@ import pytest
 from support import write_jsonl
 from vnllmtest.cli import main
 from vnllmtest.comparison import Comparison, MetricDifference, compare
-from vnllmtest.stored_run import load_run
-from vnllmtest.metric_table import METRICS
+from vnllmtest.extensions import METRICS
+from vnllmtest.metric_table import metric_info
 from vnllmtest.metrics import Estimate, mcnemar_exact
+from vnllmtest.outcomes import ItemResult
 from vnllmtest.report import comparison_markdown
+from vnllmtest.stored_run import load_run
+
+DEFINED = {name: metric_info(name) for name in METRICS.names()}
 
 
 def metric_named(kind: str, changed: bool) -> str:
     """A metric from the table by its declared kind, reported in points, whose definition has changed
     (version 2 or more) or not (version 1); the tests do not depend on today's names."""
-    for name, info in METRICS.items():
+    for name, info in DEFINED.items():
         if info.kind == kind and info.scale == "points" and (info.version > 1) == changed:
             return name
     which = "a changed" if changed else "an unchanged"
@@ -31,18 +36,17 @@ def metric_named(kind: str, changed: bool) -> str:
 
 BINARY = metric_named("binary", changed=True)
 CONTINUOUS = metric_named("continuous", changed=True)
-VERSIONS = {name: info.version for name, info in METRICS.items()}
+VERSIONS = {name: info.version for name, info in DEFINED.items()}
 
 
-def item(key: str, metrics: dict[str, float], cluster: str | None = None, model: str = "qwen") -> dict:
+def item(key: str, metrics: dict[str, float], cluster: str | None = None, model: str = "qwen") -> ItemResult:
     passed = all(value >= 0.5 for value in metrics.values())
-    record = {"suite": "kiem-tra", "model": model, "id": key, "status": "passed" if passed else "missed"}
-    return {**record, "metrics": metrics, **({"cluster": cluster} if cluster else {})}
+    return ItemResult("kiem-tra", model, key, "passed" if passed else "missed", metrics=metrics, cluster=cluster)
 
 
-def stored(folder: Path, items: list[dict], definitions: dict | None = VERSIONS, summary: bool = True):
+def stored(folder: Path, items: list[ItemResult], definitions: dict | None = VERSIONS, summary: bool = True):
     """A run folder written as a run writes it, read back through load_run."""
-    write_jsonl(folder / "items.jsonl", items)
+    write_jsonl(folder / "items.jsonl", [found.to_record() for found in items])
     if summary:
         document = {"run": {"id": folder.name}}
         if definitions is not None:
@@ -184,7 +188,7 @@ def test_a_baseline_from_before_versions_is_taken_as_version_1(tmp_path):
 
 def test_a_bare_items_file_is_taken_as_version_1_and_says_so(tmp_path):
     keys = ["a", "b"]
-    write_jsonl(tmp_path / "cu" / "items.jsonl", [item(k, {BINARY: 1.0}, model="base") for k in keys])
+    write_jsonl(tmp_path / "cu" / "items.jsonl", [item(k, {BINARY: 1.0}, model="base").to_record() for k in keys])
     baseline = load_run(tmp_path / "cu" / "items.jsonl")
     comparison = compare([item(k, {BINARY: 1.0}) for k in keys], baseline, {"kiem-tra": [BINARY]})
     assert comparison.incomparable[0].baseline_version == 1
@@ -210,7 +214,7 @@ def test_a_metric_this_version_does_not_define_is_not_compared(tmp_path):
 
 def test_a_metric_the_baseline_lacks_is_neither_compared_nor_incomparable(tmp_path):
     current, baseline = pair_up(tmp_path, [1.0, 0.0], [0.0, 0.0], BINARY)
-    current = [{**record, "metrics": {**record["metrics"], CONTINUOUS: 0.5}} for record in current]
+    current = [replace(found, metrics={**found.metrics, CONTINUOUS: 0.5}) for found in current]
     comparison = compare(current, baseline, {"kiem-tra": [BINARY, CONTINUOUS]})
     assert [d.metric for d in comparison.differences] == [BINARY] and comparison.incomparable == []
 

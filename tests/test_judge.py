@@ -3,8 +3,9 @@ verdict coverage, failure classes, the retry, truncated replies, primed base-mod
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,11 @@ from vnllmtest.aggregate import judge_agreement
 from vnllmtest.backends import HFSettings, load_backend
 from vnllmtest.backends.base import Backend, Generation, Request
 from vnllmtest.backends.registry import parse_model_spec
-from vnllmtest.evaluation import ItemResult
-from vnllmtest.judge import JudgeParseError, judge_messages, packaged_rubrics, rubric_from_mapping
-from vnllmtest.judge_parse import parse_judgment
-from vnllmtest.judging import JudgeJob, Verdict, judge_all, with_verdicts
+from vnllmtest.evaluation import ScoreJob
+from vnllmtest.judge import JudgeParseError, judge_messages, packaged_rubrics, parse_judgment, rubric_from_mapping
+from vnllmtest.judging import Verdict, judge_all, with_verdicts
 from vnllmtest.loaders.base import Item
+from vnllmtest.outcomes import ItemResult
 from vnllmtest.runner import Runner
 from vnllmtest.suite import JudgeSpec, SuiteError, load_suite
 
@@ -95,6 +96,17 @@ def test_the_prompt_asks_for_the_holistic_score_first_then_each_criterion_in_jso
     assert "câu trả lời trước không đọc được" in strict and "score, faithfulness, coverage, coherence" in strict
     holistic_only = judge_messages(packaged_rubrics()["vtsnlp_published"], [("A", "b")])[0]["content"]
     assert "Chấm riêng từng tiêu chí" not in holistic_only and '{"score": <1-10>, "ly_do": "<lý do>"}' in holistic_only
+
+
+def test_the_public_judge_api_imports_alone_and_parses_a_reply():
+    script = (
+        "from vnllmtest.judge import packaged_rubrics, parse_judgment\n"
+        "judgment = parse_judgment('{\"score\": 8, \"ly_do\": \"Tốt.\"}', packaged_rubrics()['vtsnlp_published'])\n"
+        "print(judgment.scores, judgment.rationale == 'Tốt.')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)  # a fresh import
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "{'score': 8.0} True"
 
 
 @pytest.mark.parametrize(
@@ -189,7 +201,7 @@ def suite(tmp_path):
 
 def judged(suite, replies, plain=False, cap=None) -> tuple[Verdict, ScriptedJudge]:
     judge = ScriptedJudge(replies, plain)
-    [verdict] = judge_all(judge, [JudgeJob(suite, ITEM, "ung_vien", "Mưa lớn làm ngập đường phố.")], Runner(), cap)
+    [verdict] = judge_all(judge, [ScoreJob(suite, ITEM, "ung_vien", "Mưa lớn làm ngập đường phố.")], Runner(), cap)
     return verdict, judge
 
 
@@ -287,7 +299,7 @@ def test_a_real_judge_model_cut_by_its_reply_budget_is_judge_truncated(suite, ti
     judge = load_backend(parse_model_spec(str(tiny_model_dir)), HFSettings(device="cpu"))
     spec = suite()
     try:
-        [verdict] = judge_all(judge, [JudgeJob(spec, ITEM, "ung_vien", "Mưa lớn.")], Runner(), max_new_tokens_cap=3)
+        [verdict] = judge_all(judge, [ScoreJob(spec, ITEM, "ung_vien", "Mưa lớn.")], Runner(), max_new_tokens_cap=3)
     finally:
         judge.close()
     assert verdict.reply_cut and len(verdict.raw_outputs) == 2 and verdict.error.startswith("judge_truncated:")
@@ -301,7 +313,7 @@ def test_judge_agreement_compares_the_holistic_score_and_skips_a_missing_overall
         first, _ = judged(spec, [(f'{{"score": {mine}}}', "stop")])
         second, _ = judged(spec, [(f"Điểm: {theirs}", "stop")])
         second.judge = "second"
-        records.append(asdict(with_verdicts(passed(), [first, second], spec.spec.judge)))
+        records.append(with_verdicts(passed(), [first, second], spec.spec.judge))
     agreement = judge_agreement(records)["second"]
     assert list(agreement) == ["score"] and agreement["score"]["n"] == 3
     assert agreement["score"]["mean_abs_diff"] == pytest.approx(2 / 3)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from test_judge import ScriptedJudge
 
-from vnllmtest.judging import JudgeJob, judge_all
+from vnllmtest.evaluation import ScoreJob
+from vnllmtest.judging import judge_all
 from vnllmtest.loaders import vims, vtsnlp
 from vnllmtest.loaders.base import RawRecord
 from vnllmtest.runner import Runner
@@ -98,7 +99,7 @@ def rendered(tmp_path: Path, suite_name: str, rubric: str, judge_kind: str) -> s
     else:
         item = vtsnlp.to_item(RawRecord("ours", INSTRUCTION), {})
     judge = ScriptedJudge([("Không chấm được.", "stop")] * 2, plain=judge_kind == "primed")
-    [verdict] = judge_all(judge, [JudgeJob(suite, item, "ung_vien", CANDIDATES[suite_name])], Runner())
+    [verdict] = judge_all(judge, [ScoreJob(suite, item, "ung_vien", CANDIDATES[suite_name])], Runner())
     request = judge.requests[1 if judge_kind == "chat_retry" else 0]
     cuts = "; ".join(f"{c['section']} {c['tokens_before']} -> {c['tokens_after']}" for c in verdict.truncated_sections)
     header = [

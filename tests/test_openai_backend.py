@@ -4,7 +4,6 @@ bundled Gemma GGUF, and small scripted HTTP servers for retries, refusals and AP
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import numpy
 import pytest
-from support import REPO, cached_rows
+from support import cached_rows, read_run, run_folders
 
 from vnllmtest.backends import Request, ServerSettings, load_backend
 from vnllmtest.backends.bundled import gguf_file
@@ -64,36 +63,31 @@ class LlamaServer:
 
 @pytest.fixture
 def llama_server() -> Iterator[LlamaServer]:
-    """Request it before `pytester`: pytester forgets modules first imported after it starts, and the
+    """Request it before `project`: its pytester forgets modules first imported after it starts, and the
     HTTP client imports parts of itself on first use."""
     server = LlamaServer(free_port()).start()
     yield server
     server.kill()
 
 
-def project_with_suites(pytester: pytest.Pytester) -> pytest.Pytester:
-    """The repository's suites in a fresh folder. Runs there go through a subprocess: an in-process run
-    would drop the HTTP modules it imported first, and the client's exception mapping with them."""
-    shutil.copytree(REPO / "suites", pytester.path / "suites")
-    pytester.makeini("[pytest]\n")
-    return pytester
+# The repository's suites in a fresh folder. Runs there go through a subprocess: an in-process run would drop
+# the HTTP modules it imported first, and the client's exception mapping with them.
+pytestmark = pytest.mark.project(samples=True)
 
 
-def test_completions_endpoint_runs_suites_and_scores_options_by_logprobs(llama_server, pytester):
-    project = project_with_suites(pytester)
+def test_completions_endpoint_runs_suites_and_scores_options_by_logprobs(llama_server, project):
     spec = f"--model=openai:{llama_server.url}+endpoint=completions"
     result = project.runpytest_subprocess(
         "suites/vmlu.yaml", "suites/visquad2.yaml", "--data", "sample", "--limit", "4", spec
     )
     outcomes = result.parseoutcomes()
     assert "failed" not in outcomes and "error" not in outcomes, result.stdout.str()[-2000:]
-    [run] = list((project.path / "reports").iterdir())
-    items = [json.loads(line) for line in (run / "items.jsonl").read_text("utf-8").splitlines()]
+    [run] = run_folders(project.path)
+    items = run.items
     vmlu = [item for item in items if item["suite"] == "vmlu"]
     assert all(item["mode"] == "loglikelihood+generate" and item["choice_logprobs"] for item in vmlu)
     assert all(item["output"] is not None and item["cache_key"] for item in items)
-    manifest = json.loads((run / "summary.json").read_text("utf-8"))["manifest"]
-    model = next(iter(manifest["models"].values()))
+    model = next(iter(run.manifest["models"].values()))
     assert model["device"] == f"server {llama_server.url}" and model["fingerprint"].startswith("openai:")
 
 
@@ -135,8 +129,7 @@ def test_label_tokens_pick_the_spellings_read_from_the_top_logprobs(llama_server
     assert max(scores["spaced"].values()) > float("-inf")  # " A" or " B" is among the server's top tokens
 
 
-def test_server_killed_midway_fails_clearly_and_a_rerun_resumes_from_the_cache(llama_server, pytester):
-    project = project_with_suites(pytester)
+def test_server_killed_midway_fails_clearly_and_a_rerun_resumes_from_the_cache(llama_server, project):
     cache_dir = project.path / "cache"
     args = [
         "suites/visquad2.yaml",
@@ -172,8 +165,7 @@ def test_server_killed_midway_fails_clearly_and_a_rerun_resumes_from_the_cache(l
     llama_server.start()
     result = project.runpytest_subprocess(*args)
     assert result.ret == 0, result.stdout.str()[-2000:]
-    runs = sorted((project.path / "reports").iterdir())
-    items = [json.loads(line) for line in (runs[-1] / "items.jsonl").read_text("utf-8").splitlines()]
+    items = read_run(project.path).items
     assert len(items) == 30 and sum(item["cached"] for item in items) == kept
     assert all(item["status"] != "error" for item in items)
 
@@ -266,34 +258,32 @@ def test_a_refused_request_is_not_retried(scripted):
 
 
 @pytest.mark.parametrize("refusal", [None, 400, 422], ids=["ignored", "refused-400", "refused-422"])
-def test_without_logprobs_only_the_generate_accuracy_is_scored(scripted, pytester, refusal):
+def test_without_logprobs_only_the_generate_accuracy_is_scored(scripted, project, refusal):
     """A server that ignores logprobs (Ollama-like) or refuses requests asking for them (HTTP 400/422): vmlu's
     `accuracy` (generate+extract) is scored and `accuracy_loglik` is counted as unscored, never filled from
     the generation (a refusing server used to error every log-likelihood item)."""
     url, script = scripted
     script.replies = [(200, {}, completion("A"))]
     script.refuse_logprobs = refusal
-    project = project_with_suites(pytester)
     result = project.runpytest_subprocess(
         "suites/vmlu.yaml", "--data", "sample", "--limit", "2", f"--model=openai:{url}+model=m+endpoint=completions"
     )
     assert "error" not in result.parseoutcomes()
-    [run] = list((project.path / "reports").iterdir())
-    items = [json.loads(line) for line in (run / "items.jsonl").read_text("utf-8").splitlines()]
+    [run] = run_folders(project.path)
+    items = run.items
     assert all(item["mode"] == "loglikelihood+generate" and item["answer"] == "A" for item in items)
     assert all(set(item["metrics"]) == {"accuracy"} and item["loglik_answer"] is None for item in items)
-    [group] = json.loads((run / "summary.json").read_text("utf-8"))["results"]
+    [group] = run.results
     assert group["unscored"] == {"accuracy": 0, "accuracy_loglik": 2, "mode_agreement": 2}
     assert group["metrics"]["accuracy_loglik"]["n"] == 0
-    assert "(2 unscored)" in (run / "summary.md").read_text("utf-8")
+    assert "(2 unscored)" in run.markdown
     result.stdout.fnmatch_lines(["*vnllmtest coverage*", "vmlu *accuracy_loglik*n/a*2"])
 
 
-def test_the_api_key_never_reaches_reports_caches_or_output(scripted, pytester, monkeypatch):
+def test_the_api_key_never_reaches_reports_caches_or_output(scripted, project, monkeypatch):
     url, script = scripted
     script.replies = [(200, {}, completion("Hà Nội"))]
     monkeypatch.setenv("MY_SERVER_KEY", API_KEY)
-    project = project_with_suites(pytester)
     result = project.runpytest_subprocess(
         "suites/visquad2.yaml",
         "--data",

@@ -3,12 +3,10 @@ from the suite as collected. End to end through pytest with replayed predictions
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
-from support import INNER_RUN_INI, SUMMARY_JUDGE, write_jsonl
+from support import SUMMARY_JUDGE, read_run, replay_rows, write_jsonl, write_suite
 
 # Ten multiple-choice questions of our own; the model "m" gets eight right (80.0 accuracy).
 RECORDS = [
@@ -42,52 +40,25 @@ ANSWERS = {
 SUBSET_CAUSE = "a subset chosen by -k, -m, --lf, --deselect or node ids"
 
 
-def suite_text(gate_min: float = 60, extra_gates: str = "", dataset_extra: str = "") -> str:
-    return f"""vnllmtest: 1
-name: mc
-task: multiple_choice
-dataset:
-  adapter: vmlu
-  source: data/mc.jsonl
-{dataset_extra}prompt: {{template: "{{{{ question }}}}"}}
-scoring: {{mode: generate}}
-metrics: [accuracy]
-item_pass: {{metric: accuracy, min: 1}}
-gates:
-  - {{metric: accuracy, min: {gate_min}}}
-{extra_gates}"""
+def suite(gate_min: float = 60, *extra_gates: dict, **dataset: object) -> dict:
+    """The mc suite, its gate at `gate_min` (and `extra_gates`); `dataset` adds keys to its dataset block."""
+    gates = [{"metric": "accuracy", "min": gate_min}, *extra_gates]
+    return {"task": "multiple_choice", "dataset": dataset, "scoring": {"mode": "generate"}, "gates": gates}
 
 
-def write_suite(root: Path, **kwargs) -> Path:
-    path = root / "suites" / "mc.yaml"
-    path.write_text(suite_text(**kwargs), encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini(INNER_RUN_INI)
-    write_jsonl(pytester.path / "suites" / "data" / "mc.jsonl", RECORDS)
-    write_suite(pytester.path)
-    write_jsonl(pytester.path / "preds.jsonl", [{"id": k, "prediction": v, "model": "m"} for k, v in ANSWERS.items()])
-    return pytester
+pytestmark = pytest.mark.project(
+    suites={"mc": suite()}, records={"mc.jsonl": RECORDS}, predictions={"preds": replay_rows(ANSWERS, model="m")}
+)
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest("--model", "replay:preds.jsonl", *args)
 
 
-def latest(pytester: pytest.Pytester) -> Path:
-    return sorted((pytester.path / "reports").iterdir())[-1]
-
-
-def summary(pytester: pytest.Pytester) -> dict:
-    return json.loads((latest(pytester) / "summary.json").read_text("utf-8"))
-
-
-def the_gate(document: dict, index: int = 0) -> dict:
-    [result] = document["results"]
-    return result["gates"][index]
+def the_gate(pytester: pytest.Pytester) -> dict:
+    """The newest run's gate, its only one."""
+    [gate] = read_run(pytester.path).gates
+    return gate
 
 
 def nodeid(item_id: str) -> str:
@@ -98,19 +69,20 @@ def test_a_whole_run_evaluates_its_gates_and_says_so_everywhere(project):
     result = run(project, "suites")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["mc*m*10*8/2/0*accuracy >= 60*80.0 [[]*PASS", "vnllmtest gates: All gates passed."])
-    document = summary(project)
+    report = read_run(project.path)
+    document = report.summary
     assert document["gates_passed"] is True and document["gates_evaluated"] is True
     assert document["gates_verdict"] == "All gates passed."
     assert document["results"][0]["items"] == document["results"][0]["suite_items"] == 10
-    gate = the_gate(document)
+    [gate] = report.gates
     assert (gate["state"], gate["passed"], gate["reason"], gate["value"]) == ("passed", True, "", 80.0)
-    assert "**All gates passed.**" in (latest(project) / "summary.md").read_text("utf-8")
-    page = (latest(project) / "report.html").read_text("utf-8")
+    assert "**All gates passed.**" in report.markdown
+    page = report.html
     assert '<p class="banner ok" id="gates-verdict">All gates passed.</p>' in page
 
 
 def test_k_on_right_answers_does_not_pass_a_failing_gate(project):
-    write_suite(project.path, gate_min=90)  # the whole suite scores 80: the gate fails
+    write_suite(project.path, "mc", suite(gate_min=90))  # the whole suite scores 80: the gate fails
     assert run(project, "suites").ret == 1
     result = run(project, "suites", "-k", f"{IDS[0]} or {IDS[2]}")
     assert result.ret == 0, "a subset decides no gate; without --require-gates only errors fail the run"
@@ -122,15 +94,16 @@ def test_k_on_right_answers_does_not_pass_a_failing_gate(project):
             "vnllmtest gates: No gate failed, but 0 of 1 passed: 1 not evaluated (the run covered part of a suite).",
         ]
     )
-    document = summary(project)
+    report = read_run(project.path)
+    document = report.summary
     assert document["gates_passed"] is True and document["gates_evaluated"] is False
     assert document["run"]["complete"] is True
-    gate = the_gate(document)
+    [gate] = report.gates
     assert (gate["state"], gate["passed"], gate["reason"]) == ("not_evaluated", False, reason)
     assert gate["value"] == 100.0, "what the subset measured is still shown"
-    markdown = (latest(project) / "summary.md").read_text("utf-8")
+    markdown = report.markdown
     assert f"| mc | m | accuracy >= 90 | 100.0 | 100.0 [100.0, 100.0] | not evaluated ({reason}) |" in markdown
-    page = (latest(project) / "report.html").read_text("utf-8")
+    page = report.html
     assert 'class="banner warn" id="gates-verdict"' in page and 'tr class="not-evaluated"' in page
     assert "All gates passed" not in page
 
@@ -140,7 +113,7 @@ def test_last_failed_on_the_misses_does_not_fail_a_passing_gate(project):
     again = run(project, "suites", "--lf")
     assert again.parseoutcomes() == {"missed": 2}  # --lf collects only the two misses
     assert again.ret == 0
-    gate = the_gate(summary(project))
+    gate = the_gate(project)
     assert (gate["state"], gate["value"]) == ("not_evaluated", 0.0)
     assert gate["reason"] == f"2 of 10 items ran; {SUBSET_CAUSE}"
     required = run(project, "suites", "--lf", "--require-gates")
@@ -151,7 +124,7 @@ def test_last_failed_on_the_misses_does_not_fail_a_passing_gate(project):
             "vnllmtest gates: Gates not passed: 1 of 1 gates not evaluated, which --require-gates forbids.",
         ]
     )
-    document = summary(project)
+    document = read_run(project.path).summary
     assert document["gates_passed"] is False and document["gates_evaluated"] is False
     assert document["run"]["require_gates"] is True
     assert document["manifest"]["options"]["require_gates"] is True
@@ -160,13 +133,13 @@ def test_last_failed_on_the_misses_does_not_fail_a_passing_gate(project):
 def test_require_gates_passes_a_whole_run_whose_gates_pass(project):
     result = run(project, "suites", "--require-gates")
     assert result.ret == 0
-    assert summary(project)["gates_passed"] is True
+    assert read_run(project.path).summary["gates_passed"] is True
 
 
 def test_deselect_one_item_leaves_the_gates_not_evaluated(project):
     result = run(project, "suites", "--deselect", nodeid(IDS[3]))
     assert result.parseoutcomes() == {"passed": 7, "missed": 2, "deselected": 1}
-    gate = the_gate(summary(project))
+    gate = the_gate(project)
     assert gate["state"] == "not_evaluated" and gate["reason"] == f"9 of 10 items ran; {SUBSET_CAUSE}"
 
 
@@ -181,8 +154,8 @@ def test_deselect_one_item_leaves_the_gates_not_evaluated(project):
 )
 def test_limit_below_the_suite_size_leaves_the_gates_not_evaluated(project, limit, state, reason):
     assert run(project, "suites", "--limit", limit).ret == 0
-    document = summary(project)
-    gate = the_gate(document)
+    document = read_run(project.path).summary
+    gate = the_gate(project)
     assert (gate["state"], gate["reason"]) == (state, reason)
     assert document["results"][0]["suite_items"] == 10
     assert document["gates_evaluated"] is (state == "passed")
@@ -190,36 +163,36 @@ def test_limit_below_the_suite_size_leaves_the_gates_not_evaluated(project, limi
 
 def test_limit_and_k_together_name_both_causes(project):
     run(project, "suites", "--limit", "4")
-    chosen = [json.loads(line)["id"] for line in (latest(project) / "items.jsonl").read_text("utf-8").splitlines()]
+    chosen = [item["id"] for item in read_run(project.path).items]
     run(project, "suites", "--limit", "4", "-k", f"not {chosen[0]}")
-    assert the_gate(summary(project))["reason"] == f"3 of 10 items ran; --limit 4; {SUBSET_CAUSE}"
+    assert the_gate(project)["reason"] == f"3 of 10 items ran; --limit 4; {SUBSET_CAUSE}"
 
 
 def test_explicit_node_ids_and_at_file_arguments(project):
     run(project, nodeid(IDS[0]), nodeid(IDS[5]))
-    assert the_gate(summary(project))["reason"] == f"2 of 10 items ran; {SUBSET_CAUSE}"
+    assert the_gate(project)["reason"] == f"2 of 10 items ran; {SUBSET_CAUSE}"
     (project.path / "some.txt").write_text("\n".join(nodeid(i) for i in IDS[:4]) + "\n", encoding="utf-8")
     run(project, "@some.txt")
-    assert the_gate(summary(project))["state"] == "not_evaluated"
+    assert the_gate(project)["state"] == "not_evaluated"
     (project.path / "all.txt").write_text("\n".join(nodeid(i) for i in IDS) + "\n", encoding="utf-8")
     result = run(project, "@all.txt")
     assert result.ret == 0
-    assert the_gate(summary(project))["state"] == "passed", "every item of the suite named one by one is the suite"
+    assert the_gate(project)["state"] == "passed", "every item of the suite named one by one is the suite"
 
 
 def test_the_whole_suite_is_what_its_sampling_selects(project):
     """With a sampling plan the suite is its sample (6 of the 10 records); with --data sample, the bundled
     sample run whole (4 records) is the suite, and --limit below it is part of it."""
     write_jsonl(project.path / "suites" / "data" / "mini.jsonl", RECORDS[:4])
-    write_suite(project.path, dataset_extra="  sample: data/mini.jsonl\n  sampling: {count: 6, seed: 3}\n")
+    write_suite(project.path, "mc", suite(sample="data/mini.jsonl", sampling={"count": 6, "seed": 3}))
     assert run(project, "suites").ret == 0
-    document = summary(project)
+    document = read_run(project.path).summary
     assert (document["results"][0]["items"], document["results"][0]["suite_items"]) == (6, 6)
-    assert the_gate(document)["state"] in ("passed", "failed")
+    assert the_gate(project)["state"] in ("passed", "failed")
     run(project, "suites", "--data", "sample")
-    assert (summary(project)["results"][0]["suite_items"], the_gate(summary(project))["state"]) == (4, "passed")
+    assert (read_run(project.path).results[0]["suite_items"], the_gate(project)["state"]) == (4, "passed")
     run(project, "suites", "--data", "sample", "--limit", "2")
-    assert the_gate(summary(project))["reason"] == "2 of 4 items ran; --limit 2"
+    assert the_gate(project)["reason"] == "2 of 4 items ran; --limit 2"
 
 
 def test_junit_marks_the_gates_of_a_subset_skipped_as_not_evaluated_or_failed_when_required(project):
@@ -242,32 +215,33 @@ def test_junit_marks_the_gates_of_a_subset_skipped_as_not_evaluated_or_failed_wh
 
 
 def test_require_gates_also_fails_a_baseline_gate_skipped_for_want_of_a_baseline(project):
-    write_suite(project.path, extra_gates="  - {metric: accuracy, max_drop: 2}\n")
+    write_suite(project.path, "mc", suite(60, {"metric": "accuracy", "max_drop": 2}))
     plain = run(project, "suites")
     assert plain.ret == 0
     plain.stdout.fnmatch_lines(["vnllmtest gates: No gate failed, but 1 of 2 passed: 1 skipped (no --baseline)."])
-    assert summary(project)["gates_passed"] is True and summary(project)["gates_evaluated"] is False
+    document = read_run(project.path).summary
+    assert document["gates_passed"] is True and document["gates_evaluated"] is False
     required = run(project, "suites", "--require-gates")
     assert required.ret == 1
     required.stdout.fnmatch_lines(
         ["*drop <= 2 vs baseline*FAIL (skipped, which --require-gates forbids: no --baseline given)"]
     )
-    assert summary(project)["gates_passed"] is False
+    assert read_run(project.path).summary["gates_passed"] is False
 
 
-def test_a_run_with_errored_items_never_says_all_gates_passed(project):
-    answered = [{"id": k, "prediction": v, "model": "m"} for k, v in ANSWERS.items() if k != IDS[9]]
-    write_jsonl(project.path / "preds.jsonl", answered)
+def test_a_run_with_errored_items_never_says_all_gates_passed(project, replay):
+    replay({k: v for k, v in ANSWERS.items() if k != IDS[9]}, model="m")
     result = run(project, "suites")
     assert result.ret == 1
-    document = summary(project)
-    assert the_gate(document)["state"] == "passed"  # 7 of the 9 scored items right: the gate itself holds
+    report = read_run(project.path)
+    document = report.summary
+    assert the_gate(project)["state"] == "passed"  # 7 of the 9 scored items right: the gate itself holds
     assert document["gates_passed"] is False
     assert document["gates_verdict"] == "Gates not passed: 1 item errored."
     result.stdout.fnmatch_lines(["vnllmtest gates: Gates not passed: 1 item errored."])
-    page = (latest(project) / "report.html").read_text("utf-8")
+    page = report.html
     assert 'id="gates-failed">Gates not passed: 1 item errored.</p>' in page and "All gates passed" not in page
-    assert "All gates passed" not in (latest(project) / "summary.md").read_text("utf-8")
+    assert "All gates passed" not in report.markdown
 
 
 def test_a_report_that_cannot_be_written_never_says_all_gates_passed(project):
@@ -305,7 +279,7 @@ def test_gates_are_the_suites_as_collected_even_when_the_file_changes_during_the
     assert "min: 95}" in (project.path / "suites" / "mc.yaml").read_text("utf-8"), "the conftest edited the suite"
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*accuracy >= 60*PASS"])
-    document = summary(project)
+    document = read_run(project.path).summary
     assert [gate["gate"] for gate in document["results"][0]["gates"]] == ["accuracy >= 60"]
     assert list(document["results"][0]["metrics"]) == ["accuracy"]
 
@@ -315,43 +289,32 @@ def test_under_xdist_the_subset_rule_and_the_collected_suite_hold(project):
     project.makeconftest(EDIT_AFTER_COLLECTION)
     subset = project.runpytest_subprocess("suites", "--model", "replay:preds.jsonl", "-n", "2", "-k", "01- or 02-")
     assert subset.ret == 0
-    [result] = summary(project)["results"]
+    [result] = read_run(project.path).results
     assert (result["items"], result["suite_items"], list(result["metrics"])) == (4, 10, ["accuracy"])
-    gate = the_gate(summary(project))
+    gate = the_gate(project)
     assert (gate["gate"], gate["state"]) == ("accuracy >= 60", "not_evaluated")
     assert gate["reason"] == f"4 of 10 items ran; {SUBSET_CAUSE}"
 
 
-JUDGED_SUITE = """vnllmtest: 1
-name: tomtat
-task: summarization
-dataset: {adapter: vims, source: data/tomtat.jsonl, options: {input: documents}}
-prompt: {template: "Tóm tắt: {% for d in documents %}{{ d.content }} {% endfor %}"}
-metrics: [rouge_l]
-item_pass: {metric: rouge_l, min: 0.2}
-""" + SUMMARY_JUDGE + """FLOOR
-gates:
-  - {metric: rouge_l, min: 10}
-  - {metric: judge_overall, min: 5}
-"""
 TOPICS = ["Bão số 3 đổ bộ Quảng Ninh", "Giá xăng giảm lần thứ ba", "Khai trương metro số 1", "Lúa bội thu ở An Giang"]
+SUMMARIES = [
+    {"id": f"c{n}", "documents": [{"title": t, "content": f"{t} hôm nay."}], "summaries": [f"{t} hôm nay."]}
+    for n, t in enumerate(TOPICS)
+]
 
 
-def test_judge_gates_fail_when_too_few_verdicts_are_readable(pytester):
-    pytester.makeini(INNER_RUN_INI)
-    records = [
-        {"id": f"c{n}", "documents": [{"title": t, "content": f"{t} hôm nay."}], "summaries": [f"{t} hôm nay."]}
-        for n, t in enumerate(TOPICS)
-    ]
-    write_jsonl(pytester.path / "suites" / "data" / "tomtat.jsonl", records)
-    answers = [{"id": r["id"], "prediction": r["summaries"][0], "model": "m"} for r in records]
-    write_jsonl(pytester.path / "preds.jsonl", answers)
+def judged_suite(**judge: object) -> dict:
+    """A summarization suite judged on `SUMMARY_JUDGE` (with `judge` on top), gated on ROUGE-L and the judge."""
+    gates = [{"metric": "rouge_l", "min": 10}, {"metric": "judge_overall", "min": 5}]
+    return {"task": "summarization", "judge": {**SUMMARY_JUDGE, **judge}, "gates": gates}
+
+
+@pytest.mark.project(suites={"tomtat": judged_suite()}, records={"tomtat.jsonl": SUMMARIES})
+def test_judge_gates_fail_when_too_few_verdicts_are_readable(project, replay):
+    model = replay({r["id"]: r["summaries"][0] for r in SUMMARIES}, model="m")
     replies = ['{"accuracy": 9, "coherence": 8, "ly_do": "Đúng và gọn."}'] + ["Bản tóm tắt ổn."] * 3
-    write_jsonl(pytester.path / "judge.jsonl", [{"id": r["id"], "prediction": a} for r, a in zip(records, replies)])
-    suite = pytester.path / "suites" / "tomtat.yaml"
-    args = ("suites", "--model", "replay:preds.jsonl", "--judge", "replay:judge.jsonl")
-    suite.write_text(JUDGED_SUITE.replace("FLOOR\n", ""), encoding="utf-8")
-    strict = pytester.runpytest(*args)
+    args = ("suites", "--model", model, "--judge", replay({r["id"]: a for r, a in zip(SUMMARIES, replies)}, "judge"))
+    strict = project.runpytest(*args)
     assert strict.ret == 1
     strict.stdout.fnmatch_lines(
         [
@@ -359,7 +322,7 @@ def test_judge_gates_fail_when_too_few_verdicts_are_readable(pytester):
             "tomtat*judge_overall >= 5*8.5*FAIL (verdict coverage 25.0 < 95 (3 of 4 items without a readable verdict))",
         ]
     )
-    suite.write_text(JUDGED_SUITE.replace("FLOOR", "  min_coverage: 25"), encoding="utf-8")
-    lenient = pytester.runpytest(*args)
+    write_suite(project.path, "tomtat", judged_suite(min_coverage=25))
+    lenient = project.runpytest(*args)
     assert lenient.ret == 0
     lenient.stdout.fnmatch_lines(["tomtat*judge_overall >= 5*8.5*PASS"])

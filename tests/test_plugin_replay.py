@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from support import write_jsonl
+from support import read_run, replay_rows, write_suite
 
 MC_RECORDS = [
     {"id": "01-0001", "question": "1 + 1 bằng mấy?", "choices": ["A. 2", "B. 3", "C. 4", "D. 5"], "answer": "A"},
@@ -41,61 +38,29 @@ SUM_RECORDS = [
 SUM_PREDICTIONS = {"c1": "Hà Nội là thủ đô của Việt Nam", "c2": "Thủ đô Việt Nam là Hà Nội"}
 
 SUITES = {
-    "mc": ("multiple_choice", "vmlu", "mc.jsonl", "[accuracy]", "{metric: accuracy, min: 1}", "accuracy"),
-    "qa": ("extractive_qa", "squad_v2", "qa.jsonl", "[exact_match, f1]", "{metric: f1, min: 0.5}", "f1"),
-    "summ": ("summarization", "vims", "summ.jsonl\n  options: {input: documents}", "[rouge_l]", "{metric: rouge_l, min: 0.9}", "rouge_l"),
+    "mc": {"task": "multiple_choice"},
+    "qa": {"task": "extractive_qa"},
+    "summ": {"task": "summarization", "item_pass": {"metric": "rouge_l", "min": 0.9}},
 }
+GATE_METRICS = {"mc": "accuracy", "qa": "f1", "summ": "rouge_l"}
 
 
-def write_suite(folder: Path, name: str, gate_min: float = 40, **overrides: str) -> Path:
-    task, adapter, data, metrics, item_pass, gate_metric = SUITES[name]
-    text = f"""vnllmtest: 1
-name: {name}
-task: {task}
-dataset:
-  adapter: {adapter}
-  source: data/{data}
-prompt:
-  template: "Hỏi: {{{{ id }}}}"
-scoring:
-  mode: generate
-  abstentions: ["không có câu trả lời"]
-metrics: {metrics}
-item_pass: {item_pass}
-gates:
-  - {{metric: {gate_metric}, min: {gate_min}}}
-"""
-    for key, value in overrides.items():
-        text = text.replace(key, value)
-    path = folder / "suites" / f"{name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+def suite(name: str, gate_min: float = 40, **fields: object) -> dict:
+    """Suite `name`: each item asked by its id, replies scored as generated text, a gate at `gate_min`."""
+    return {
+        **SUITES[name],
+        "prompt": {"template": "Hỏi: {{ id }}"},
+        "scoring": {"mode": "generate", "abstentions": ["không có câu trả lời"]},
+        "gates": [{"metric": GATE_METRICS[name], "min": gate_min}],
+        **fields,
+    }
 
 
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini("[pytest]\n")
-    data = pytester.path / "suites" / "data"
-    write_jsonl(data / "mc.jsonl", MC_RECORDS)
-    write_jsonl(data / "qa.jsonl", QA_RECORDS)
-    write_jsonl(data / "summ.jsonl", SUM_RECORDS)
-    for name in SUITES:
-        write_suite(pytester.path, name)
-    predictions = {**MC_PREDICTIONS, **QA_PREDICTIONS, **SUM_PREDICTIONS}
-    write_jsonl(pytester.path / "preds.jsonl", [{"id": k, "prediction": v, "model": "mymodel"} for k, v in predictions.items()])
-    return pytester
-
-
-def latest_run(pytester: pytest.Pytester) -> Path:
-    runs = sorted((pytester.path / "reports").iterdir())
-    assert runs, "no report folder written"
-    return runs[-1]
-
-
-def summary_metrics(run: Path) -> dict[tuple[str, str, str], float]:
-    document = json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    return {(r["suite"], r["model"], name): m["value"] for r in document["results"] for name, m in r["metrics"].items()}
+pytestmark = pytest.mark.project(
+    suites={name: suite(name) for name in SUITES},
+    records={"mc.jsonl": MC_RECORDS, "qa.jsonl": QA_RECORDS, "summ.jsonl": SUM_RECORDS},
+    predictions={"preds": replay_rows({**MC_PREDICTIONS, **QA_PREDICTIONS, **SUM_PREDICTIONS}, model="mymodel")},
+)
 
 
 def test_replay_gives_the_hand_computed_metrics_and_passing_gates_exit_zero(project):
@@ -104,7 +69,7 @@ def test_replay_gives_the_hand_computed_metrics_and_passing_gates_exit_zero(proj
     outcomes = result.parseoutcomes()
     # misses: mc 01-0002 (wrong) and 32-0003 (no letter), qa q4, summ c2.
     assert outcomes["missed"] == 4 and outcomes["passed"] == 6
-    metrics = summary_metrics(latest_run(project))
+    metrics = read_run(project.path).metrics
     assert metrics[("mc", "mymodel", "accuracy")] == pytest.approx(50.0)
     assert metrics[("qa", "mymodel", "exact_match")] == pytest.approx(50.0)
     assert metrics[("qa", "mymodel", "f1")] == pytest.approx(70.0)
@@ -114,7 +79,7 @@ def test_replay_gives_the_hand_computed_metrics_and_passing_gates_exit_zero(proj
 
 def test_items_report_the_miss_details(project):
     project.runpytest("suites", "--model", "replay:preds.jsonl")
-    items = [json.loads(line) for line in (latest_run(project) / "items.jsonl").read_text("utf-8").splitlines()]
+    items = read_run(project.path).items
     by_id = {item["id"]: item for item in items}
     assert by_id["32-0003"]["status"] == "missed"
     assert by_id["32-0003"]["failure_class"] == "extraction_failed"
@@ -126,7 +91,7 @@ def test_items_report_the_miss_details(project):
 
 
 def test_a_failing_gate_fails_the_run_while_misses_alone_do_not(project):
-    write_suite(project.path, "mc", gate_min=60)
+    write_suite(project.path, "mc", suite("mc", gate_min=60))
     result = project.runpytest("suites", "--model", "replay:preds.jsonl")
     assert result.ret == 1
     assert result.parseoutcomes()["missed"] == 4
@@ -180,32 +145,31 @@ def test_item_ids_markers_and_keywords(project):
     assert by_subject.parseoutcomes() == {"missed": 1, "passed": 1, "deselected": 8}
 
 
-def test_two_models_get_one_column_each(project):
-    write_jsonl(project.path / "other.jsonl", [{"id": k, "prediction": "A"} for k in MC_PREDICTIONS])
-    result = project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl", "--model", "replay:other.jsonl")
+def test_two_models_get_one_column_each(project, replay):
+    other = replay({k: "A" for k in MC_PREDICTIONS}, name="other")
+    result = project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl", "--model", other)
     assert result.ret == 1  # "other" answers A everywhere: 25 < 40
     result.stdout.fnmatch_lines(["mc*mymodel*PASS", "mc*other*FAIL (threshold not met)"])
-    markdown = (latest_run(project) / "summary.md").read_text(encoding="utf-8")
+    markdown = read_run(project.path).markdown
     assert "| Dataset | Metric | mymodel | other |" in markdown
     assert "| mc | accuracy | 50.0 [" in markdown
-    metrics = summary_metrics(latest_run(project))
+    metrics = read_run(project.path).metrics
     assert metrics[("mc", "other", "accuracy")] == pytest.approx(25.0)
 
 
-def test_missing_prediction_is_an_item_error_that_fails_the_run(project):
-    write_jsonl(project.path / "partial.jsonl", [{"id": "01-0001", "prediction": "A"}])
-    result = project.runpytest("suites/mc.yaml", "--model", "replay:partial.jsonl")
+def test_missing_prediction_is_an_item_error_that_fails_the_run(project, replay):
+    result = project.runpytest("suites/mc.yaml", "--model", replay({"01-0001": "A"}, name="partial"))
     assert result.ret == 1
     assert result.parseoutcomes()["failed"] == 3
     result.stdout.fnmatch_lines(["*ERROR model_error: replay file * has no prediction for id '01-0002'*"])
 
 
 def test_invalid_suite_is_a_collection_error_naming_file_line_and_key(project):
-    path = write_suite(project.path, "mc", **{"  source: data/mc.jsonl": "  source: data/mc.jsonl\n  sampel: 3"})
+    path = write_suite(project.path, "mc", suite("mc", dataset={"sampel": 3}))
     result = project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
-        [f"*{path}: invalid suite (1 problem):", "*line 7: dataset.sampel: unknown key; expected one of: adapter, *"]
+        [f"*{path}: invalid suite (1 problem):", "*line 4: dataset.sampel: unknown key; expected one of: adapter, *"]
     )
 
 
@@ -218,10 +182,10 @@ def test_yaml_without_the_marker_is_not_collected(project):
 def test_xdist_gives_the_same_summary_as_one_process(project):
     single = project.runpytest("suites", "--model", "replay:preds.jsonl")
     assert single.ret == 0
-    single_metrics = summary_metrics(latest_run(project))
+    single_metrics = read_run(project.path).metrics
     parallel = project.runpytest_subprocess("suites", "--model", "replay:preds.jsonl", "-n", "2")
     assert parallel.ret == 0
-    assert summary_metrics(latest_run(project)) == single_metrics
+    assert read_run(project.path).metrics == single_metrics
 
 
 def test_bad_options_are_usage_errors(project):
@@ -244,7 +208,7 @@ def test_a_suite_whose_data_is_missing_never_counts_as_passed(project, monkeypat
     """Offline, with a hub source and no local copy: one clear collection error, a failed run, and a
     report that lists the suite as not evaluated while the other suites still run."""
     monkeypatch.setenv("HF_HOME", str(project.path / "hf-home"))
-    write_suite(project.path, "mc", **{"source: data/mc.jsonl": "source: hf://tridm/VMLU\n  local: vmlu/valid.jsonl"})
+    write_suite(project.path, "mc", suite("mc", dataset={"source": "hf://tridm/VMLU", "local": "vmlu/valid.jsonl"}))
     alone = project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl")
     assert alone.ret != 0
     alone.stdout.fnmatch_lines(
@@ -256,45 +220,46 @@ def test_a_suite_whose_data_is_missing_never_counts_as_passed(project, monkeypat
     )
     result = project.runpytest("suites", "--model", "replay:preds.jsonl", "--continue-on-collection-errors")
     assert result.ret == 1 and result.parseoutcomes()["passed"] == 4
-    document = json.loads((latest_run(project) / "summary.json").read_text(encoding="utf-8"))
+    run = read_run(project.path)
+    document = run.summary
     assert document["gates_passed"] is False
     assert [failed["path"] for failed in document["run"]["collection_errors"]] == ["suites/mc.yaml"]
     assert {group["suite"] for group in document["results"]} == {"qa", "summ"}
-    assert "## Not evaluated" in (latest_run(project) / "summary.md").read_text(encoding="utf-8")
+    assert "## Not evaluated" in run.markdown
 
 
-def test_thinking_is_stripped_before_scoring_and_kept_in_the_report(project):
+def test_thinking_is_stripped_before_scoring_and_kept_in_the_report(project, replay):
     thought = {
         "q1": "<think>Đoạn văn nói Hà Nội là thủ đô.</think>\nHà Nội",
         "q2": "<think>Sông Mê Kông chảy qua sáu nước, vậy câu trả lời",
         "q3": "không có câu trả lời",
         "q4": "Hà Nội",
     }
-    write_jsonl(project.path / "thinking.jsonl", [{"id": k, "prediction": v, "model": "thinker"} for k, v in thought.items()])
-    project.runpytest("suites/qa.yaml", "--model", "replay:thinking.jsonl")
-    items = {item["id"]: item for item in map(json.loads, (latest_run(project) / "items.jsonl").read_text("utf-8").splitlines())}
+    project.runpytest("suites/qa.yaml", "--model", replay(thought, name="thinking", model="thinker"))
+    run = read_run(project.path)
+    items = {item["id"]: item for item in run.items}
     assert items["q1"]["status"] == "passed" and items["q1"]["output"] == "Hà Nội"
     assert items["q1"]["thinking"] == "Đoạn văn nói Hà Nội là thủ đô." and items["q1"]["thinking_tokens"] > 0
     assert items["q2"]["status"] == "missed" and items["q2"]["failure_class"] == "thinking_unterminated"
     assert items["q2"]["output"] == "" and items["q2"]["thinking"].startswith("Sông Mê Kông")
-    document = json.loads((latest_run(project) / "summary.json").read_text(encoding="utf-8"))
-    assert document["results"][0]["thinking_tokens"] == items["q1"]["thinking_tokens"] + items["q2"]["thinking_tokens"]
+    assert run.results[0]["thinking_tokens"] == items["q1"]["thinking_tokens"] + items["q2"]["thinking_tokens"]
 
 
-JUDGE_BLOCK = """judge:
-  rubric: summary_quality
-  sees:
-    - {title: Nguồn, text: "{% for d in documents %}{{ d.content }}{% endfor %}"}
-    - {title: Tham khảo, text: "{{ reference }}"}
-    - {title: Cần chấm, text: "{{ output }}"}
-  pass_min: 6
-gates:"""
+JUDGE = {
+    "rubric": "summary_quality",
+    "sees": [
+        {"title": "Nguồn", "text": "{% for d in documents %}{{ d.content }}{% endfor %}"},
+        {"title": "Tham khảo", "text": "{{ reference }}"},
+        {"title": "Cần chấm", "text": "{{ output }}"},
+    ],
+    "pass_min": 6,
+}
 
 
-def judged_project(project: pytest.Pytester, gate_min: float, judges: dict[str, dict[str, str]]) -> None:
-    write_suite(project.path, "summ", gate_min=gate_min, **{"gates:": JUDGE_BLOCK, "- {metric: rouge_l,": "- {metric: judge_overall,"})
-    for name, replies in judges.items():
-        write_jsonl(project.path / f"{name}.jsonl", [{"id": k, "prediction": v, "suite": "summ"} for k, v in replies.items()])
+def judged_suite(project: pytest.Pytester, gate_min: float, **judge: object) -> None:
+    """The summ suite judged by `JUDGE` (with `judge` on top), its gate on judge_overall."""
+    gates = [{"metric": "judge_overall", "min": gate_min}]
+    write_suite(project.path, "summ", suite("summ", judge={**JUDGE, **judge}, gates=gates))
 
 
 # c1 matches a gold summary (ROUGE-L passes) but this judge finds it weak; c2 misses on ROUGE-L.
@@ -304,74 +269,78 @@ FIRST_JUDGE = {
 }
 
 
-def test_replayed_judge_scores_give_known_means_gates_and_item_outcomes(project):
-    judged_project(project, 6, {"judge1": FIRST_JUDGE})
-    result = project.runpytest("suites/summ.yaml", "--model", "replay:preds.jsonl", "--judge", "replay:judge1.jsonl")
+def judges(replay, **replies: dict[str, str]) -> list[str]:
+    """A replay judge per name, for the summ suite; the `--judge` options that name them."""
+    return [option for name, answers in replies.items() for option in ("--judge", replay(answers, name, suite="summ"))]
+
+
+def test_replayed_judge_scores_give_known_means_gates_and_item_outcomes(project, replay):
+    judged_suite(project, 6)
+    args = ["suites/summ.yaml", "--model", "replay:preds.jsonl", *judges(replay, judge1=FIRST_JUDGE)]
+    result = project.runpytest(*args)
     assert result.ret == 0
     result.stdout.fnmatch_lines(["summ*mymodel*judge_overall >= 6*6.5*PASS"])
-    run = latest_run(project)
-    metrics = summary_metrics(run)
+    run = read_run(project.path)
+    metrics = run.metrics
     assert metrics[("summ", "mymodel", "judge_overall")] == pytest.approx(6.5)  # (8 + 5) / 2, on the 1-10 scale
     assert metrics[("summ", "mymodel", "judge_accuracy")] == pytest.approx(6.0)
-    items = {item["id"]: item for item in map(json.loads, (run / "items.jsonl").read_text("utf-8").splitlines())}
+    items = {item["id"]: item for item in run.items}
     assert items["c1"]["status"] == "missed" and items["c1"]["failure_class"] == "judge_score_low"
     assert items["c1"]["metrics"]["judge_overall"] == pytest.approx(5.0)
     assert items["c2"]["failure_class"] == "wrong" and items["c2"]["judges"][0]["rationale"] == "Đủ ý, mạch lạc."
     result.stdout.fnmatch_lines(["*judge judge:judge1: accuracy=4, faithfulness=5, coherence=6*"])
-    judged_project(project, 7, {"judge1": FIRST_JUDGE})
-    failing = project.runpytest("suites/summ.yaml", "--model", "replay:preds.jsonl", "--judge", "replay:judge1.jsonl")
+    judged_suite(project, 7)
+    failing = project.runpytest(*args)
     assert failing.ret == 1
     failing.stdout.fnmatch_lines(["summ*judge_overall >= 7*FAIL (threshold not met)"])
 
 
-def test_an_unparsable_judge_reply_is_retried_once_then_a_judge_error_with_its_output(project):
-    judged_project(project, 1, {"judge1": {"c1": "Bản tóm tắt này rất hay!", "c2": FIRST_JUDGE["c2"]}})
-    result = project.runpytest("suites/summ.yaml", "--model", "replay:preds.jsonl", "--judge", "replay:judge1.jsonl")
+def test_an_unparsable_judge_reply_is_retried_once_then_a_judge_error_with_its_output(project, replay):
+    judged_suite(project, 1)
+    judge = judges(replay, judge1={"c1": "Bản tóm tắt này rất hay!", "c2": FIRST_JUDGE["c2"]})
+    result = project.runpytest("suites/summ.yaml", "--model", "replay:preds.jsonl", *judge)
     result.stdout.fnmatch_lines(["*judge_error: no score for accuracy, faithfulness, coherence*", '*judge output: "Bản tóm tắt này rất hay!"*'])
-    items = {item["id"]: item for item in map(json.loads, (latest_run(project) / "items.jsonl").read_text("utf-8").splitlines())}
-    verdict = items["c1"]["judges"][0]
-    assert items["c1"]["status"] == "missed" and items["c1"]["failure_class"] == "judge_error"
+    run = read_run(project.path)
+    c1 = run.item("c1")
+    verdict = c1["judges"][0]
+    assert c1["status"] == "missed" and c1["failure_class"] == "judge_error"
     assert verdict["scores"] is None and verdict["raw_outputs"] == ["Bản tóm tắt này rất hay!"] * 2
-    assert "judge_overall" not in items["c1"]["metrics"]  # no silent default
-    metrics = summary_metrics(latest_run(project))
-    assert metrics[("summ", "mymodel", "judge_overall")] == pytest.approx(8.0)  # c2 alone
+    assert "judge_overall" not in c1["metrics"]  # no silent default
+    assert run.metrics[("summ", "mymodel", "judge_overall")] == pytest.approx(8.0)  # c2 alone
 
 
-def test_two_judges_report_their_agreement(project):
+def test_two_judges_report_their_agreement(project, replay):
     second = {"c1": '{"accuracy": 3, "faithfulness": 7, "coherence": 6}', "c2": '{"accuracy": 9, "faithfulness": 6, "coherence": 9}'}
-    judged_project(project, 1, {"judge1": FIRST_JUDGE, "judge2": second})
-    args = ["suites/summ.yaml", "--model", "replay:preds.jsonl", "--judge", "replay:judge1.jsonl", "--judge", "replay:judge2.jsonl"]
+    judged_suite(project, 1)
+    args = ["suites/summ.yaml", "--model", "replay:preds.jsonl", *judges(replay, judge1=FIRST_JUDGE, judge2=second)]
     assert project.runpytest(*args).ret == 0
-    document = json.loads((latest_run(project) / "summary.json").read_text(encoding="utf-8"))
-    agreement = document["results"][0]["judge_agreement"]["judge:judge2"]
+    run = read_run(project.path)
+    agreement = run.results[0]["judge_agreement"]["judge:judge2"]
     assert agreement["accuracy"] == {"n": 2, "mean_abs_diff": 1.0, "spearman": pytest.approx(1.0)}
     assert agreement["faithfulness"]["mean_abs_diff"] == 1.0 and agreement["faithfulness"]["spearman"] == pytest.approx(-1.0)
     assert agreement["overall"]["n"] == 2
-    assert "## Judge agreement (against the first judge)" in (latest_run(project) / "summary.md").read_text("utf-8")
+    assert "## Judge agreement (against the first judge)" in run.markdown
 
 
-def test_judged_suites_under_xdist_give_the_same_summary(project):
-    judged_project(project, 1, {"judge1": FIRST_JUDGE})
-    args = ["suites/summ.yaml", "--model", "replay:preds.jsonl", "--judge", "replay:judge1.jsonl"]
+def test_judged_suites_under_xdist_give_the_same_summary(project, replay):
+    judged_suite(project, 1)
+    args = ["suites/summ.yaml", "--model", "replay:preds.jsonl", *judges(replay, judge1=FIRST_JUDGE)]
     assert project.runpytest(*args).ret == 0
-    single = summary_metrics(latest_run(project))
+    single = read_run(project.path).metrics
     assert project.runpytest_subprocess(*args, "-n", "2").ret == 0
-    assert summary_metrics(latest_run(project)) == single
+    assert read_run(project.path).metrics == single
 
 
-def test_judge_sections_over_their_token_budget_are_cut_and_recorded(project):
-    judged_project(project, 1, {"judge1": FIRST_JUDGE})
-    path = project.path / "suites" / "summ.yaml"
-    path.write_text(path.read_text("utf-8").replace("  pass_min: 6", "  pass_min: 6\n  max_tokens_per_section: 12"), "utf-8")
-    project.runpytest("suites/summ.yaml", "--model", "replay:preds.jsonl", "--judge", "replay:judge1.jsonl")
-    items = {item["id"]: item for item in map(json.loads, (latest_run(project) / "items.jsonl").read_text("utf-8").splitlines())}
-    cuts = items["c1"]["judges"][0]["truncated_sections"]  # replay counts characters as its tokens
+def test_judge_sections_over_their_token_budget_are_cut_and_recorded(project, replay):
+    judged_suite(project, 1, max_tokens_per_section=12)
+    project.runpytest("suites/summ.yaml", "--model", "replay:preds.jsonl", *judges(replay, judge1=FIRST_JUDGE))
+    cuts = read_run(project.path).item("c1")["judges"][0]["truncated_sections"]  # replay counts characters as tokens
     assert [cut["section"] for cut in cuts] == ["Tham khảo", "Cần chấm"]  # "Bài một." fits in 12
     assert all(cut["tokens_after"] <= 12 < cut["tokens_before"] for cut in cuts)
 
 
 def test_a_judge_that_cannot_load_errors_the_judged_items(project):
-    judged_project(project, 1, {})
+    judged_suite(project, 1)
     (project.path / "not-a-model").mkdir()
     result = project.runpytest("suites/summ.yaml", "--model", "replay:preds.jsonl", "--judge=not-a-model")
     assert result.ret == 1 and result.parseoutcomes()["failed"] == 2

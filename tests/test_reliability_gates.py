@@ -3,38 +3,31 @@ any model loads, and a run stopped early is marked incomplete and never counts a
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pytest
-import yaml
-from support import INNER_RUN_INI, SUMMARY_JUDGE, write_jsonl
+from support import SUMMARY_JUDGE, RunFolder, run_folders, suite_document
 
 from vnllmtest.aggregate import summarize
-from vnllmtest.gates import RunScope, gate_outcome, gates_verdict
 from vnllmtest.cli import main as vnllmtest_main
 from vnllmtest.comparison import compare
+from vnllmtest.gates import check_gates, gate_outcome, gates_verdict, run_verdict
+from vnllmtest.outcomes import ItemResult, RunFacts, RunScope
+from vnllmtest.report import RunReport, write_run
 from vnllmtest.stored_run import StoredRun
-from vnllmtest.report import write_run
 from vnllmtest.suite import SuiteSpec
 
-SUITE = """vnllmtest: 1
-name: mc
-task: multiple_choice
-dataset: {adapter: vmlu, source: data/mc.jsonl}
-prompt: {template: "{{ question }}"}
-metrics: [accuracy]
-item_pass: {metric: accuracy, min: 1}
-gates:
-  - {metric: accuracy, min: 40}
-  - {metric: accuracy, max_drop: 10}
-"""
+MIN_GATE, DROP_GATE = {"metric": "accuracy", "min": 40}, {"metric": "accuracy", "max_drop": 10}
 RECORDS = [
     {"id": f"01-000{n}", "question": f"Câu {n}?", "choices": ["A. Có", "B. Không"], "answer": "A"} for n in range(1, 7)
 ]
-LENIENT = "{metric: accuracy, max: 100}"  # a gate any number meets
-SPEC = SuiteSpec.model_validate(yaml.safe_load(SUITE.replace("{metric: accuracy, max_drop: 10}", LENIENT)))
+LENIENT = {"metric": "accuracy", "max": 100}  # a gate any number meets
+SPEC = SuiteSpec.model_validate(suite_document("mc", "multiple_choice", gates=[MIN_GATE, LENIENT]))
+
+
+def typed(records: list[dict]) -> list[ItemResult]:
+    return [ItemResult.from_record(record) for record in records]
 
 
 def record(model: str, item_id: str, value: float) -> dict:
@@ -45,39 +38,33 @@ def record(model: str, item_id: str, value: float) -> dict:
 def test_a_nan_or_infinite_metric_fails_every_gate_on_it_and_the_report_is_still_written(tmp_path):
     records = [record("nan", "1", 1.0), record("nan", "2", math.nan), record("inf", "1", math.inf)]
     records.append(record("ok", "1", 1.0))
-    summaries = summarize(records, {"mc": SPEC})
+    summaries = check_gates(summarize(typed(records), {"mc": SPEC}), {"mc": SPEC})
     by_model = {summary.model: summary for summary in summaries}
     for model in ("nan", "inf"):
         assert math.isnan(by_model[model].metrics["accuracy"].value)
         assert [(gate.passed, gate.reason) for gate in by_model[model].gates] == [(False, "value is NaN")] * 2
     assert all(gate.passed for gate in by_model["ok"].gates)
-    write_run(tmp_path, summaries, records, {}, {"id": "r", "complete": True})
-    document = json.loads((tmp_path / "summary.json").read_text("utf-8"))  # strict JSON: null, never NaN
+    facts = RunFacts(id="r")
+    write_run(tmp_path, RunReport(summaries, typed(records), {}, facts, run_verdict(summaries, facts)))
+    written = RunFolder(tmp_path)
+    document = written.summary  # strict JSON: null, never NaN
     assert document["gates_passed"] is False
     values = {result["model"]: result["metrics"]["accuracy"]["value"] for result in document["results"]}
     assert values == {"inf": None, "nan": None, "ok": 100.0}
-    written = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text("utf-8").splitlines()]
-    assert [item["metrics"]["accuracy"] for item in written] == [1.0, None, None, 1.0]
+    assert [item["metrics"]["accuracy"] for item in written.items] == [1.0, None, None, 1.0]
 
 
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini(INNER_RUN_INI)
-    write_jsonl(pytester.path / "suites" / "data" / "mc.jsonl", RECORDS)
-    (pytester.path / "suites" / "mc.yaml").write_text(SUITE, encoding="utf-8")
-    answers = ["A", "A", "B", "A", "A", "A"]  # the third is a miss
-    write_jsonl(pytester.path / "preds.jsonl", [{"id": r["id"], "prediction": a} for r, a in zip(RECORDS, answers)])
-    return pytester
-
-
-def runs(pytester: pytest.Pytester, report_dir: str = "reports") -> list[Path]:
-    return sorted((pytester.path / report_dir).iterdir())
+pytestmark = pytest.mark.project(
+    suites={"mc": {"task": "multiple_choice", "gates": [MIN_GATE, DROP_GATE]}},
+    records={"mc.jsonl": RECORDS},
+    predictions={"preds": {r["id"]: a for r, a in zip(RECORDS, ["A", "A", "B", "A", "A", "A"])}},  # the third misses
+)
 
 
 def test_a_baseline_holding_nan_metrics_is_refused_before_any_model_loads(project, capsys):
     assert project.runpytest("suites", "--model", "replay:preds.jsonl", "--report-dir", "baseline").ret == 0
-    [baseline] = runs(project, "baseline")
-    items = baseline / "items.jsonl"
+    [run] = run_folders(project.path, "baseline")
+    baseline, items = run.path, run.path / "items.jsonl"
     lines = items.read_text("utf-8").splitlines()
     lines[2] = lines[2].replace('"accuracy": 0.0', '"accuracy": NaN')
     items.write_text("\n".join(lines), "utf-8")
@@ -102,28 +89,35 @@ def test_a_run_stopped_early_is_marked_incomplete_and_never_passes(project):
             "vnllmtest gates: Gates not passed: the run stopped early.",
         ]
     )
-    [run] = runs(project)
-    document = json.loads((run / "summary.json").read_text("utf-8"))
+    [run] = run_folders(project.path)
+    document = run.summary
     assert document["run"]["complete"] is False and document["gates_passed"] is False
     assert document["gates_evaluated"] is False
     assert document["results"][0]["items"] == 3 and document["results"][0]["suite_items"] == 6
     assert [gate["state"] for gate in document["results"][0]["gates"]] == ["not_evaluated", "not_evaluated"]
-    assert "**Incomplete run**" in (run / "summary.md").read_text("utf-8")
+    assert "**Incomplete run**" in run.markdown
 
 
-JUDGED_SUITE = """vnllmtest: 1
-name: summ
-task: summarization
-dataset: {adapter: vims, source: data/summ.jsonl}
-prompt: {template: "Tóm tắt: {{ documents }}"}
-metrics: [rouge_l]
-item_pass: {metric: rouge_l, min: 0.3}
-""" + SUMMARY_JUDGE + """gates:
-  - {metric: rouge_l, min: 10}
-  - {metric: judge_overall, min: 6}
-  - {metric: judge_accuracy, max_drop: 2}
-"""
-JUDGED = SuiteSpec.model_validate(yaml.safe_load(JUDGED_SUITE))
+def judged_spec(**judge: object) -> SuiteSpec:
+    """A summarization suite judged on `SUMMARY_JUDGE` (with `judge` on top), gated on ROUGE-L and the judge."""
+    gates = [
+        {"metric": "rouge_l", "min": 10},
+        {"metric": "judge_overall", "min": 6},
+        {"metric": "judge_accuracy", "max_drop": 2},
+    ]
+    return SuiteSpec.model_validate(
+        suite_document(
+            "summ",
+            "summarization",
+            prompt={"template": "Tóm tắt: {{ documents }}"},
+            item_pass={"metric": "rouge_l", "min": 0.3},
+            judge={**SUMMARY_JUDGE, **judge},
+            gates=gates,
+        )
+    )
+
+
+JUDGED = judged_spec()
 
 
 def judged(item_id: str, readable: bool, score: float = 9.0, status: str = "passed") -> dict:
@@ -135,7 +129,8 @@ def judged(item_id: str, readable: bool, score: float = 9.0, status: str = "pass
 
 
 def judged_gates(records: list[dict], spec: SuiteSpec = JUDGED, scope: RunScope | None = None) -> list:
-    [summary] = summarize(records, {"summ": spec}, iterations=200, scope=scope)
+    specs = {"summ": spec}
+    [summary] = check_gates(summarize(typed(records), specs, iterations=200, scope=scope), specs, None, scope)
     return [(gate.metric, gate.state, gate.reason) for gate in summary.gates]
 
 
@@ -194,10 +189,10 @@ def test_a_partial_run_leaves_judge_gates_not_evaluated_whatever_the_coverage():
 
 
 def test_a_suite_declares_its_own_coverage_floor():
-    lenient = SuiteSpec.model_validate(yaml.safe_load(JUDGED_SUITE.replace("  sees:", "  min_coverage: 50\n  sees:")))
+    lenient = judged_spec(min_coverage=50)
     half = [judged("c0", True), judged("c1", True), judged("c2", False), judged("c3", False)]
     assert judged_gates(half, lenient)[1] == ("judge_overall", "passed", "")
-    strict = SuiteSpec.model_validate(yaml.safe_load(JUDGED_SUITE.replace("  sees:", "  min_coverage: 100\n  sees:")))
+    strict = judged_spec(min_coverage=100)
     assert judged_gates(half[:2] + half[2:3], strict)[1][2].startswith("verdict coverage 66.6 < 100 (1 of 3")
 
 
@@ -293,12 +288,12 @@ def test_how_a_gate_reads_with_and_without_require_gates(state, required, expect
     ],
 )
 def test_a_baseline_gate_on_a_metric_one_run_could_not_score_fails_and_says_so(ours, theirs, reason, unscored):
-    spec = SuiteSpec.model_validate(yaml.safe_load(SUITE.replace("{metric: accuracy, min: 40}", LENIENT)))
+    spec = SuiteSpec.model_validate(suite_document("mc", "multiple_choice", gates=[LENIENT, DROP_GATE]))
     stored = [{**record("m", str(n), 1.0), "metrics": theirs} for n in range(4)]
-    baseline = StoredRun(Path("base"), "base", stored, {"metric_definitions": {"accuracy": 2}})
+    baseline = StoredRun(Path("base"), "base", typed(stored), {"metric_definitions": {"accuracy": 2}})
     current = [{**record("m", str(n), 1.0), "metrics": ours} for n in range(4)]
-    comparison = compare(current, baseline, {"mc": spec.reported_metrics}, iterations=200)
-    [summary] = summarize(current, {"mc": spec}, iterations=200, comparison=comparison)
+    comparison = compare(typed(current), baseline, {"mc": spec.reported_metrics}, iterations=200)
+    [summary] = check_gates(summarize(typed(current), {"mc": spec}, iterations=200), {"mc": spec}, comparison)
     relative = next(gate for gate in summary.gates if "baseline" in gate.gate)
     assert (relative.state, relative.reason) == ("failed", reason)
     assert summary.unscored == {"accuracy": unscored}

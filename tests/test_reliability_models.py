@@ -3,14 +3,13 @@ injected by a conftest.py in the test project (a pytest hook), never by replacin
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from support import INNER_RUN_INI, QA_SUITE, write_jsonl
+from support import SHORT_QA, read_run, replay_rows, short_questions
 
 COUNT = 6
-SUITE = QA_SUITE + "gates:\n  - {metric: f1, min: 0}\n"
+RECORDS = short_questions("qa-", COUNT)
 FAULTS = {  # the HFBackend method replaced, and its faulty version
     "crash": (
         "generate",
@@ -55,29 +54,17 @@ def pytest_unconfigure(config):
 '''
 
 
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini(INNER_RUN_INI)
-    records = [
-        {"id": f"qa-{n:02d}", "context": f"Hà Nội số {n}.", "question": "Ở đâu?", "answers": {"text": ["Hà Nội"]}}
-        for n in range(COUNT)
-    ]
-    write_jsonl(pytester.path / "suites" / "data" / "qa.jsonl", records)
-    (pytester.path / "suites" / "qa.yaml").write_text(SUITE, encoding="utf-8")
-    predictions = [{"id": record["id"], "prediction": "Hà Nội", "model": "other"} for record in records]
-    write_jsonl(pytester.path / "preds.jsonl", predictions)
-    return pytester
+# "other" replays right answers beside the tiny model.
+pytestmark = pytest.mark.project(
+    suites={"qa": {**SHORT_QA, "gates": [{"metric": "f1", "min": 0}]}},
+    records={"qa.jsonl": RECORDS},
+    predictions={"preds": replay_rows({record["id"]: "Hà Nội" for record in RECORDS}, model="other")},
+)
 
 
 def inject(project: pytest.Pytester, fault: str) -> Path:
     method, code = FAULTS[fault]
     return project.makeconftest(CONFTEST.format(method=method, fault=code))
-
-
-def latest(project: pytest.Pytester) -> tuple[dict, list[dict]]:
-    run = sorted((project.path / "reports").iterdir())[-1]
-    items = [json.loads(line) for line in (run / "items.jsonl").read_text("utf-8").splitlines()]
-    return json.loads((run / "summary.json").read_text("utf-8")), items
 
 
 def test_a_model_that_crashes_mid_run_errors_only_that_batch_and_the_other_model_still_reports(project, tiny_model_dir):
@@ -86,7 +73,8 @@ def test_a_model_that_crashes_mid_run_errors_only_that_batch_and_the_other_model
     result = project.runpytest(*args)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*ERROR model_error: model '*' failed on this batch: RuntimeError: CUDA error*"])
-    summary, items = latest(project)
+    run = read_run(project.path)
+    summary, items = run.summary, run.items
     tiny = [item for item in items if item["model"] != "other"]
     [crashed] = [item for item in tiny if item["status"] == "error"]
     assert crashed["id"] == "qa-03" and crashed["failure_class"] == "model_error"
@@ -96,7 +84,7 @@ def test_a_model_that_crashes_mid_run_errors_only_that_batch_and_the_other_model
 
     (project.path / "conftest.py").unlink()  # the device is healthy again
     assert project.runpytest(*args).ret == 0
-    _, again = latest(project)
+    again = read_run(project.path).items
     recomputed = [item["id"] for item in again if item["model"] == tiny[0]["model"] and not item["cached"]]
     assert recomputed == ["qa-03"], "finished items were computed again"
 
@@ -105,7 +93,8 @@ def test_out_of_memory_backs_off_to_smaller_batches_and_the_manifest_lists_it(pr
     inject(project, "small_memory")
     args = ["suites", f"--model={tiny_model_dir}", "--no-cache"]
     assert project.runpytest(*args, "--batch-size", "4").ret == 0
-    summary, items = latest(project)
+    run = read_run(project.path)
+    summary, items = run.summary, run.items
     assert all(item["status"] != "error" for item in items) and len(items) == COUNT
     [back_off] = summary["manifest"]["batch_back_offs"]
     assert (back_off["failed_size"], back_off["retry_size"]) == (4, 2)
@@ -114,7 +103,7 @@ def test_out_of_memory_backs_off_to_smaller_batches_and_the_manifest_lists_it(pr
 
     (project.path / "conftest.py").unlink()
     assert project.runpytest(*args, "--batch-size", "2").ret == 0  # the batches the back-off ended with
-    _, unconstrained = latest(project)
+    unconstrained = read_run(project.path).items
     assert [item["output"] for item in unconstrained] == [item["output"] for item in items]
 
 
@@ -127,7 +116,8 @@ def test_an_unexpected_exception_fails_only_its_items_and_the_run_still_reports(
     assert "INTERNALERROR" not in result.stdout.str()
     assert result.parseoutcomes() == {"failed": COUNT, "passed": COUNT}
     result.stdout.fnmatch_lines(["*KeyError: 'a bug outside the batch loop (injected)'*"])
-    summary, items = latest(project)
+    run = read_run(project.path)
+    summary, items = run.summary, run.items
     failed = [item for item in items if item["model"] != "other"]
     assert [(item["model"], item["status"]) for item in items if item["model"] == "other"] == [
         ("other", "passed")

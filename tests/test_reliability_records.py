@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from pathlib import Path
 
 import pytest
-from support import INNER_RUN_INI, write_jsonl
+from support import read_run, replay_rows, run_folders, write_jsonl, write_suite
 
 QUESTION = "Thủ đô của Việt Nam?"
 MC_LINES = [
@@ -41,61 +40,41 @@ QA_RECORDS = [
 ]
 PREDICTIONS = {"01-0001": "A", "01-0005": "Đáp án: F", "01-0006": "A", "q1": "Hà Nội", "q2": "Hà Nội"}
 
-SUITE = """vnllmtest: 1
-name: {name}
-task: {task}
-dataset: {{adapter: {adapter}, source: data/{name}.jsonl{dataset}}}
-prompt: {{template: "{template}"{prompt}}}
-metrics: [{metric}]
-item_pass: {{metric: {metric}, min: 1}}
-gates:
-  - {{metric: {metric}, min: 40}}
-"""
-TASKS = {
-    "mc": ("multiple_choice", "vmlu", "{{ question }}", "accuracy"),
-    "qa": ("extractive_qa", "squad_v2", "{{ context }} {{ question }}", "exact_match"),
-}
+METRICS = {"mc": ("multiple_choice", "accuracy"), "qa": ("extractive_qa", "exact_match")}
 
 
-def write_suite(root: Path, name: str, dataset: str = "", prompt: str = "") -> Path:
-    """Suite `name` (mc or qa); `dataset` and `prompt` add keys to those blocks."""
-    task, adapter, template, metric = TASKS[name]
-    path = root / "suites" / f"{name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = SUITE.format(
-        name=name, task=task, adapter=adapter, template=template, metric=metric, dataset=dataset, prompt=prompt
-    )
-    path.write_text(text, encoding="utf-8")
-    return path
+def suite(name: str, dataset: dict | None = None, prompt: dict | None = None) -> dict:
+    """Suite `name` (mc or qa) on one metric; `dataset` and `prompt` add keys to those blocks."""
+    task, metric = METRICS[name]
+    return {
+        "task": task,
+        "dataset": dataset or {},
+        "prompt": prompt or {},
+        "metrics": [metric],
+        "item_pass": {"metric": metric, "min": 1},
+        "gates": [{"metric": metric, "min": 40}],
+    }
 
 
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini(INNER_RUN_INI)
-    data = pytester.path / "suites" / "data"
-    data.mkdir(parents=True)
-    lines = [line if isinstance(line, bytes) else json.dumps(line, ensure_ascii=False).encode() for line in MC_LINES]
-    (data / "mc.jsonl").write_bytes(b"\n".join(lines))
-    write_jsonl(data / "qa.jsonl", QA_RECORDS)
-    write_jsonl(
-        pytester.path / "preds.jsonl", [{"id": k, "prediction": v, "model": "m"} for k, v in PREDICTIONS.items()]
-    )
-    return pytester
-
-
-def the_run(pytester: pytest.Pytester) -> Path:
-    [run] = sorted((pytester.path / "reports").iterdir())
-    return run
+pytestmark = pytest.mark.project(
+    suites={"mc": suite("mc"), "qa": suite("qa")},
+    records={
+        "mc.jsonl": b"\n".join(
+            line if isinstance(line, bytes) else json.dumps(line, ensure_ascii=False).encode() for line in MC_LINES
+        ),
+        "qa.jsonl": QA_RECORDS,
+    },
+    predictions={"preds": replay_rows(PREDICTIONS, model="m")},
+)
 
 
 def items_of(pytester: pytest.Pytester) -> dict[str, dict]:
-    lines = (the_run(pytester) / "items.jsonl").read_text("utf-8").split("\n")  # JSON Lines: only \n ends a line
-    return {item["id"]: item for item in map(json.loads, filter(None, lines))}
+    """The items of the project's one run, by id."""
+    [run] = run_folders(pytester.path)
+    return {item["id"]: item for item in run.items}
 
 
 def test_bad_records_error_alone_and_every_good_record_is_scored(project):
-    for name in ("mc", "qa"):
-        write_suite(project.path, name)
     result = project.runpytest("suites", "--model", "replay:preds.jsonl")
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # errors always fail the run
     assert result.parseoutcomes() == {"passed": 4, "failed": 5}
@@ -118,23 +97,22 @@ def test_bad_records_error_alone_and_every_good_record_is_scored(project):
     assert nfd["original_text"]["question"] == unicodedata.normalize("NFD", QUESTION)
     passed = sorted(key for key, item in items.items() if item["status"] == "passed")
     assert passed == ["01-0001", "01-0005", "01-0006", "q1"]
-    results = json.loads((the_run(project) / "summary.json").read_text("utf-8"))["results"]
-    mc = next(result for result in results if result["suite"] == "mc")
+    mc = next(result for result in read_run(project.path).results if result["suite"] == "mc")
     assert mc["statuses"] == {"passed": 3, "missed": 0, "error": 4} and mc["metrics"]["accuracy"]["n"] == 3
 
 
 @pytest.mark.parametrize(
     ("sampling", "expected"),
     [
-        (", sampling: {count: 5, seed: 1, stratify: answerable, proportions: {NoAns: 1.0}}", "(2 read)"),
-        ("", "(0 read)"),
+        ({"sampling": {"count": 5, "seed": 1, "stratify": "answerable", "proportions": {"NoAns": 1.0}}}, "(2 read)"),
+        ({}, "(0 read)"),
     ],
     ids=["sampling-selects-nothing", "empty-file"],
 )
 def test_a_suite_with_nothing_to_evaluate_is_a_collection_error(project, sampling, expected):
     if not sampling:
         (project.path / "suites" / "data" / "qa.jsonl").write_text("\n", encoding="utf-8")
-    path = write_suite(project.path, "qa", dataset=sampling)
+    path = write_suite(project.path, "qa", suite("qa", dataset=sampling))
     result = project.runpytest("suites/qa.yaml", "--model", "replay:preds.jsonl")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
@@ -151,7 +129,8 @@ def test_a_200k_character_context_is_cut_to_the_budget_and_the_cut_recorded(proj
     context = " ".join(words)
     assert len(context) > 200_000
     write_jsonl(project.path / "suites" / "data" / "qa.jsonl", [{**QA_RECORDS[0], "context": context}])
-    write_suite(project.path, "qa", prompt=", budget: {max_tokens: 4000, field: context, policy: head}")
+    budget = {"max_tokens": 4000, "field": "context", "policy": "head"}
+    write_suite(project.path, "qa", suite("qa", prompt={"budget": budget}))
     result = project.runpytest("suites/qa.yaml", "--model", "replay:preds.jsonl")
     assert result.ret == 0
     item = items_of(project)["q1"]
@@ -160,12 +139,13 @@ def test_a_200k_character_context_is_cut_to_the_budget_and_the_cut_recorded(proj
     assert cut["tokens_after"] <= 4000 and 0 < cut["words_kept"] < cut["words_total"] == 40_000
     assert len(item["prompt"]) == cut["tokens_after"]
     assert item["prompt"].startswith(" ".join(words[: cut["words_kept"]]))
-    assert json.loads((the_run(project) / "summary.json").read_text("utf-8"))["results"][0]["truncated"] == 1
+    assert read_run(project.path).results[0]["truncated"] == 1
 
 
 def test_a_budget_no_cut_can_meet_is_an_item_error_that_says_what_to_raise(project):
     """The budgeted field has no words to cut (q1 has no title) and the prompt is already too long."""
-    write_suite(project.path, "qa", prompt=", budget: {max_tokens: 10, field: title, policy: proportional}")
+    budget = {"max_tokens": 10, "field": "title", "policy": "proportional"}
+    write_suite(project.path, "qa", suite("qa", prompt={"budget": budget}))
     result = project.runpytest("suites/qa.yaml", "--model", "replay:preds.jsonl")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     item = items_of(project)["q1"]
@@ -175,21 +155,20 @@ def test_a_budget_no_cut_can_meet_is_an_item_error_that_says_what_to_raise(proje
     )
 
 
-def test_ids_with_brackets_colons_and_spaces_are_re_selected_by_node_id_and_a_newline_id_is_refused(project):
+def test_ids_with_brackets_colons_and_spaces_are_re_selected_by_node_id_and_a_newline_id_is_refused(project, replay):
     """`pytest @file` reads one node id per line: an id holding a line break would split in two, so it
     is refused; `::`, `[`, `]` and spaces stay selectable."""
     odd = ["01-a::b", "01-x[1]", "01-có dấu cách"]
     records = [{**MC_LINES[0], "id": item_id} for item_id in [*odd, "01-y\nsuites/qa.yaml"]]
     write_jsonl(project.path / "suites" / "data" / "mc.jsonl", records)
-    write_jsonl(project.path / "preds.jsonl", [{"id": item_id, "prediction": "A"} for item_id in odd])
-    write_suite(project.path, "mc")
-    first = project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl", "-rA")
+    model = replay(dict.fromkeys(odd, "A"))
+    first = project.runpytest("suites/mc.yaml", "--model", model, "-rA")
     assert first.parseoutcomes() == {"passed": 3, "failed": 1}
     bad = items_of(project)["record-4"]
     assert bad["status"] == "error" and "mc.jsonl:4: record record-4: field 'id': holds the unprintable character U+000A" in bad["message"]
     node_ids = [f"suites/mc.yaml::mc[preds:{item_id}]" for item_id in odd]
     (project.path / "again.txt").write_text("\n".join(node_ids) + "\n", encoding="utf-8")
-    again = project.runpytest("@again.txt", "--model", "replay:preds.jsonl", "-v")
+    again = project.runpytest("@again.txt", "--model", model, "-v")
     assert again.parseoutcomes() == {"passed": 3}
     assert [line.split(" PASSED")[0] for line in again.stdout.lines if " PASSED " in line] == node_ids
 
@@ -212,22 +191,19 @@ def test_ids_with_brackets_colons_and_spaces_are_re_selected_by_node_id_and_a_ne
     ],
     ids=["truncated-last-line", "empty", "id-list", "suite-list", "model-dict", "bad-utf8", "prediction-int", "duplicate", "not-object", "lone-surrogate", "utf-32"],
 )
-def test_a_broken_replay_file_is_a_usage_error_naming_its_line_and_field(project, content, problem):
-    (project.path / "preds.jsonl").write_bytes(content)
-    write_suite(project.path, "mc")
-    result = project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl")
+def test_a_broken_replay_file_is_a_usage_error_naming_its_line_and_field(project, replay, content, problem):
+    result = project.runpytest("suites/mc.yaml", "--model", replay(content))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert problem in result.stderr.str() and "line 1 column" not in result.stderr.str()
 
 
-def test_a_replay_file_with_a_byte_order_mark_and_a_line_separator_in_a_prediction_is_read(project):
+def test_a_replay_file_with_a_byte_order_mark_and_a_line_separator_in_a_prediction_is_read(project, replay):
     """U+2028 is a line break to str.splitlines but not to JSON Lines: the prediction keeps it."""
     lines = [{"id": "01-0001", "prediction": "A"}, {"id": "01-0005", "prediction": "Đáp án:\u2028F"}]
     text = "\n".join(json.dumps(record, ensure_ascii=False) for record in lines)
-    (project.path / "preds.jsonl").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    model = replay(b"\xef\xbb\xbf" + text.encode())
     write_jsonl(project.path / "suites" / "data" / "mc.jsonl", [MC_LINES[0], MC_LINES[4]])
-    write_suite(project.path, "mc")
-    assert project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl").parseoutcomes() == {"passed": 2}
+    assert project.runpytest("suites/mc.yaml", "--model", model).parseoutcomes() == {"passed": 2}
     assert items_of(project)["01-0005"]["output"] == "Đáp án:\u2028F"
 
 
@@ -235,19 +211,17 @@ def test_a_lone_surrogate_in_a_record_is_an_item_error_and_the_report_is_written
     """It used to pass the loader and stop the report writer (UnicodeEncodeError: an internal error)."""
     bad = b'{"id": "01-0002", "question": "H\\ud800i?", "choices": ["A. x", "B. y"], "answer": "A"}'
     (project.path / "suites" / "data" / "mc.jsonl").write_bytes(json.dumps(MC_LINES[0]).encode() + b"\n" + bad + b"\n")
-    write_suite(project.path, "mc")
     result = project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl")
     assert result.ret == pytest.ExitCode.TESTS_FAILED and result.parseoutcomes() == {"passed": 1, "failed": 1}
     problem = items_of(project)["01-0002"]["message"]
     assert "mc.jsonl:2: field 'question': a lone UTF-16 surrogate (\\ud800) is not text" in problem
 
 
-def test_whole_float_ids_in_data_and_replay_files_are_the_integers_ids(project):
+def test_whole_float_ids_in_data_and_replay_files_are_the_integers_ids(project, replay):
     """pandas writes an integer id column with a gap as 1.0, 2.0: the record and the prediction still meet."""
     records = [{**MC_LINES[0], "id": 1.0}, {**MC_LINES[0], "id": 2}]
     write_jsonl(project.path / "suites" / "data" / "mc.jsonl", records)
-    write_jsonl(project.path / "preds.jsonl", [{"id": 1, "prediction": "A"}, {"id": 2.0, "prediction": "A"}])
-    write_suite(project.path, "mc")
-    result = project.runpytest("suites/mc.yaml", "--model", "replay:preds.jsonl", "-v")
+    model = replay([{"id": 1, "prediction": "A"}, {"id": 2.0, "prediction": "A"}])
+    result = project.runpytest("suites/mc.yaml", "--model", model, "-v")
     assert result.ret == 0 and result.parseoutcomes() == {"passed": 2}
     result.stdout.fnmatch_lines(["*mc.yaml::mc[[]preds:1[]] PASSED*", "*mc.yaml::mc[[]preds:2[]] PASSED*"])

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import INNER_RUN_INI, write_jsonl
+from support import make_project, replay_rows, run_folders
 
 from vnllmtest.stored_run import BaselineError, load_run
 
@@ -21,41 +21,26 @@ RECORDS = [
      "answer": "AB"[n % 2]}
     for n in range(6)
 ]
-SUITE = """vnllmtest: 1
-name: {name}
-task: multiple_choice
-dataset: {{adapter: vmlu, source: data/{name}.jsonl}}
-prompt: {{template: "{{{{ question }}}}"}}
-scoring: {{mode: generate}}
-generation: {{max_new_tokens: 2}}
-metrics: [accuracy]
-item_pass: {{metric: accuracy, min: 1}}
-gates:
-  - {{metric: accuracy, min: 0}}
-"""
+SUITE = {
+    "task": "multiple_choice",
+    "scoring": {"mode": "generate"},
+    "generation": {"max_new_tokens": 2},
+    "gates": [{"metric": "accuracy", "min": 0}],
+}
 
 
-def write_project(root: Path, answers: dict[str, str] | None = None, suites: tuple[str, ...] = ("mc",)) -> None:
-    (root / "pytest.ini").write_text(INNER_RUN_INI, "utf-8")
-    lines = []
-    for name in suites:
-        write_jsonl(root / "suites" / "data" / f"{name}.jsonl", RECORDS)
-        (root / "suites" / f"{name}.yaml").write_text(SUITE.format(name=name), "utf-8")
-        for record in RECORDS:
-            text = (answers or {}).get(record["id"], record["answer"])
-            lines.append({"suite": name, "id": record["id"], "prediction": text})
-    write_jsonl(root / "model.jsonl", lines)
+def mc_project(answers: dict[str, str] | None = None, suites: tuple[str, ...] = ("mc",)) -> dict:
+    """The arguments of make_project: `suites` over RECORDS, and model.jsonl answering each (right, unless
+    `answers` says otherwise)."""
+    replies = {record["id"]: (answers or {}).get(record["id"], record["answer"]) for record in RECORDS}
+    return {
+        "suites": dict.fromkeys(suites, SUITE),
+        "records": {f"{name}.jsonl": RECORDS for name in suites},
+        "predictions": {"model": [row for name in suites for row in replay_rows(replies, suite=name)]},
+    }
 
 
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    write_project(pytester.path)
-    return pytester
-
-
-def only_run(root: Path, report_dir: str = "reports") -> Path:
-    (folder,) = (root / report_dir).iterdir()
-    return folder
+pytestmark = pytest.mark.project(**mc_project())
 
 
 # --- baselines ------------------------------------------------------------------------------------
@@ -116,7 +101,8 @@ def test_a_malformed_baseline_summary_is_named(tmp_path, summary, expected):
 @pytest.mark.parametrize("bad", [line(id=7), "3", line(metrics=[]), line(status=None)])
 def test_a_malformed_baseline_stops_the_run_before_any_model_loads(project, bad):
     project.runpytest("suites", "--model", "replay:model.jsonl", "--report-dir", "base")
-    baseline = only_run(project.path, "base")
+    [base] = run_folders(project.path, "base")
+    baseline = base.path
     with (baseline / "items.jsonl").open("a", encoding="utf-8") as handle:
         handle.write(bad + "\n")
     result = project.runpytest("suites", "--model", "replay:model.jsonl", "--baseline", str(baseline))
@@ -144,14 +130,15 @@ def run_limited(root: Path, file_size_limit: int, *args: str) -> subprocess.Comp
 
 def test_a_report_the_disk_refuses_leaves_a_summary_that_says_so(tmp_path):
     # each output is 60 kB: items.jsonl (6 items) is far beyond the 100 kB limit, summary.json is not
-    write_project(tmp_path, {record["id"]: f"B {'chữ ' * 15_000}" for record in RECORDS})
+    make_project(tmp_path, **mc_project({record["id"]: f"B {'chữ ' * 15_000}" for record in RECORDS}))
     result = run_limited(tmp_path, 100_000, "--no-cache")
     assert result.returncode == 3, result.stdout[-3000:]
     assert "vnllmtest: could not write the report" in result.stdout
     assert "File too large" in result.stdout
-    folder = only_run(tmp_path)
-    assert sorted(path.name for path in folder.iterdir()) == ["summary.json"], "no report that tells part of the story"
-    summary = json.loads((folder / "summary.json").read_text("utf-8"))
+    [run] = run_folders(tmp_path)
+    files = sorted(path.name for path in run.path.iterdir())
+    assert files == ["summary.json"], "no report that tells part of the story"
+    summary = run.summary
     assert summary["run"]["exit_status"] == 3
     assert summary["gates_passed"] is False
     assert "the report could not be written" in summary["gates_verdict"]
@@ -159,26 +146,28 @@ def test_a_report_the_disk_refuses_leaves_a_summary_that_says_so(tmp_path):
 
 
 def test_a_report_that_fits_is_whole_and_says_exit_0(tmp_path):
-    write_project(tmp_path)
+    make_project(tmp_path, **mc_project())
     result = run_limited(tmp_path, 1_000_000, "--no-cache")
     assert result.returncode == 0, result.stdout[-3000:]
-    folder = only_run(tmp_path)
-    assert sorted(path.name for path in folder.iterdir()) == ["items.jsonl", "report.html", "summary.json", "summary.md"]
-    summary = json.loads((folder / "summary.json").read_text("utf-8"))
+    [run] = run_folders(tmp_path)
+    files = sorted(path.name for path in run.path.iterdir())
+    assert files == ["items.jsonl", "report.html", "summary.json", "summary.md"]
+    summary = run.summary
     assert (summary["run"]["exit_status"], summary["gates_passed"]) == (0, True)
 
 
 # --- failures outside the suite items ---------------------------------------------------------------
-def verdicts(folder: Path) -> tuple[dict, str, str]:
-    summary = json.loads((folder / "summary.json").read_text("utf-8"))
-    return summary, (folder / "summary.md").read_text("utf-8"), (folder / "report.html").read_text("utf-8")
+def verdicts(root: Path) -> tuple[dict, str, str]:
+    """What the project's one run says in summary.json, summary.md and report.html."""
+    [run] = run_folders(root)
+    return run.summary, run.markdown, run.html
 
 
 def test_a_failing_test_of_the_users_own_fails_the_verdict_too(project):
     project.makepyfile(test_custom="def test_vietnamese_greeting():\n    assert 'xin chào' == 'chào'\n")
     result = project.runpytest("suites", "test_custom.py", "--model", "replay:model.jsonl")
     assert result.ret == 1
-    summary, markdown, html = verdicts(only_run(project.path))
+    summary, markdown, html = verdicts(project.path)
     assert summary["gates_passed"] is False and summary["run"]["exit_status"] == 1
     assert "1 other test failed" in summary["gates_verdict"]
     assert summary["run"]["other_failures"] == ["test_custom.py::test_vietnamese_greeting (call)"]
@@ -200,7 +189,7 @@ def unload_check():
     )
     result = project.runpytest("suites", "--model", "replay:model.jsonl")
     assert result.ret == 1
-    summary, _, html = verdicts(only_run(project.path))
+    summary, _, html = verdicts(project.path)
     assert summary["gates_passed"] is False and summary["run"]["exit_status"] == 1
     assert "6 other tests failed" in summary["gates_verdict"]
     assert "All gates passed" not in html
@@ -214,21 +203,21 @@ def test_a_collection_error_in_a_python_test_file_fails_the_verdict(project):
         "suites", "test_broken.py", "--model", "replay:model.jsonl", "--continue-on-collection-errors"
     )
     assert result.ret == 1
-    summary, _, _ = verdicts(only_run(project.path))
+    summary, _, _ = verdicts(project.path)
     assert summary["gates_passed"] is False and summary["run"]["exit_status"] == 1
     assert "1 other test failed" in summary["gates_verdict"]
 
 
-def test_with_strict_items_the_verdict_names_the_misses_that_failed_the_run(pytester):
-    write_project(pytester.path, {"01-0000": "B", "01-0003": "A"})
-    result = pytester.runpytest("suites", "--model", "replay:model.jsonl", "--strict-items")
+@pytest.mark.project(**mc_project({"01-0000": "B", "01-0003": "A"}))
+def test_with_strict_items_the_verdict_names_the_misses_that_failed_the_run(project):
+    result = project.runpytest("suites", "--model", "replay:model.jsonl", "--strict-items")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["vnllmtest gates: Gates not passed: 2 items missed, which --strict-items forbids."])
-    summary, markdown, html = verdicts(only_run(pytester.path))
+    summary, markdown, html = verdicts(project.path)
     assert summary["gates_passed"] is False
     assert "2 items missed, which --strict-items forbids" in markdown
     assert "2 items missed, which --strict-items forbids" in html
-    without = pytester.runpytest("suites", "--model", "replay:model.jsonl")
+    without = project.runpytest("suites", "--model", "replay:model.jsonl")
     assert without.ret == 0, "misses alone do not fail a run without --strict-items"
 
 
@@ -253,23 +242,24 @@ def test_under_xdist_a_corrupt_cache_errors_every_item_naming_the_file(project):
     result = project.runpytest("suites", "--model", "replay:model.jsonl", "-n", "2")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*ERROR cache_error: prediction cache */predictions.sqlite: *--no-cache*"])
-    summary = json.loads((only_run(project.path) / "summary.json").read_text("utf-8"))
+    [run] = run_folders(project.path)
+    summary = run.summary
     assert summary["gates_passed"] is False
     assert [r["statuses"] for r in summary["results"]] == [{"passed": 0, "missed": 0, "error": 6}]
 
 
+@pytest.mark.project()  # no suites
 @pytest.mark.parametrize("cache_is_a_file", [False, True])
-def test_a_test_run_without_suites_neither_creates_nor_needs_the_cache(pytester, cache_is_a_file):
+def test_a_test_run_without_suites_neither_creates_nor_needs_the_cache(project, cache_is_a_file):
     """Every pytest run where vnllmtest is installed loads the plugin: one without suites must not notice it."""
-    pytester.makeini(INNER_RUN_INI)
-    pytester.makepyfile(test_plain="def test_sum():\n    assert 1 + 1 == 2\n")
+    project.makepyfile(test_plain="def test_sum():\n    assert 1 + 1 == 2\n")
     if cache_is_a_file:
-        (pytester.path / ".vnllmtest-cache").write_text("một tệp, không phải thư mục", "utf-8")
-    result = pytester.runpytest()
+        (project.path / ".vnllmtest-cache").write_text("một tệp, không phải thư mục", "utf-8")
+    result = project.runpytest()
     assert result.ret == 0
-    assert (pytester.path / ".vnllmtest-cache").is_file() is cache_is_a_file
-    assert (pytester.path / ".vnllmtest-cache").exists() is cache_is_a_file
-    assert not (pytester.path / "reports").exists()
+    assert (project.path / ".vnllmtest-cache").is_file() is cache_is_a_file
+    assert (project.path / ".vnllmtest-cache").exists() is cache_is_a_file
+    assert not (project.path / "reports").exists()
 
 
 @pytest.mark.parametrize(
@@ -329,9 +319,11 @@ def test_malformed_cache_entries_are_computed_again_once_and_counted(project, mo
     assert again.ret == 0
     again.stdout.fnmatch_lines(["vnllmtest: 6 malformed prediction cache entries were computed again"])
     assert sum(batches) == 6, "each damaged entry is computed once, never its whole group per item"
-    summary = json.loads((only_run(project.path, "second") / "summary.json").read_text("utf-8"))
+    [second] = run_folders(project.path, "second")
+    summary = second.summary
     assert summary["manifest"]["cache_entries_recomputed"] == 6
-    before = json.loads((only_run(project.path, "first") / "summary.json").read_text("utf-8"))
+    [first_run] = run_folders(project.path, "first")
+    before = first_run.summary
     assert [r["metrics"] for r in summary["results"]] == [r["metrics"] for r in before["results"]]
     batches.clear()
     third = project.runpytest("suites", "--model", model, "--report-dir", "third")
@@ -350,11 +342,11 @@ def pytest_runtest_setup(item):
 """
 
 
-def test_a_cache_that_breaks_mid_run_is_named_once_and_every_item_is_still_scored(pytester, monkeypatch, tiny_model_dir):
-    write_project(pytester.path, suites=("first", "second"))
-    pytester.makeconftest(BREAK_THE_CACHE)
+@pytest.mark.project(**mc_project(suites=("first", "second")))
+def test_a_cache_that_breaks_mid_run_is_named_once_and_every_item_is_still_scored(project, monkeypatch, tiny_model_dir):
+    project.makeconftest(BREAK_THE_CACHE)
     batches = count_requests(monkeypatch)
-    result = pytester.runpytest("suites", "--model", str(tiny_model_dir))
+    result = project.runpytest("suites", "--model", str(tiny_model_dir))
     assert result.ret == 1
     assert result.stdout.str().count("predictions.sqlite: OperationalError") == 1, "named once, not per item"
     result.stdout.fnmatch_lines([
@@ -364,23 +356,25 @@ def test_a_cache_that_breaks_mid_run_is_named_once_and_every_item_is_still_score
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) + outcomes.get("missed", 0) == 12 and "failed" not in outcomes
     assert sum(batches) == 12, "no group is computed again item by item"
-    summary = json.loads((only_run(pytester.path) / "summary.json").read_text("utf-8"))
+    [run] = run_folders(project.path)
+    summary = run.summary
     assert summary["gates_passed"] is False and summary["run"]["exit_status"] == 1
     assert len(summary["manifest"]["cache_faults"]) == 1
 
 
 # --- outputs too long to print ----------------------------------------------------------------------
-def test_a_huge_prediction_is_trimmed_in_the_terminal_and_the_html_and_kept_whole_in_items(pytester):
-    huge = "Tôi nghĩ là " + "rất dài " * 60_000 + "đáp án C"  # about 480,000 characters, a miss
-    write_project(pytester.path, {"01-0000": huge})
-    result = pytester.runpytest("suites", "--model", "replay:model.jsonl")
+HUGE = "Tôi nghĩ là " + "rất dài " * 60_000 + "đáp án C"  # about 480,000 characters, a miss
+
+
+@pytest.mark.project(**mc_project({"01-0000": HUGE}))
+def test_a_huge_prediction_is_trimmed_in_the_terminal_and_the_html_and_kept_whole_in_items(project):
+    result = project.runpytest("suites", "--model", "replay:model.jsonl")
     assert result.ret == 0
     printed = result.stdout.str()
     assert len(printed) < 40_000
     assert "characters not shown; items.jsonl has the whole text" in printed
-    folder = only_run(pytester.path)
-    items = [json.loads(row) for row in (folder / "items.jsonl").read_text("utf-8").splitlines()]
-    assert max(len(item["output"] or "") for item in items) == len(huge)
-    html = (folder / "report.html").read_text("utf-8")
+    [run] = run_folders(project.path)
+    assert max(len(item["output"] or "") for item in run.items) == len(HUGE)
+    html = run.html
     assert len(html) < 120_000
     assert "characters not shown; items.jsonl has the whole text" in html

@@ -15,34 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import INNER_RUN_INI, cached_rows, write_jsonl
+from support import SHORT_QA, cached_rows, read_run, run_folders, short_questions
 
 FIRST, SECOND = 4, 10  # items of the two suites
-SUITE = """vnllmtest: 1
-name: {name}
-task: extractive_qa
-dataset: {{adapter: squad_v2, source: data/{name}.jsonl}}
-prompt: {{template: "{{{{ context }}}} {{{{ question }}}}"}}
-generation: {{max_new_tokens: 2}}
-metrics: [exact_match, f1]
-item_pass: {{metric: f1, min: 0.5}}
-gates:
-  - {{metric: f1, min: 0}}
-"""
 
 
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    """Two suites of short questions, so that a random-weight model answers each in a fraction of a second."""
-    pytester.makeini(INNER_RUN_INI)
-    for name, count, city in (("first", FIRST, "Hà Nội"), ("second", SECOND, "Huế")):
-        records = [
-            {"id": f"{name}-{n:02d}", "context": f"{city} số {n}.", "question": "Ở đâu?", "answers": {"text": [city]}}
-            for n in range(count)
-        ]
-        write_jsonl(pytester.path / "suites" / "data" / f"{name}.jsonl", records)
-        (pytester.path / "suites" / f"{name}.yaml").write_text(SUITE.format(name=name), encoding="utf-8")
-    return pytester
+# Two suites of short questions, so that a random-weight model answers each in a fraction of a second.
+pytestmark = pytest.mark.project(
+    suites={name: {**SHORT_QA, "gates": [{"metric": "f1", "min": 0}]} for name in ("first", "second")},
+    records={
+        "first.jsonl": short_questions("first-", FIRST),
+        "second.jsonl": short_questions("second-", SECOND, city="Huế"),
+    },
+)
 
 
 @dataclass
@@ -73,18 +58,6 @@ class Run:
         return self.log.read_text("utf-8")
 
 
-def run_folders(project: pytest.Pytester, report_dir: str = "reports") -> list[Path]:
-    return sorted((project.path / report_dir).iterdir())
-
-
-def items_of(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "items.jsonl").read_text("utf-8").splitlines()]
-
-
-def summary_of(run: Path) -> dict:
-    return json.loads((run / "summary.json").read_text("utf-8"))
-
-
 def test_ctrl_c_midway_leaves_a_partial_report_marked_incomplete_and_loses_no_finished_batch(project, tiny_model_dir):
     cache = project.path / "cache"
     args = ["suites/first.yaml", "suites/second.yaml", "--cache-dir", str(cache)]
@@ -98,17 +71,17 @@ def test_ctrl_c_midway_leaves_a_partial_report_marked_incomplete_and_loses_no_fi
     assert run.process.returncode == pytest.ExitCode.INTERRUPTED, output[-3000:]
     assert FIRST + 3 <= kept < FIRST + SECOND, f"the run was not caught midway ({kept} cached)"
     assert "KeyboardInterrupt" in output
-    [partial] = run_folders(project)
-    document = summary_of(partial)
+    [partial] = run_folders(project.path)
+    document = partial.summary
     assert document["run"]["complete"] is False and document["run"]["exit_status"] == pytest.ExitCode.INTERRUPTED
     assert document["gates_passed"] is False  # the first suite's gate passed, but the run is not whole
     assert [(r["suite"], r["items"]) for r in document["results"]] == [("first", FIRST)]
-    assert "**Incomplete run**" in (partial / "summary.md").read_text("utf-8")
-    assert 'id="incomplete"' in (partial / "report.html").read_text("utf-8")
+    assert "**Incomplete run**" in partial.markdown
+    assert 'id="incomplete"' in partial.html
 
     rerun = project.runpytest(f"--model={tiny_model_dir}", "--batch-size", "1", *args)
     assert rerun.ret == 0
-    items = items_of(run_folders(project)[-1])
+    items = read_run(project.path).items
     assert len(items) == FIRST + SECOND and sum(item["cached"] for item in items) == kept
     assert cached_rows(cache) == FIRST + SECOND
 
@@ -121,7 +94,7 @@ def test_two_runs_sharing_one_cache_at_once_leave_it_consistent(project, tiny_mo
     two = Run.start(project, tiny_model_dir, "suites/second.yaml", "suites/first.yaml", "--report-dir", "two", *shared)
     outputs = [one.finish(), two.finish()]
     assert (one.process.returncode, two.process.returncode) == (0, 0), "\n".join(out[-2000:] for out in outputs)
-    [first], [second] = ([summary_of(run)["run"] for run in run_folders(project, name)] for name in ("one", "two"))
+    [first], [second] = ([run.summary["run"] for run in run_folders(project.path, name)] for name in ("one", "two"))
     assert first["started"] <= second["finished"] and second["started"] <= first["finished"]  # they overlapped
 
     with sqlite3.connect(cache / "predictions.sqlite") as db:
@@ -131,15 +104,15 @@ def test_two_runs_sharing_one_cache_at_once_leave_it_consistent(project, tiny_mo
 
     third = project.runpytest(f"--model={tiny_model_dir}", "suites", *shared)
     assert third.ret == 0
-    [run] = run_folders(project)
-    items = items_of(run)
+    [run] = run_folders(project.path)
+    items = run.items
     assert len(items) == FIRST + SECOND and all(item["cached"] for item in items)
-    [model] = summary_of(run)["manifest"]["models"].values()
+    [model] = run.manifest["models"].values()
     assert model["loads"] == []  # answered by the cache alone
     answers = {(item["suite"], item["id"]): item["output"] for item in items}
     for folder in ("one", "two"):
-        [earlier] = run_folders(project, folder)
-        assert {(item["suite"], item["id"]): item["output"] for item in items_of(earlier)} == answers
+        [earlier] = run_folders(project.path, folder)
+        assert {(item["suite"], item["id"]): item["output"] for item in earlier.items} == answers
 
 
 def a_file(root: Path) -> Path:

@@ -10,15 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import INNER_RUN_INI, QA_SUITE, write_jsonl
+from support import SHORT_QA, short_questions
 
 from vnllmtest.backends import HFSettings, ModelError, Request, load_backend
 from vnllmtest.backends.registry import parse_model_spec
 
-RECORDS = [
-    {"id": f"q{n}", "context": f"Hà Nội số {n}.", "question": "Ở đâu?", "answers": {"text": ["Hà Nội"]}}
-    for n in range(2)
-]
+RECORDS = short_questions("q", 2)
 REMOTE_CONFIG = """from transformers import Qwen3Config
 
 with open({marker!r}, "a") as marker:
@@ -41,12 +38,7 @@ class RemoteLM(Qwen3ForCausalLM):
 """
 
 
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini(INNER_RUN_INI)
-    write_jsonl(pytester.path / "suites" / "data" / "qa.jsonl", RECORDS)
-    (pytester.path / "suites" / "qa.yaml").write_text(QA_SUITE, encoding="utf-8")
-    return pytester
+pytestmark = pytest.mark.project(suites={"qa": SHORT_QA}, records={"qa.jsonl": RECORDS})
 
 
 def checkpoint_with_code(folder: Path, tiny_model_dir: Path, marker: Path) -> Path:

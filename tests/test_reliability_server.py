@@ -27,7 +27,7 @@ from vnllmtest.backends import Request, ServerSettings, load_backend
 from vnllmtest.backends.registry import parse_model_spec
 from vnllmtest.backends.server_http import retry_after
 from vnllmtest.cache import PredictionCache
-from vnllmtest.options import parse_positive
+from vnllmtest.plugin.options import parse_positive
 from vnllmtest.redaction import Redactor
 from vnllmtest.runner import Runner
 

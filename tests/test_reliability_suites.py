@@ -4,77 +4,50 @@ code; record text is never read as a template."""
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import pytest
-from support import INNER_RUN_INI, write_jsonl
+from support import run_folders, suite_text, write_suite
 
 RECORDS = [
     {"id": "q1", "context": "Hà Nội là thủ đô.", "question": "Thủ đô?", "answers": {"text": ["Hà Nội"]}},
     {"id": "q2", "context": "{{ 7 * 7 }} {% for x in range(3) %}x{% endfor %}", "question": "{{ lipsum }}?"},
 ]
-SUITE = """vnllmtest: 1
-name: {name}
-task: extractive_qa
-dataset: {{adapter: squad_v2, source: data/qa.jsonl}}
-prompt:
-  template: "{{{{ context }}}} {{{{ question }}}}"
-metrics: [exact_match, f1]
-item_pass: {{metric: f1, min: 0.5}}
-gates:
-  - {{metric: f1, min: 40}}
-"""
-JUDGE = """judge:
-  rubric: answer_quality
-  sees: [{title: Trả lời, text: "{{ output }}"}]
-gates:"""
 
 
-def write_suite(root: Path, name: str, *replacements: tuple[str, str]) -> Path:
-    text = SUITE.format(name=name)
-    for old, new in replacements:
-        assert old in text
-        text = text.replace(old, new)
-    path = root / "suites" / f"{name}.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
+def suite(**fields: object) -> dict:
+    """A QA suite over data/qa.jsonl gated on F1, with `fields` on top."""
+    gates = [{"metric": "f1", "min": 40}]
+    return {"task": "extractive_qa", "dataset": {"source": "data/qa.jsonl"}, "gates": gates, **fields}
 
 
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini(INNER_RUN_INI)
-    write_jsonl(pytester.path / "suites" / "data" / "qa.jsonl", RECORDS)
-    write_jsonl(pytester.path / "preds.jsonl", [{"id": r["id"], "prediction": "Hà Nội"} for r in RECORDS])
-    return pytester
+pytestmark = pytest.mark.project(
+    records={"qa.jsonl": RECORDS}, predictions={"preds": {r["id"]: "Hà Nội" for r in RECORDS}}
+)
 
-
-def items_of(pytester: pytest.Pytester) -> list[dict]:
-    [run] = sorted((pytester.path / "reports").iterdir())
-    return [json.loads(line) for line in (run / "items.jsonl").read_text("utf-8").splitlines()]
-
-
-INVALID = {  # suite name: (replacements in the suite text, the problem the collection error names)
+INVALID = {  # suite name: (its fields, the problem the collection error names)
     "wrong_scalar": (
-        [("item_pass:", "generation: {max_new_tokens: many}\nitem_pass:")],
-        "line 8: generation.max_new_tokens: Input should be a valid integer, unable to parse string as an integer "
+        {"generation": {"max_new_tokens": "many"}},
+        "line 9: generation.max_new_tokens: Input should be a valid integer, unable to parse string as an integer "
         "(got 'many')",
     ),
-    "wrong_list": ([("metrics: [exact_match, f1]", "metrics: f1")], "line 7: metrics: Input should be a valid list"),
+    "wrong_list": ({"metrics": "f1"}, "line 6: metrics: Input should be a valid list"),
     "item_pass_in_points": (
-        [("min: 0.5", "min: 50")],
-        "line 8: item_pass.min: Input should be less than or equal to 1 (got 50)",
+        {"item_pass": {"metric": "f1", "min": 50}},
+        "line 7: item_pass.min: Input should be less than or equal to 1 (got 50)",
     ),
     "judge_gate_in_points": (
-        [("gates:", JUDGE), ("{metric: f1, min: 40}", "{metric: judge_overall, min: 60}")],
+        {
+            "judge": {"rubric": "answer_quality", "sees": [{"title": "Trả lời", "text": "{{ output }}"}]},
+            "gates": [{"metric": "judge_overall", "min": 60}],
+        },
         "gates.0: 60 is outside the range of judge_overall, the rubric's scale 1-10 (judge scores are not points)",
     ),
 }
 
 
 def test_invalid_values_are_collection_errors_naming_file_line_and_key(project):
-    paths = {name: write_suite(project.path, name, *replacements) for name, (replacements, _) in INVALID.items()}
+    paths = {name: write_suite(project.path, name, suite(**fields)) for name, (fields, _) in INVALID.items()}
     result = project.runpytest("suites", "--model", "replay:preds.jsonl")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     for name, (_, problem) in INVALID.items():
@@ -83,7 +56,7 @@ def test_invalid_values_are_collection_errors_naming_file_line_and_key(project):
 
 
 def test_a_template_naming_a_field_no_record_has_is_a_collection_error_with_the_fix(project):
-    write_suite(project.path, "qa", ("{{ question }}", "{{ hint }}"))
+    write_suite(project.path, "qa", suite(prompt={"template": "{{ context }} {{ hint }}"}))
     result = project.runpytest("suites", "--model", "replay:preds.jsonl")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
@@ -109,7 +82,8 @@ def test_python_yaml_tags_are_refused_and_never_run(project):
     marker = project.path / "tag-ran"
     for number, tag in enumerate(PYTHON_TAGS):
         tagged = f"description: {tag.format(marker=marker)}\nname: tagged"
-        write_suite(project.path, f"tagged{number}", ("name: tagged", tagged))
+        text = suite_text(f"tagged{number}", **suite()).replace("name: tagged", tagged)
+        write_suite(project.path, f"tagged{number}", text)
     result = project.runpytest("suites", "--model", "replay:preds.jsonl")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     for number, tag in enumerate(PYTHON_TAGS):
@@ -136,11 +110,12 @@ def test_templates_cannot_reach_python_and_record_text_is_never_a_template(proje
     marker = project.path / "template-ran"
     for number, template in enumerate(HOSTILE_TEMPLATES):
         hostile = template.replace("MARKER", str(marker))
-        write_suite(project.path, f"hostile{number}", ("{{ context }} {{ question }}", hostile))
-    write_suite(project.path, "plain")
+        write_suite(project.path, f"hostile{number}", suite(prompt={"template": hostile}))
+    write_suite(project.path, "plain", suite())
     result = project.runpytest("suites", "--model", "replay:preds.jsonl")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    items = items_of(project)
+    [run] = run_folders(project.path)
+    items = run.items
     hostile = [item for item in items if item["suite"].startswith("hostile")]
     assert len(hostile) == 2 * len(HOSTILE_TEMPLATES)
     assert all(item["failure_class"] == "bad_prompt" and item["prompt"] is None for item in hostile)

@@ -1,92 +1,61 @@
-"""Aggregation: per (suite, model) metric estimates with 95% CIs, breakdowns by tag, and gates
-(checked by vnllmtest.gates)."""
+"""Aggregation: per (suite, model) metric estimates with 95% CIs, breakdowns by tag and judge
+agreement. Gates are checked afterwards, by vnllmtest.gates, once any baseline comparison exists."""
 
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 
+from vnllmtest.metric_table import VERDICT_COVERAGE, scale_of
 from vnllmtest.metrics import Estimate, estimate, spearman
-from vnllmtest.metric_table import scale_of
-from vnllmtest.gates import GateResult, RunScope, evaluate_gates
+from vnllmtest.outcomes import GroupSummary, ItemResult, RunScope, cluster_labels
 from vnllmtest.suite import SuiteSpec
 
-if TYPE_CHECKING:
-    from vnllmtest.comparison import Comparison
-
-STATUSES = ("passed", "missed", "error")
 MAX_BREAKDOWN_VALUES = 12  # tags with more values (e.g. VMLU's 58 subjects) stay in summary.json only
 
 
-@dataclass
-class GroupSummary:
-    """One suite evaluated by one model."""
-
-    suite: str
-    model: str
-    items: int = 0
-    planned: int | None = None  # items the suite selects before --limit (None: not known, taken as whole)
-    cluster_by: str | None = None
-    clusters: int = 0  # distinct cluster labels among the items (0: items are independent)
-    statuses: Counter = field(default_factory=Counter)
-    failure_classes: Counter = field(default_factory=Counter)
-    truncated: int = 0  # items whose prompt a token budget shortened
-    thinking_tokens: int = 0  # tokens spent inside <think> blocks
-    metrics: dict[str, Estimate] = field(default_factory=dict)
-    unscored: dict[str, int] = field(default_factory=dict)  # per metric: items (not errors) without a value
-    breakdowns: dict[str, dict[str, dict[str, Estimate]]] = field(default_factory=dict)
-    gates: list[GateResult] = field(default_factory=list)
-    judge_agreement: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
-
-
 def summarize(
-    records: Iterable[Mapping[str, Any]],
+    items: Iterable[ItemResult],
     specs: Mapping[str, SuiteSpec],
     *,
     seed: int = 0,
     iterations: int = 1000,
-    comparison: Comparison | None = None,
     scope: RunScope | None = None,
 ) -> list[GroupSummary]:
-    """Group item records by (suite, model) and compute every metric, breakdown and gate (gates
-    against a baseline use `comparison`, and are skipped without one; with `scope`, a group that
-    has fewer items than its suite plans leaves its gates not evaluated)."""
-    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
-    for record in records:
-        grouped[(record["suite"], record["model"])].append(record)
+    """Group item results by (suite, model) and compute every metric and breakdown; `scope` tells
+    each group how many items its suite plans."""
+    grouped: dict[tuple[str, str], list[ItemResult]] = defaultdict(list)
+    for item in items:
+        grouped[(item.suite, item.model)].append(item)
     summaries = []
     for (suite, model), members in grouped.items():
-        members.sort(key=lambda record: record["id"])  # CIs must not depend on the order items finished in
+        members.sort(key=lambda item: item.id)  # CIs must not depend on the order items finished in
         spec = specs[suite]
         planned = scope.planned.get(suite) if scope else None
         summary = GroupSummary(suite, model, items=len(members), planned=planned, cluster_by=spec.cluster_by)
-        summary.clusters = len({r["cluster"] for r in members if r.get("cluster")})
-        summary.statuses.update(r["status"] for r in members)
-        summary.failure_classes.update(r["failure_class"] for r in members if r["failure_class"])
-        summary.truncated = sum(1 for r in members if r.get("truncation"))
-        summary.thinking_tokens = sum(r.get("thinking_tokens", 0) for r in members)
-        scored = [r for r in members if r["status"] != "error"]
+        summary.clusters = len({item.cluster for item in members if item.cluster})
+        summary.statuses.update(item.status for item in members)
+        summary.failure_classes.update(item.failure_class for item in members if item.failure_class)
+        summary.truncated = sum(1 for item in members if item.truncation)
+        summary.thinking_tokens = sum(item.thinking_tokens for item in members)
+        scored = [item for item in members if item.status != "error"]
         summary.metrics = _estimates(scored, spec.reported_metrics, seed, iterations)
-        summary.unscored = {m: sum(1 for r in scored if m not in r["metrics"]) for m in spec.reported_metrics}
+        summary.unscored = {m: sum(1 for item in scored if m not in item.metrics) for m in spec.reported_metrics}
         summary.judge_agreement = judge_agreement(scored)
         summary.breakdowns = _breakdowns(scored, spec, seed, iterations)
-        summary.gates = evaluate_gates(spec, summary, scored, comparison, scope)
+        summary.verdicts = _verdict_counts(scored) if spec.judge is not None else None
         summaries.append(summary)
     return sorted(summaries, key=lambda s: (s.suite, s.model))
 
 
-def _estimates(
-    records: list[Mapping[str, Any]], metrics: Iterable[str], seed: int, iterations: int
-) -> dict[str, Estimate]:
-    """Each metric's mean and CI over the records that have it, resampling clusters where declared.
+def _estimates(items: list[ItemResult], metrics: Iterable[str], seed: int, iterations: int) -> dict[str, Estimate]:
+    """Each metric's mean and CI over the items that have it, resampling clusters where declared.
     A non-finite value (a broken metric) makes the estimate NaN, which fails every gate on it."""
     found = {}
     for metric in metrics:
-        having = [r for r in records if metric in r["metrics"]]
-        values = [r["metrics"][metric] for r in having]
+        having = [item for item in items if metric in item.metrics]
+        values = [item.metrics[metric] for item in having]
         if not all(math.isfinite(value) for value in values):
             found[metric] = Estimate(math.nan, math.nan, math.nan, len(values))
             continue
@@ -95,11 +64,11 @@ def _estimates(
     return found
 
 
-def _breakdowns(scored: list[Mapping[str, Any]], spec: SuiteSpec, seed: int, iterations: int) -> dict:
-    by_tag: dict[str, dict[str, list[Mapping[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for record in scored:
-        for tag, value in record.get("tags", {}).items():
-            by_tag[tag][value].append(record)
+def _breakdowns(scored: list[ItemResult], spec: SuiteSpec, seed: int, iterations: int) -> dict:
+    by_tag: dict[str, dict[str, list[ItemResult]]] = defaultdict(lambda: defaultdict(list))
+    for item in scored:
+        for tag, value in item.tags.items():
+            by_tag[tag][value].append(item)
     return {
         tag: {
             value: _estimates(members, spec.reported_metrics, seed, iterations)
@@ -109,19 +78,18 @@ def _breakdowns(scored: list[Mapping[str, Any]], spec: SuiteSpec, seed: int, ite
     }
 
 
-def cluster_labels(records: Sequence[Mapping[str, Any]]) -> list[str] | None:
-    """Each record's cluster (its own id when it has none), or None when no record is clustered."""
-    if not any(record.get("cluster") for record in records):
-        return None
-    return [record.get("cluster") or f"item:{record['id']}" for record in records]
+def _verdict_counts(scored: list[ItemResult]) -> tuple[int, int]:
+    """(items whose first judge gave a readable verdict, items judged), from their verdict_coverage."""
+    verdicts = [item.metrics[VERDICT_COVERAGE] for item in scored if VERDICT_COVERAGE in item.metrics]
+    return sum(1 for value in verdicts if value == 1.0), len(verdicts)
 
 
-def judge_agreement(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+def judge_agreement(items: Iterable[ItemResult]) -> dict[str, dict[str, dict[str, float]]]:
     """For each extra judge, per criterion (and overall): items both scored, the mean absolute
     difference from the first judge, and Spearman's rank correlation with it."""
     pairs: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
-    for record in records:
-        judges = record.get("judges") or []
+    for item in items:
+        judges = item.judges
         if len(judges) < 2 or judges[0]["scores"] is None:
             continue
         first = {**judges[0]["scores"], "overall": judges[0]["overall"]}

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from vnllmtest.aggregate import cluster_labels
+from vnllmtest.outcomes import cluster_labels
 from vnllmtest.comparison import compare, defined_version
 from vnllmtest.stored_run import BaselineError, StoredRun, load_run
 from vnllmtest.metric_table import scale_of
@@ -69,7 +69,7 @@ def compare_markdown(
 def _metric_table(runs: Sequence[StoredRun], iterations: int) -> list[str]:
     """`| Dataset | Metric | model (run) ... |`, recomputed from each run's items as its report did; a
     row whose runs used different definitions of the metric tags each cell with its version."""
-    columns = [(run, model) for run in runs for model in dict.fromkeys(item["model"] for item in run.items)]
+    columns = [(run, model) for run in runs for model in dict.fromkeys(item.model for item in run.items)]
     header = ["Dataset", "Metric", *(f"{model} ({run.run_id})" for run, model in columns)]
     lines = [markdown_row(header), markdown_row(["---"] * len(header))]
     unknown: dict[str, None] = {}
@@ -93,9 +93,9 @@ def _estimate(run: StoredRun, suite: str, model: str, metric: str, iterations: i
     having = [
         item
         for item in run.items
-        if (item["suite"], item["model"]) == (suite, model) and item["status"] != "error" and metric in item["metrics"]
+        if (item.suite, item.model) == (suite, model) and item.status != "error" and metric in item.metrics
     ]
-    values = [item["metrics"][metric] for item in having]
+    values = [item.metrics[metric] for item in having]
     return estimate(values, scale=scale_of(metric), iterations=iterations, clusters=cluster_labels(having))
 
 
@@ -104,5 +104,5 @@ def _metrics_by_suite(*runs: StoredRun) -> dict[str, list[str]]:
     found: dict[str, dict[str, None]] = {}
     for run in runs:
         for item in run.items:
-            found.setdefault(item["suite"], {}).update(dict.fromkeys(item.get("metrics", {})))
+            found.setdefault(item.suite, {}).update(dict.fromkeys(item.metrics))
     return {suite: list(names) for suite, names in sorted(found.items())}

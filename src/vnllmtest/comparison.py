@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from vnllmtest.aggregate import cluster_labels
+from vnllmtest.outcomes import ItemResult, cluster_labels
 from vnllmtest.metric_table import metric_info, scale_of
 from vnllmtest.metrics.stats import PERMUTATION_DRAWS, Estimate, estimate, mcnemar_exact, paired_permutation_p
 from vnllmtest.stored_run import BaselineError, StoredRun
@@ -128,15 +128,15 @@ def check_pairing(baseline: StoredRun, labels: Sequence[str], baseline_model: st
     if not baseline.items:
         raise BaselineError(f"{baseline.path}: the run holds no items")
     available: dict[str, set[str]] = defaultdict(set)
-    for record in baseline.items:
-        available[record["suite"]].add(record["model"])
+    for item in baseline.items:
+        available[item.suite].add(item.model)
     for suite, models in available.items():
         for label in labels:
             _baseline_model(suite, label, sorted(models), baseline_model)
 
 
 def compare(
-    current: Iterable[Mapping[str, Any]],
+    current: Iterable[ItemResult],
     baseline: StoredRun,
     metrics_by_suite: Mapping[str, Sequence[str]],
     *,
@@ -174,7 +174,7 @@ def compare(
         )
         pairs = [(records[key], theirs[key]) for key in shared]
         for metric in metrics_by_suite.get(suite, ()):
-            if not any(metric in theirs["metrics"] for _, theirs in pairs):
+            if not any(metric in theirs.metrics for _, theirs in pairs):
                 continue  # the baseline has no value to compare (e.g. a judge it did not run)
             before, now = baseline.definition_version(metric), current_version(metric)
             reason = _incomparable_reason(metric, before, now)
@@ -187,10 +187,10 @@ def compare(
     return comparison
 
 
-def _by_group(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], dict[str, Mapping[str, Any]]]:
-    groups: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = defaultdict(dict)
-    for record in records:
-        groups[(record["suite"], record["model"])][record["id"]] = record
+def _by_group(items: Iterable[ItemResult]) -> dict[tuple[str, str], dict[str, ItemResult]]:
+    groups: dict[tuple[str, str], dict[str, ItemResult]] = defaultdict(dict)
+    for item in items:
+        groups[(item.suite, item.model)][item.id] = item
     return groups
 
 
@@ -238,15 +238,15 @@ def _difference(
     model: str,
     baseline_model: str,
     metric: str,
-    pairs: list[tuple[Mapping[str, Any], Mapping[str, Any]]],
+    pairs: list[tuple[ItemResult, ItemResult]],
     seed: int,
     iterations: int,
 ) -> MetricDifference:
     """The paired difference, tested by the metric's declared kind: McNemar for a binary metric on
     independent items, else a sign-flip permutation test over items or clusters."""
-    scored = [(ours, theirs) for ours, theirs in pairs if metric in ours["metrics"] and metric in theirs["metrics"]]
-    now = [ours["metrics"][metric] for ours, _ in scored]
-    before = [theirs["metrics"][metric] for _, theirs in scored]
+    scored = [(ours, theirs) for ours, theirs in pairs if metric in ours.metrics and metric in theirs.metrics]
+    now = [ours.metrics[metric] for ours, _ in scored]
+    before = [theirs.metrics[metric] for _, theirs in scored]
     differences = [a - b for a, b in zip(now, before)]
     clusters = cluster_labels([ours for ours, _ in scored])
     options = {"seed": seed, "iterations": iterations}
@@ -290,25 +290,25 @@ def _flips(
     suite: str,
     model: str,
     baseline_model: str,
-    pairs: list[tuple[Mapping[str, Any], Mapping[str, Any]]],
+    pairs: list[tuple[ItemResult, ItemResult]],
     nodeids: Mapping[tuple[str, str, str], str],
 ) -> list[Flip]:
     flips = []
     for ours, theirs in pairs:
-        was, now = theirs["status"] == "passed", ours["status"] == "passed"
+        was, now = theirs.status == "passed", ours.status == "passed"
         if was != now:
             flips.append(
                 Flip(
                     suite,
                     model,
                     baseline_model,
-                    ours["id"],
+                    ours.id,
                     "regression" if was else "fix",
-                    theirs["status"],
-                    ours["status"],
-                    dict(ours["metrics"]),
-                    dict(theirs["metrics"]),
-                    nodeids.get((suite, model, ours["id"])),
+                    theirs.status,
+                    ours.status,
+                    dict(ours.metrics),
+                    dict(theirs.metrics),
+                    nodeids.get((suite, model, ours.id)),
                 )
             )
     return flips

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from vnllmtest.backends.base import Backend, Request
 from vnllmtest.budget import BudgetError, Truncation, fit
 from vnllmtest.loaders import BadRecord, Item, LoadedData
+from vnllmtest.outcomes import ItemResult
 from vnllmtest.prompts import PromptBuilder, PromptError
 from vnllmtest.runner import Prediction, Runner
 from vnllmtest.scoring import score
@@ -17,38 +18,13 @@ from vnllmtest.thinking import opens_thinking
 
 
 @dataclass(frozen=True)
-class ItemResult:
-    """Everything known about one item of one model: the line it gets in items.jsonl."""
+class ScoreJob:
+    """One finished candidate answer for a model-graded scorer (the judge, or a model-graded metric)."""
 
-    suite: str
-    model: str
-    id: str
-    status: str  # "passed", "missed" or "error"
-    failure_class: str | None
-    message: str | None
-    origin: str
-    prompt: str | None = None
-    references: list[str] = field(default_factory=list)
-    output: str | None = None
-    answer: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    mode: str | None = None
-    finish_reason: str | None = None
-    new_tokens: int = 0
-    cache_key: str | None = None
-    cached: bool = False
-    choice_logprobs: dict[str, float] | None = None
-    loglik_answer: str | None = None  # multiple choice: the option the log-probabilities chose
-    thinking: str | None = None
-    thinking_tokens: int = 0
-    truncation: dict[str, Any] | None = None
-    original_text: dict[str, Any] = field(default_factory=dict)
-    judges: list[dict[str, Any]] = field(default_factory=list)  # one verdict per --judge, the first scores
-    tags: dict[str, str] = field(default_factory=dict)
-    cluster: str | None = None  # the suite's `cluster_by` value: CIs resample whole clusters
-
-    def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+    suite: Suite
+    item: Item
+    model: str  # the candidate's label
+    output: str
 
 
 def evaluate(

@@ -1,6 +1,7 @@
-"""Suite gates: each gate's check on one (suite, model) group, the two rules that keep a gate from
-deciding on the wrong evidence (a run that covered part of a suite, a judge whose verdicts could not
-be read), and the run's one verdict on its gates that every output shows."""
+"""Suite gates, in one place: each gate's check on one (suite, model) group (after any baseline
+comparison), the two rules that keep a gate from deciding on the wrong evidence (a run that covered
+part of a suite, a judge whose verdicts could not be read), and the run's one verdict on its gates,
+which every output renders."""
 
 from __future__ import annotations
 
@@ -10,75 +11,38 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
-from vnllmtest.metric_table import JUDGE_PREFIX, VERDICT_COVERAGE
+from vnllmtest.metric_table import JUDGE_PREFIX
+from vnllmtest.outcomes import GateResult, GateState, GroupSummary, RunFacts, RunScope
 from vnllmtest.suite import Gate, SuiteSpec
 
 if TYPE_CHECKING:
-    from vnllmtest.aggregate import GroupSummary
     from vnllmtest.comparison import Comparison
     from vnllmtest.metrics import Estimate
 
-GateState = Literal["passed", "failed", "skipped", "not_evaluated"]
 STATES = ("passed", "failed", "skipped", "not_evaluated")
 UNDECIDED = ("skipped", "not_evaluated")  # states that neither pass nor fail a gate
-SUBSET = "a subset chosen by -k, -m, --lf, --deselect or node ids"
 MIN_SCORED_SHARE = 95.0  # points: a gate on fewer scored items (errors aside) would judge a biased subset
 
 
-@dataclass(frozen=True)
-class GateResult:
-    """One gate checked on one (suite, model) group.
-
-    `state`: passed or failed; skipped (a gate against --baseline in a run without one);
-    not_evaluated (the run covered part of the suite; `value` and `detail` then describe only that part)."""
-
-    suite: str
-    model: str
-    metric: str
-    gate: str  # readable form, e.g. "accuracy >= 25 (ci_low)"
-    value: float  # what the threshold was checked against
-    state: GateState
-    reason: str = ""
-    detail: str = ""  # the estimate behind `value`, e.g. "33.3 [15.0, 55.0]"
-
-    @property
-    def passed(self) -> bool:
-        return self.state == "passed"
-
-    def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "passed": self.passed}
-
-
-@dataclass(frozen=True)
-class RunScope:
-    """What a run set out to evaluate: for each suite, the items its sampling selects from the chosen
-    source before --limit (`planned`), the --limit, and whether the run stopped early. A group that
-    received fewer items than planned covered part of its suite: its gates are not evaluated."""
-
-    planned: Mapping[str, int]
-    limit: int | None = None
-    stopped: bool = False
-
-    def shortfall(self, planned: int | None, ran: int) -> str | None:
-        """Why a group of `ran` items is not its whole suite, or None when it is."""
-        if planned is None or ran >= planned:
-            return None
-        causes = []
-        if self.stopped:
-            causes.append("the run stopped early")
-        if self.limit is not None and self.limit < planned:
-            causes.append(f"--limit {self.limit}")
-        if not self.stopped and ran < min(planned, self.limit or planned):
-            causes.append(SUBSET)
-        return "; ".join([f"{ran} of {planned} items ran", *causes])
+def check_gates(
+    summaries: Sequence[GroupSummary],
+    specs: Mapping[str, SuiteSpec],
+    comparison: Comparison | None = None,
+    scope: RunScope | None = None,
+) -> list[GroupSummary]:
+    """Check every suite's gates on each of its groups (gates against a baseline use `comparison`, and
+    are skipped without one; with `scope`, a group with fewer items than its suite plans leaves its
+    gates not evaluated). Sets each summary's `gates` and returns the summaries."""
+    for summary in summaries:
+        summary.gates = evaluate_gates(specs[summary.suite], summary, comparison, scope)
+    return list(summaries)
 
 
 def evaluate_gates(
     spec: SuiteSpec,
     summary: GroupSummary,
-    scored: Sequence[Mapping[str, Any]],
     comparison: Comparison | None,
     scope: RunScope | None,
 ) -> list[GateResult]:
@@ -91,7 +55,7 @@ def evaluate_gates(
     shortfall = scope.shortfall(summary.planned, summary.items) if scope else None
     if shortfall is not None:
         return [dataclasses.replace(found, state="not_evaluated", reason=shortfall) for found in checked]
-    unreadable = coverage_shortfall(spec, scored)
+    unreadable = coverage_shortfall(spec, summary)
     failed = []
     for found in checked:
         judged = found.metric.startswith(JUDGE_PREFIX)
@@ -110,24 +74,21 @@ def unscored_shortfall(summary: GroupSummary, metric: str) -> str | None:
     return f"{unscored} of {total} items could not be scored on {metric} (at least {MIN_SCORED_SHARE:g}% must be)"
 
 
-def coverage_shortfall(spec: SuiteSpec, scored: Sequence[Mapping[str, Any]]) -> str | None:
+def coverage_shortfall(spec: SuiteSpec, summary: GroupSummary) -> str | None:
     """Why the judge's scores cannot be trusted for this group (too few readable verdicts among the
-    judged items, counted from their `verdict_coverage`), or None when they can."""
+    judged items), or None when they can."""
     if spec.judge is None:
         return None
     floor = spec.judge.min_coverage
-    verdicts = [record["metrics"][VERDICT_COVERAGE] for record in scored if VERDICT_COVERAGE in record["metrics"]]
-    if not verdicts:
+    readable, judged = summary.verdicts or (0, 0)
+    if not judged:
         return "no item was judged (verdict coverage n/a)"
-    readable = sum(1 for value in verdicts if value == 1.0)
-    coverage = 100.0 * readable / len(verdicts)
+    coverage = 100.0 * readable / judged
     if coverage >= floor:
         return None
     shown = math.floor(coverage * 10) / 10  # never rounded up to the floor it missed
-    return (
-        f"verdict coverage {shown:.1f} < {floor:g} "
-        f"({len(verdicts) - readable} of {len(verdicts)} items without a readable verdict)"
-    )
+    missing = f"{judged - readable} of {judged} items without a readable verdict"
+    return f"verdict coverage {shown:.1f} < {floor:g} ({missing})"
 
 
 def describe_gate(gate: Gate) -> str:
@@ -208,6 +169,22 @@ class GatesVerdict:
     passed: bool
     evaluated: bool
     headline: str
+
+
+def run_verdict(summaries: Sequence[GroupSummary], facts: RunFacts) -> GatesVerdict:
+    """The run's verdict on its gates, from the groups and the run's facts."""
+    return gates_verdict(
+        (gate.state for summary in summaries for gate in summary.gates),
+        errored=sum(summary.statuses.get("error", 0) for summary in summaries),
+        complete=facts.complete,
+        uncollected=len(facts.collection_errors),
+        other_failures=len(facts.other_failures),
+        cache_faults=len(facts.cache_faults),
+        forbidden_misses=sum(s.statuses.get("missed", 0) for s in summaries) if facts.strict_items else 0,
+        exit_status=facts.exit_status,
+        require_gates=facts.require_gates,
+        report_written=not facts.report_error,
+    )
 
 
 def gates_verdict(

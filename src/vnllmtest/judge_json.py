@@ -1,6 +1,8 @@
-"""The JSON objects in a judge's reply, read leniently: fenced or not, with trailing commas, in
-Python's quoting, or broken (cut short, placeholders, missing commas), when they are tokenised into
-their `"key": value` pairs, each string read whole so that no number inside one is taken for a value."""
+"""The JSON objects in a judge's reply, and the scores they give. Objects are read leniently: fenced
+or not, with trailing commas, in Python's quoting, or broken (cut short, placeholders, missing commas),
+when they are tokenised into their `"key": value` pairs, each string read whole so that no number
+inside one is taken for a value. Scores come as keys named after criteria, nested under a key, or as
+lists of {criterion, score} entries."""
 
 from __future__ import annotations
 
@@ -11,9 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from vnllmtest.judge_text import RATIONALE_KEYS, Entry, ReplyText, checked, label_key, words
+from vnllmtest.rubrics import JudgeParseError
+
 _STRING = re.compile(r'"(?P<body>(?:[^"\\]|\\.)*)(?P<close>"?)', re.S)
 _COLON = re.compile(r"\s*:\s*")
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+_SCORE_FIELDS = {"score", "diem", "diem so", "value", "rating", "gia tri"}
+_NAME_FIELDS = {"name", "criterion", "tieu chi", "ten", "key", "metric", "aspect", "khia canh"}
 
 
 class Pairs(list):
@@ -117,3 +124,72 @@ def _unescape(body: str) -> str:
         return json.loads(f'"{body}"')
     except ValueError:
         return body
+
+
+class ObjectScores:
+    """The scores one JSON object of a reply gives, and its rationale (None where it gives none);
+    JudgeParseError for a score off the rubric's scale."""
+
+    def __init__(self, reply: ReplyText, found: JsonObject):
+        self.reply = reply
+        self.entries: list[Entry] = []
+        self.rationale: str | None = None
+        if found.value is not None:
+            self._walk(found.value, found.start)
+        for pair in found.pairs:
+            self._flat(pair, found.end)
+
+    def _walk(self, pairs: Pairs, pos: int) -> None:
+        entry = self._named_entry(pairs)
+        if entry is not None:
+            self.entries.append(Entry(pos, *entry))
+            return
+        for key, value in pairs:
+            name = label_key(str(key), self.reply.keys)
+            if name is not None:
+                self.entries.append(Entry(pos, name, self._score(value, name)))
+            elif words(str(key)) in RATIONALE_KEYS and isinstance(value, str):
+                self.rationale = value.strip()
+            elif isinstance(value, Pairs):
+                self._walk(value, pos)
+            elif isinstance(value, list):
+                for element in value:
+                    if isinstance(element, Pairs):
+                        self._walk(element, pos)
+
+    def _named_entry(self, pairs: Pairs) -> tuple[str, float] | None:
+        """`{"criterion": "Độ chính xác", "score": 8}`: one entry of a list of scores."""
+        fields = {words(str(key)): value for key, value in pairs}
+        names = [fields[k] for k in _NAME_FIELDS if isinstance(fields.get(k), str)]
+        scores = [fields[k] for k in _SCORE_FIELDS if k in fields]
+        name = label_key(names[0], self.reply.keys) if len(names) == 1 else None
+        if name is None or len(scores) != 1:
+            return None
+        return name, self._score(scores[0], name)
+
+    def _score(self, raw: Any, key: str) -> float:
+        rubric = self.reply.rubric
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            return checked(raw, None, rubric, key)
+        if isinstance(raw, str):
+            read = self.reply.score_in(raw, key)
+            if read is not None:
+                return read[0]
+        if isinstance(raw, Pairs):
+            inner = [value for field, value in raw if words(str(field)) in _SCORE_FIELDS]
+            if len(inner) == 1:
+                return self._score(inner[0], key)
+        raise JudgeParseError(f"'{key}': expected a number from {rubric.low} to {rubric.high}, got {raw!r}")
+
+    def _flat(self, pair: FlatPair, end: int) -> None:
+        """One pair of a broken object: the rationale, or a score (a number, or a whole string such as "8/10")."""
+        if pair.string is not None and words(pair.key) in RATIONALE_KEYS:
+            self.rationale = pair.string.strip()
+            return
+        name = label_key(pair.key, self.reply.keys)
+        if name is None or not pair.closed:
+            return
+        reply = self.reply
+        read = reply.score_at(pair.value_pos, name, end) if pair.string is None else reply.score_in(pair.string, name)
+        if read is not None:
+            self.entries.append(Entry(pair.pos, name, read[0]))

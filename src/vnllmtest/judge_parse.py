@@ -15,44 +15,19 @@ rows or as columns). Rules:
 - a final marker after the last score read, followed on its line by a number written as a score
   that none of the read scores has, is a revision the reader could not read: an error, never the
   earlier score ("Điểm: 7 ... Sau khi xem lại, tôi cho 8.").
+Reading one number as a score is `judge_text`'s job, finding JSON objects and their scores `judge_json`'s.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
 
-from vnllmtest.judge import JudgeParseError, Judgment, Rubric
-from vnllmtest.judge_json import FlatPair, Pairs, json_objects
+from vnllmtest.judge_json import ObjectScores, json_objects
+from vnllmtest.judge_text import RATIONALE_KEYS, Entry, ReplyText, fold, label_key, words
+from vnllmtest.rubrics import JudgeParseError, Judgment, Rubric
 
-# Names judges give the one headline score (the holistic score, or a lone criterion), diacritics folded.
-HEADLINE_ALIASES = (
-    "score", "diem", "diem so", "diem tong the", "diem chung", "diem tong quat", "overall", "overall score",
-    "final score", "holistic score", "diem cuoi cung",
-)
 _LINE_START_ONLY = {"score", "diem", "overall"}  # common words: a label only where a line starts with them
-RATIONALE_KEYS = {
-    "ly do", "lydo", "rationale", "reason", "reasoning", "giai thich", "nhan xet", "explanation", "comment",
-    "binh luan", "justification",
-}
-_SCORE_FIELDS = {"score", "diem", "diem so", "value", "rating", "gia tri"}
-_NAME_FIELDS = {"name", "criterion", "tieu chi", "ten", "key", "metric", "aspect", "khia canh"}
-
-_VALUE = re.compile(
-    r"[*_`\"']*(?P<num>\d{1,3}(?:[.,]\d{1,2})?)(?![.,]?\d)[*_`\"']*"
-    r"(?:[ \t]*/[ \t]*[*_]*(?P<slash>\d{1,4})(?!\d)[*_]*"
-    r"|[ \t]+(?:tren|out of)[ \t]+(?:thang[ \t]+(?:diem[ \t]+)?)?(?P<over>\d{1,4})(?!\d)"
-    r"|[ \t]*(?P<pct>%))?"
-    r"(?:[ \t]*(?:diem|points?|pts)(?![^\W_]))?[*_`\"']*"
-)
-_RANGE = re.compile(r"[ \t]*(?:[-–—~]|den|to)[ \t]*\d")
-_NUMBER_START = re.compile(r"(?<![\d.,/])\d")  # not inside a number, nor a scale's "/10"
-_ALTERNATIVE = re.compile(r"[ \t]*,?[ \t]*(?:hoac|hay|or)[ \t]+[*_`\"']*\d")  # "7/10 hoặc 8/10": a hedge
-_FOLLOW = re.compile(r"[ \t]*(?:\n|$|[^\w\s]|_)")  # a line end or any symbol: punctuation, brackets, emoji
-_REASON = re.compile(r"[ \t]+(?:vì|bởi|do|because|since|as|nhưng|but|tuy|mặc dù|although|though)(?![^\W_])", re.I)
 # What may precede a line-start-only label: a sentence's end, a brace, bullets, numbering, markdown.
 _LEAD = re.compile(
     r"(?:.*[.!?…;:][ \t]+)?[ \t]*\{?[ \t]*(?:>[ \t]*)*(?:[-*•+][ \t]+)?(?:#+[ \t]*)?(?:\d{1,2}[.)][ \t]*)?[*_`\"'\[]*"
@@ -78,15 +53,6 @@ _RATIONALE_STRING = re.compile(rf"(?<![^\W_])(?:{_RATIONALE})[\"']?[ \t]*[:：][
 _TABLE_SEPARATOR = re.compile(r"\s*:?-{2,}:?\s*")
 
 
-@dataclass(frozen=True)
-class _Entry:
-    pos: int
-    key: str
-    value: float
-    backward: bool = False  # read as "8 - label", which an enumerated list also looks like
-    end: int = -1  # where a labelled line's score (or "8 - label") ends; -1: at `pos`
-
-
 def parse_judgment(text: str, rubric: Rubric, *, cut: bool = False) -> Judgment:
     """Every score the rubric asks for, from a judge reply; JudgeParseError when one is missing,
     out of range or ambiguous. `cut`: the reply was cut by its token budget."""
@@ -101,70 +67,17 @@ def parse_judgment(text: str, rubric: Rubric, *, cut: bool = False) -> Judgment:
     return Judgment(scores, holistic, rubric.overall(scores), reader.rationale or _prose(text))
 
 
-def fold(text: str) -> str:
-    """Lowercase, diacritics off, `_` as a space, one character for one: `Độ_chính` -> `do chinh`."""
-    return "".join(map(_fold_char, text))
-
-
-@lru_cache(maxsize=4096)
-def _fold_char(char: str) -> str:
-    if char in "đĐ":
-        return "d"
-    if char == "_":
-        return " "
-    base = unicodedata.normalize("NFD", char)[0].lower()
-    return base if len(base) == 1 else char
-
-
-def _words(text: str) -> str:
-    return " ".join(re.findall(r"[^\W_]+", fold(text)))
-
-
-@dataclass(frozen=True)
-class _Keys:
-    exact: dict[str, str]  # folded label -> score name
-    pattern: re.Pattern[str]
-
-
-@lru_cache(maxsize=64)
-def _keys(rubric: Rubric) -> _Keys:
-    exact: dict[str, str] = {}
-    for criterion in rubric.scored:
-        for alias in (criterion.name, criterion.label, *criterion.aliases):
-            exact[_words(alias)] = criterion.name
-    headline = rubric.holistic or (rubric.criteria[0] if len(rubric.criteria) == 1 else None)
-    for alias in HEADLINE_ALIASES if headline else ():
-        exact.setdefault(alias, headline.name)
-    ordered = sorted(exact, key=len, reverse=True)
-    alternatives = "|".join(r"[ \t]+".join(map(re.escape, alias.split())) for alias in ordered)
-    return _Keys(exact, re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])"))
-
-
-def _label_key(label: str, keys: _Keys) -> str | None:
-    """The score a whole label names (a JSON key, a table cell): decoration, numbering, a gloss in
-    brackets and a trailing `score`/`điểm` are ignored."""
-    words = re.sub(r"\([^)]*\)", " ", fold(label))
-    words = _words(re.sub(r"^\W*\d{1,2}[.)]", " ", words))
-    for candidate in (words, re.sub(r" (?:score|diem)$", "", words)):
-        if candidate in keys.exact:
-            return keys.exact[candidate]
-    return None
-
-
-class _Reader:
+class _Reader(ReplyText):
     """Finds every score in a reply, with its position; JSON, tables and rationales are then masked
     so that the line scan never reads them again."""
 
     def __init__(self, text: str, rubric: Rubric, cut: bool):
-        self.text, self.rubric, self.cut = text, rubric, cut
-        self.keys = _keys(rubric)
-        self.folded = fold(text)
-        self.masked = list(self.folded)
-        self.view = self.folded  # what numbers are read from: the masked text once masking is done
+        super().__init__(text, rubric, cut)
+        self.masked = list(self.view)  # `view` becomes the masked text once masking is done
         self.rationale = ""
-        self.found: list[_Entry] = []
+        self.found: list[Entry] = []
 
-    def entries(self) -> list[_Entry]:
+    def entries(self) -> list[Entry]:
         self._json()
         self._tables()
         masked = "".join(self.masked)
@@ -179,7 +92,7 @@ class _Reader:
     def markers(self) -> list[int]:
         return [match.start() for match in _MARKER.finditer(self.view)]
 
-    def unread_revision(self, entries: list[_Entry]) -> str | None:
+    def unread_revision(self, entries: list[Entry]) -> str | None:
         """The line from a final marker on, when it follows every score read and gives a number shaped
         like a score that none of them has ("Điểm: 7 ... Sau khi xem lại, tôi cho 8.", "Kết luận: 60/100"):
         the earlier score is not the verdict. Counts ("có 3 ý", "ngày 15.") and scores already read do not."""
@@ -187,14 +100,8 @@ class _Reader:
         given = {entry.value for entry in entries}
         for match in _MARKER.finditer(self.view, last + 1):
             line_end = _line_end(self.view, match.end())
-            for number in _NUMBER_START.finditer(self.view, match.end(), line_end):
-                value = _VALUE.match(self.view, number.start(), line_end)
-                if value is None or float(value.group("num").replace(",", ".")) in given:
-                    continue
-                scaled = value.group("slash") or value.group("over") or value.group("pct")
-                in_range = self.rubric.low <= float(value.group("num").replace(",", ".")) <= self.rubric.high
-                if scaled or (in_range and _FOLLOW.match(self.view, value.end(), line_end)):
-                    return " ".join(self.text[match.start() : line_end].split())
+            if any(value not in given for value in self.written_scores(match.end(), line_end)):
+                return " ".join(self.text[match.start() : line_end].split())
         return None
 
     def _mask(self, start: int, end: int) -> None:
@@ -203,100 +110,15 @@ class _Reader:
                 self.masked[index] = " "
 
     def _add(self, pos: int, key: str, value: float, backward: bool = False, end: int = -1) -> None:
-        self.found.append(_Entry(pos, key, value, backward, end))
-
-    # -- numbers -------------------------------------------------------------------------------
-
-    def _score_at(self, pos: int, key: str, end: int | None = None) -> tuple[float, int] | None:
-        """The score starting at `pos` (value, end), None where the number there is not a score."""
-        end = len(self.text) if end is None else end
-        match = _VALUE.match(self.view, pos, end)
-        if not match or _RANGE.match(self.view, match.end("num"), end):
-            return None
-        if any(_ALTERNATIVE.match(self.view, at, end) for at in (match.end("num"), match.end())):
-            return None
-        after = match.end()
-        if after == len(self.text) and self.cut:
-            return None  # the budget may have cut this number short
-        scale = match.group("slash") or match.group("over")
-        follows = bool(_FOLLOW.match(self.view, after, end) or _REASON.match(self.text, after, end))
-        if scale is not None and int(scale) == self.rubric.high:
-            follows = True  # "8/10 rất tốt": the scale makes it a score
-        if not follows:
-            return None
-        if match.group("pct"):
-            scale = "100"
-        return _checked(match.group("num"), scale, self.rubric, key), after
-
-    def _score_in(self, text: str, key: str) -> tuple[float, int] | None:
-        """The score a short text (a JSON string, a table cell) starts with."""
-        return _Reader(text.strip(), self.rubric, False)._score_at(0, key)
-
-    # -- JSON ----------------------------------------------------------------------------------
+        self.found.append(Entry(pos, key, value, backward, end))
 
     def _json(self) -> None:
         for found in json_objects(self.text):
-            entries, rationale = len(self.found), self.rationale
-            if found.value is not None:
-                self._walk(found.value, found.start)
-            for pair in found.pairs:
-                self._flat(pair, found.end)
-            if len(self.found) == entries:
-                self.rationale = rationale  # only an object with scores gives the rationale
+            scores = ObjectScores(self, found)
+            self.found += scores.entries
+            if scores.entries and scores.rationale is not None:
+                self.rationale = scores.rationale  # only an object with scores gives the rationale
             self._mask(found.start, found.end)
-
-    def _walk(self, pairs: Pairs, pos: int) -> None:
-        entry = self._named_entry(pairs)
-        if entry is not None:
-            self._add(pos, *entry)
-            return
-        for key, value in pairs:
-            name = _label_key(str(key), self.keys)
-            if name is not None:
-                self._add(pos, name, self._json_score(value, name))
-            elif _words(str(key)) in RATIONALE_KEYS and isinstance(value, str):
-                self.rationale = value.strip()
-            elif isinstance(value, Pairs):
-                self._walk(value, pos)
-            elif isinstance(value, list):
-                for element in value:
-                    if isinstance(element, Pairs):
-                        self._walk(element, pos)
-
-    def _named_entry(self, pairs: Pairs) -> tuple[str, float] | None:
-        """`{"criterion": "Độ chính xác", "score": 8}`: one entry of a list of scores."""
-        fields = {_words(str(key)): value for key, value in pairs}
-        names = [fields[k] for k in _NAME_FIELDS if isinstance(fields.get(k), str)]
-        scores = [fields[k] for k in _SCORE_FIELDS if k in fields]
-        name = _label_key(names[0], self.keys) if len(names) == 1 else None
-        if name is None or len(scores) != 1:
-            return None
-        return name, self._json_score(scores[0], name)
-
-    def _json_score(self, raw: Any, key: str) -> float:
-        if isinstance(raw, int | float) and not isinstance(raw, bool):
-            return _checked(raw, None, self.rubric, key)
-        if isinstance(raw, str):
-            read = self._score_in(raw, key)
-            if read is not None:
-                return read[0]
-        if isinstance(raw, Pairs):
-            inner = [value for field, value in raw if _words(str(field)) in _SCORE_FIELDS]
-            if len(inner) == 1:
-                return self._json_score(inner[0], key)
-        raise JudgeParseError(f"'{key}': expected a number from {self.rubric.low} to {self.rubric.high}, got {raw!r}")
-
-    def _flat(self, pair: FlatPair, end: int) -> None:
-        """One pair of a broken object: the rationale, or a score (a number, or a whole string such as "8/10")."""
-        if pair.string is not None and _words(pair.key) in RATIONALE_KEYS:
-            self.rationale = pair.string.strip()
-            return
-        name = _label_key(pair.key, self.keys)
-        if name is None or not pair.closed:
-            return
-        read = self._score_at(pair.value_pos, name, end) if pair.string is None else self._score_in(pair.string, name)
-        if read is not None:
-            self._add(pair.pos, name, read[0])
 
     # -- markdown tables -----------------------------------------------------------------------
 
@@ -320,9 +142,9 @@ class _Reader:
         rows = [(pos, cells) for pos, cells in rows if not all(_TABLE_SEPARATOR.fullmatch(c) for c in cells)]
         if not rows:
             return
-        labels = [[_label_key(cell, self.keys) if cell else None for cell in cells] for _, cells in rows]
+        labels = [[label_key(cell, self.keys) if cell else None for cell in cells] for _, cells in rows]
         if any(any(row) for row in labels[1:]) or len(rows) == 1:  # one criterion a row
-            header = [_words(cell) for cell in rows[0][1]]
+            header = [words(cell) for cell in rows[0][1]]
             score_column = next((i for i, cell in enumerate(header) if cell.split(" ")[0] in ("diem", "score")), None)
             for (pos, cells), row in zip(rows, labels):
                 column = next((i for i, name in enumerate(row) if name), None)
@@ -338,7 +160,7 @@ class _Reader:
                         self._table_cell(pos, name, cell)
 
     def _table_cell(self, pos: int, key: str, cell: str) -> None:
-        read = self._score_in(cell, key)
+        read = self.score_in(cell, key)
         if read is not None and not re.search(r"[^\W_]", fold(cell[read[1]:]).split("(")[0]):
             self._add(pos, key, read[0])
 
@@ -357,7 +179,7 @@ class _Reader:
                 self._add(match.start(), key, read[0], end=read[1])
                 continue
             lead = _BACK_PREFIX.match(masked, line_start, match.start())
-            back = self._score_at(lead.end(), key, match.start()) if lead else None
+            back = self.score_at(lead.end(), key, match.start()) if lead else None
             if back is not None and _BACK_SEPARATOR.fullmatch(masked, back[1], match.start()):
                 self._add(lead.end(), key, back[0], backward=True, end=match.end())
 
@@ -366,11 +188,11 @@ class _Reader:
         masked = self.view
         pos = _GLOSS.match(masked, pos).end()
         if masked.startswith("(", pos):
-            read = self._score_at(pos + 1, key)
+            read = self.score_at(pos + 1, key)
             return read if read is not None and masked.startswith(")", _spaces(masked, read[1])) else None
         separator = _SEPARATOR.match(masked, pos)
         start = separator.end() if separator else pos
-        read = self._score_at(start, key)
+        read = self.score_at(start, key)
         if read is not None:  # without a separator only with the scale written: "Độ chính xác 8/10"
             scaled = re.match(r"[^/\n]*/|\s+(?:tren|out of)", masked[start : read[1]])
             return read if separator or scaled else None
@@ -379,12 +201,12 @@ class _Reader:
             return None
         next_line = _line_end(masked, line_end + 1)
         lead = _BACK_PREFIX.match(masked, line_end + 1, next_line)
-        read = self._score_at(lead.end(), key, next_line) if lead else None
+        read = self.score_at(lead.end(), key, next_line) if lead else None
         alone = read is not None and not masked[read[1] : next_line].strip(" \t.*")
         return read if alone else None
 
 
-def _decide(entries: list[_Entry], markers: list[int], rubric: Rubric) -> dict[str, float]:
+def _decide(entries: list[Entry], markers: list[int], rubric: Rubric) -> dict[str, float]:
     """One value per score: all readings agree, or the complete set after the last final marker wins."""
     backward = [entry for entry in entries if entry.backward]
     if len(backward) >= 2 and [e.value for e in backward] == list(range(1, len(backward) + 1)):
@@ -407,22 +229,13 @@ def _decide(entries: list[_Entry], markers: list[int], rubric: Rubric) -> dict[s
     return chosen
 
 
-def _conflict(entries: list[_Entry]) -> tuple[str, list[float]] | None:
+def _conflict(entries: list[Entry]) -> tuple[str, list[float]] | None:
     seen: dict[str, list[float]] = {}
     for entry in entries:
         values = seen.setdefault(entry.key, [])
         if entry.value not in values:
             values.append(entry.value)
     return next(((key, values) for key, values in seen.items() if len(values) > 1), None)
-
-
-def _checked(number: str | float, scale: str | None, rubric: Rubric, key: str) -> float:
-    value = float(number.replace(",", ".")) if isinstance(number, str) else number
-    if scale is not None and int(scale) != rubric.high:
-        raise JudgeParseError(f"'{key}': scored {number}/{scale}, but the scale is {rubric.low}-{rubric.high}")
-    if not rubric.low <= value <= rubric.high:
-        raise JudgeParseError(f"'{key}': score {number} is outside {rubric.low}-{rubric.high}")
-    return float(value)
 
 
 def _line_end(text: str, pos: int) -> int:

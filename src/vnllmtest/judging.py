@@ -12,30 +12,21 @@ from typing import Any
 
 from vnllmtest.backends.base import Backend, Request
 from vnllmtest.budget import fit
-from vnllmtest.evaluation import ItemResult
-from vnllmtest.judge import JudgeParseError, Judgment, Rubric, judge_messages, primer
+from vnllmtest.evaluation import ScoreJob
+from vnllmtest.judge import judge_messages, primer
 from vnllmtest.judge_parse import parse_judgment
-from vnllmtest.loaders.base import Item
 from vnllmtest.metric_table import JUDGE_OVERALL, JUDGE_PREFIX, JUDGE_SCORE, VERDICT_COVERAGE
+from vnllmtest.outcomes import ItemResult
 from vnllmtest.prompts import PromptError, new_quota, render
-from vnllmtest.runner import Prediction, Runner
 from vnllmtest.prompt_spec import PromptBudget
-from vnllmtest.suite import JudgeSpec, Suite
+from vnllmtest.rubrics import JudgeParseError, Judgment, Rubric
+from vnllmtest.runner import Prediction, Runner
+from vnllmtest.suite import JudgeSpec
 
 PRIMED_STOP = "}"  # a primed base model has finished its JSON at the first closing brace
 # A primed base model writes only the rest of the JSON, never reasoning; small ones often never close
 # the brace and would run to the whole reply budget, so theirs is capped here.
 PRIMED_MAX_NEW_TOKENS = 128
-
-
-@dataclass(frozen=True)
-class JudgeJob:
-    """One candidate answer to judge."""
-
-    suite: Suite
-    item: Item
-    model: str  # the candidate's label
-    output: str
 
 
 @dataclass
@@ -60,7 +51,7 @@ class Verdict:
 
 
 def judge_all(
-    judge: Backend, jobs: Sequence[JudgeJob], runner: Runner, max_new_tokens_cap: int | None = None
+    judge: Backend, jobs: Sequence[ScoreJob], runner: Runner, max_new_tokens_cap: int | None = None
 ) -> list[Verdict]:
     """A verdict per job, in order; `max_new_tokens_cap` caps the judge's replies like the candidates'."""
     verdicts = [Verdict(judge.label) for _ in jobs]
@@ -112,7 +103,7 @@ def _reply(judge: Backend, rubric: Rubric, prediction: Prediction) -> str:
     return primer(rubric) + prediction.text + closing
 
 
-def _sections(judge: Backend, job: JudgeJob, verdict: Verdict) -> list[tuple[str, str]]:
+def _sections(judge: Backend, job: ScoreJob, verdict: Verdict) -> list[tuple[str, str]]:
     """The sections the suite shows the judge, each cut to its `max_tokens` (else the judge's
     `max_tokens_per_section`) in the judge's tokens, every cut recorded."""
     spec = job.suite.spec.judge
@@ -134,7 +125,7 @@ def _sections(judge: Backend, job: JudgeJob, verdict: Verdict) -> list[tuple[str
 
 
 def _request(
-    judge: Backend, job: JudgeJob, sections: list[tuple[str, str]], strict: bool, cap: int | None
+    judge: Backend, job: ScoreJob, sections: list[tuple[str, str]], strict: bool, cap: int | None
 ) -> Request:
     """A model that continues plain text (a base model) gets the start of the JSON to continue, stops
     at its closing brace and has at most PRIMED_MAX_NEW_TOKENS; chat models answer on their own turn,

@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vnllmtest.aggregate import MAX_BREAKDOWN_VALUES, STATUSES, GroupSummary
+from vnllmtest.aggregate import MAX_BREAKDOWN_VALUES
 from vnllmtest.comparison import Comparison
-from vnllmtest.gates import GateResult, GatesVerdict, gate_outcome, gates_verdict
+from vnllmtest.gates import GatesVerdict, gate_outcome
 from vnllmtest.metric_table import definitions, metric_info
+from vnllmtest.outcomes import STATUSES, GateResult, GroupSummary, ItemResult, RunFacts
 from vnllmtest.report_html import render_html
 
 FLIPPED_FILE = "flipped.txt"
@@ -34,41 +35,33 @@ def new_run_folder(report_dir: Path) -> Path:
     raise OSError(f"{report_dir}: no free run folder name for {stamp}")
 
 
-def summary_document(
-    summaries: Sequence[GroupSummary],
-    manifest: Mapping[str, Any],
-    run: Mapping[str, Any],
-    comparison: Comparison | None = None,
-) -> dict:
-    verdict = run_gates_verdict(summaries, run)
+@dataclass(frozen=True)
+class RunReport:
+    """Everything a run's report shows: the groups with their gates, the item records, the manifest,
+    the run's facts, the one verdict on its gates (vnllmtest.gates.run_verdict) and any comparison."""
+
+    summaries: Sequence[GroupSummary]
+    items: Sequence[ItemResult]
+    manifest: Mapping[str, Any]
+    facts: RunFacts
+    verdict: GatesVerdict
+    comparison: Comparison | None = None
+
+
+def summary_document(report: RunReport) -> dict:
+    summaries = report.summaries
     document = {
-        "run": dict(run),
-        "gates_passed": verdict.passed,
-        "gates_evaluated": verdict.evaluated,
-        "gates_verdict": verdict.headline,
+        "run": report.facts.to_json(),
+        "gates_passed": report.verdict.passed,
+        "gates_evaluated": report.verdict.evaluated,
+        "gates_verdict": report.verdict.headline,
         "results": [_group_json(s) for s in summaries],
         "metric_definitions": definitions(sorted({name for s in summaries for name in s.metrics})),
-        "manifest": dict(manifest),
+        "manifest": dict(report.manifest),
     }
-    if comparison is not None:
-        document["comparison"] = comparison.to_json()
+    if report.comparison is not None:
+        document["comparison"] = report.comparison.to_json()
     return document
-
-
-def run_gates_verdict(summaries: Sequence[GroupSummary], run: Mapping[str, Any]) -> GatesVerdict:
-    """The run's verdict on its gates, from the groups and the run facts summary.json records."""
-    return gates_verdict(
-        (gate.state for summary in summaries for gate in summary.gates),
-        errored=sum(summary.statuses.get("error", 0) for summary in summaries),
-        complete=bool(run.get("complete", True)),
-        uncollected=len(run.get("collection_errors") or ()),
-        other_failures=len(run.get("other_failures") or ()),
-        cache_faults=len(run.get("cache_faults") or ()),
-        forbidden_misses=sum(s.statuses.get("missed", 0) for s in summaries) if run.get("strict_items") else 0,
-        exit_status=int(run.get("exit_status") or 0),
-        require_gates=bool(run.get("require_gates")),
-        report_written=not run.get("report_error"),
-    )
 
 
 def _group_json(summary: GroupSummary) -> dict[str, Any]:
@@ -94,18 +87,14 @@ def _group_json(summary: GroupSummary) -> dict[str, Any]:
     }
 
 
-def markdown(
-    summaries: Sequence[GroupSummary],
-    manifest: Mapping[str, Any],
-    run: Mapping[str, Any],
-    comparison: Comparison | None = None,
-) -> str:
+def markdown(report: RunReport) -> str:
+    summaries, manifest, facts = report.summaries, report.manifest, report.facts
     seen = {s.model for s in summaries}
     models = [m for m in manifest.get("models", {}) if m in seen] + sorted(seen - set(manifest.get("models", {})))
     by_key = {(s.suite, s.model): s for s in summaries}
     suites = sorted({s.suite for s in summaries})
-    lines = [f"# vnllmtest run {run.get('id', '')}", ""]
-    if not run.get("complete", True):
+    lines = [f"# vnllmtest run {facts.id}", ""]
+    if not facts.complete:
         lines += ["**Incomplete run**: interrupted or stopped early; numbers cover the items that finished.", ""]
     lines += [
         "Values are points (0-100), judge scores (`judge_*`) are on the rubric's scale (1-10); "
@@ -127,16 +116,16 @@ def markdown(
     lines += _definition_lines(summaries)
     lines += _breakdown_rows(summaries, models)
     lines += _agreement_rows(summaries)
-    if comparison is not None:
-        lines += comparison_markdown(comparison)
-    if run.get("collection_errors"):
+    if report.comparison is not None:
+        lines += comparison_markdown(report.comparison)
+    if facts.collection_errors:
         lines += ["", "## Not evaluated", "", "These suites could not be collected, so none of their gates passed:", ""]
-        lines += [f"- `{failed['path']}`: {' '.join(failed['error'].split())}" for failed in run["collection_errors"]]
+        lines += [f"- `{failed['path']}`: {' '.join(failed['error'].split())}" for failed in facts.collection_errors]
     lines += [
         "",
         "## Gates",
         "",
-        f"**{run_gates_verdict(summaries, run).headline}**",
+        f"**{report.verdict.headline}**",
         "",
         markdown_row(["Dataset", "Model", "Gate", "Checked value", "Estimate", "Result"]),
         markdown_row(["---"] * 6),
@@ -144,7 +133,7 @@ def markdown(
     for summary in summaries:
         for gate in summary.gates:
             value = "n/a" if math.isnan(gate.value) else f"{gate.value:.1f}"
-            verdict = gate_verdict(gate, bool(run.get("require_gates")))
+            verdict = gate_verdict(gate, facts.require_gates)
             lines.append(markdown_row([summary.suite, summary.model, gate.gate, value, gate.detail, verdict]))
     header = ["Dataset", "Model", "Items", *STATUSES, "Truncated prompts", "Thinking tokens", "Failure classes"]
     lines += ["", "## Items", "", markdown_row(header), markdown_row(["---"] * len(header))]
@@ -288,25 +277,19 @@ def markdown_row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
-def write_run(
-    folder: Path,
-    summaries: Sequence[GroupSummary],
-    items: Sequence[Mapping[str, Any]],
-    manifest: Mapping[str, Any],
-    run: Mapping[str, Any],
-    comparison: Comparison | None = None,
-    rerun_options: Sequence[str] = (),
-) -> None:
+def write_run(folder: Path, report: RunReport, rerun_options: Sequence[str] = ()) -> None:
     """Write the report files into `folder`. Each goes to a temporary file first, and only once every
     one is written are they renamed into place (a rename needs no space), so a full disk leaves none of
     them rather than a report that tells part of the story. flipped.txt (node ids, then `rerun_options`) makes `pytest @folder/flipped.txt`
     re-run exactly the flipped items. Raises OSError when a file could not be written."""
-    document = summary_document(summaries, manifest, run, comparison)
+    document = summary_document(report)
+    records = [item.to_record() for item in report.items]
     files = {
-        "items.jsonl": "".join(_dumps(record) + "\n" for record in items),
-        "summary.md": markdown(summaries, manifest, run, comparison),
-        "report.html": render_html(json.loads(_dumps(document)), items),
+        "items.jsonl": "".join(_dumps(record) + "\n" for record in records),
+        "summary.md": markdown(report),
+        "report.html": render_html(json.loads(_dumps(document)), records),
     }
+    comparison = report.comparison
     nodeids = [flip.nodeid for flip in comparison.flips if flip.nodeid] if comparison else []
     if nodeids:
         files[FLIPPED_FILE] = "\n".join([*nodeids, *rerun_options]) + "\n"
@@ -314,16 +297,10 @@ def write_run(
     _write_together(folder, files)
 
 
-def write_failure_summary(
-    folder: Path,
-    summaries: Sequence[GroupSummary],
-    manifest: Mapping[str, Any],
-    run: Mapping[str, Any],
-    comparison: Comparison | None = None,
-) -> None:
-    """summary.json alone, for a run whose report could not be written (`run` holds its report_error
+def write_failure_summary(folder: Path, report: RunReport) -> None:
+    """summary.json alone, for a run whose report could not be written (its facts hold the report_error
     and exit status): the one file that says so, if the disk takes that much. Raises OSError."""
-    _write_together(folder, {"summary.json": _dumps(summary_document(summaries, manifest, run, comparison), 2) + "\n"})
+    _write_together(folder, {"summary.json": _dumps(summary_document(report), 2) + "\n"})
 
 
 def _write_together(folder: Path, files: Mapping[str, str]) -> None:

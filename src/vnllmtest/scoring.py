@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from vnllmtest.loaders.base import Item
-from vnllmtest.metrics import ChoiceReading, exact_match, read_choice, rouge_l, rouge_n, token_f1
+from vnllmtest.metric_table import metric_info
+from vnllmtest.metrics import ChoiceReading, read_choice
 from vnllmtest.runner import Prediction
 from vnllmtest.suite import SuiteSpec, TaskType
-
-TextMetric = Callable[[str, Sequence[str], Sequence[str]], float]
-
-TEXT_METRICS: dict[str, TextMetric] = {
-    "exact_match": lambda p, refs, abst: exact_match(p, refs, abst),
-    "f1": lambda p, refs, abst: token_f1(p, refs, abst),
-    "rouge_1": lambda p, refs, abst: rouge_n(p, refs, 1, abst),
-    "rouge_2": lambda p, refs, abst: rouge_n(p, refs, 2, abst),
-    "rouge_l": lambda p, refs, abst: rouge_l(p, refs, abst),
-}
 
 
 @dataclass(frozen=True)
@@ -42,7 +32,8 @@ def score(spec: SuiteSpec, item: Item, prediction: Prediction, generated: Predic
         return _score_choice(spec, item, prediction, generated)
     answer = prediction.text.strip()
     abstentions = spec.scoring.abstentions
-    metrics = {name: TEXT_METRICS[name](answer, item.references, abstentions) for name in spec.metrics}
+    computed = {name: metric_info(name).compute for name in spec.metrics}  # model-graded ones come later
+    metrics = {name: compute(answer, item.references, abstentions) for name, compute in computed.items() if compute}
     if metrics[spec.item_pass.metric] >= spec.item_pass.min:
         return ItemScore("passed", answer, metrics)
     return ItemScore("missed", answer, metrics, _failure_class(prediction))

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vnllmtest.aggregate import STATUSES
 from vnllmtest.clipping import described, shown
+from vnllmtest.outcomes import STATUSES, ItemResult
 
 SHOWN_CHARS = 80  # the most of a stored value an error message repeats
 
@@ -25,7 +25,7 @@ class StoredRun:
 
     path: Path
     run_id: str
-    items: list[dict[str, Any]]
+    items: list[ItemResult]
     summary: dict[str, Any] | None
 
     def definition_version(self, metric: str) -> int | None:
@@ -79,8 +79,8 @@ def _read_summary(path: Path) -> dict[str, Any]:
     return summary
 
 
-def _read_items(path: Path) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
+def _read_items(path: Path) -> list[ItemResult]:
+    items: list[ItemResult] = []
     first_line: dict[tuple[str, str, str], int] = {}
     try:
         with path.open(encoding="utf-8") as handle:
@@ -96,7 +96,7 @@ def _read_items(path: Path) -> list[dict[str, Any]]:
                         f"is already on line {first_line[key]}"
                     )
                 first_line[key] = number
-                items.append(record)
+                items.append(ItemResult.from_record(record))
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError(f"{path}: cannot be read ({shown(exc, SHOWN_CHARS)})") from None
     return items

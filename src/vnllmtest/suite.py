@@ -8,35 +8,50 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from jinja2 import TemplateError, TemplateSyntaxError
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
-from vnllmtest.judge import Rubric, packaged_rubrics, rubric_from_mapping
-from vnllmtest.metric_table import JUDGE_OVERALL, JUDGE_PREFIX, JUDGE_SCORE, VERDICT_COVERAGE
 from vnllmtest.clipping import described, shown
+from vnllmtest.extensions import ADAPTERS, METRICS, ExtensionError, Registry
+from vnllmtest.metric_table import JUDGE_OVERALL, JUDGE_PREFIX, JUDGE_SCORE, VERDICT_COVERAGE, metric_info
 from vnllmtest.prompt_spec import MAX_TOKENS, PromptSpec, Strict
 from vnllmtest.prompts import compile_template
+from vnllmtest.rubrics import Rubric, packaged_rubrics, rubric_from_mapping
 from vnllmtest.suite_file import MAX_SUITE_BYTES, SuiteError, describe_validation, line_of, read_suite_yaml
 
 SUITE_MARKER = "vnllmtest"
 _MARKER_LINE = re.compile(rf"^(\ufeff)?{SUITE_MARKER}\s*:", re.MULTILINE)
 
-MetricName = Literal[
-    "accuracy", "accuracy_loglik", "mode_agreement", "exact_match", "f1", "rouge_1", "rouge_2", "rouge_l"
-]
-# The scoring modes each multiple-choice metric needs: `accuracy` is always generate+extract (the
-# published protocol), `accuracy_loglik` always the log-likelihood choice; mode `both` reports all three.
-CHOICE_METRIC_MODES = {
-    "accuracy": ("generate", "both"),
-    "accuracy_loglik": ("loglikelihood", "both"),
-    "mode_agreement": ("both",),
-}
-GENERATIVE_METRICS = {"exact_match", "f1", "rouge_1", "rouge_2", "rouge_l"}
-# Options each dataset adapter understands, with their allowed values.
-ADAPTER_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {"vims": {"input": ("s3", "documents")}}
+
+
+def _registered(registry: Registry[Any]) -> AfterValidator:
+    """A check that a name is in `registry`; its error (placed at the key by pydantic) lists the known names."""
+
+    def check(name: str) -> str:
+        try:
+            registry.get(name)
+        except ExtensionError as exc:
+            raise ValueError(str(exc)) from None
+        return name
+
+    return AfterValidator(check)
+
+
+AdapterName = Annotated[str, _registered(ADAPTERS)]
+MetricName = Annotated[str, _registered(METRICS)]
+
+
+def _declarable_metrics(multiple_choice: bool) -> list[str]:
+    """The metrics a suite of this kind may list: multiple-choice ones, or those of the other tasks."""
+    try:
+        found = {name: metric_info(name) for name in METRICS.names()}
+    except ExtensionError as exc:
+        raise ValueError(str(exc)) from None
+    fits = [name for name, metric in found.items() if bool(metric.choice_modes) == multiple_choice]
+    return [name for name in fits if found[name].declarable]
 
 
 class TaskType(str, Enum):
@@ -70,7 +85,7 @@ class Sampling(Strict):
 
 
 class DatasetSpec(Strict):
-    adapter: Literal["vmlu", "squad_v2", "vims", "vtsnlp"]
+    adapter: AdapterName
     source: str | None = None
     split: str | None = None
     revision: str | None = None
@@ -83,7 +98,7 @@ class DatasetSpec(Strict):
     def _has_origin(self) -> DatasetSpec:
         if not (self.source or self.local or self.sample):
             raise ValueError("give at least one of 'source', 'local' or 'sample'")
-        allowed = ADAPTER_OPTIONS.get(self.adapter, {})
+        allowed = ADAPTERS.get(self.adapter).options
         for key, value in self.options.items():
             if key not in allowed:
                 known = ", ".join(sorted(allowed)) or "none"
@@ -215,12 +230,12 @@ class SuiteSpec(Strict):
     def _consistent(self) -> SuiteSpec:
         multiple_choice = self.task is TaskType.multiple_choice
         for metric in self.metrics:
-            if multiple_choice != (metric in CHOICE_METRIC_MODES):
+            if metric not in _declarable_metrics(multiple_choice):
                 raise ValueError(
                     f"metric '{metric}' does not fit task '{self.task.value}': multiple_choice suites use "
-                    f"{sorted(CHOICE_METRIC_MODES)}, the other tasks use {sorted(GENERATIVE_METRICS)}"
+                    f"{_declarable_metrics(True)}, the other tasks use {_declarable_metrics(False)}"
                 )
-            modes = CHOICE_METRIC_MODES.get(metric, (self.scoring.mode,))
+            modes = metric_info(metric).choice_modes or (self.scoring.mode,)
             if self.scoring.mode not in modes:
                 raise ValueError(
                     f"metric '{metric}' needs scoring.mode {' or '.join(repr(m) for m in modes)}, not "
@@ -228,6 +243,13 @@ class SuiteSpec(Strict):
                 )
         if self.scoring.mode != "generate" and not multiple_choice:
             raise ValueError(f"scoring.mode '{self.scoring.mode}' needs task 'multiple_choice'")
+        passing = metric_info(self.item_pass.metric)
+        if not passing.declarable or passing.grader is not None:
+            by = "by the judge (use judge.pass_min)" if not passing.declarable else "by a model after every item ran"
+            raise ValueError(
+                f"item_pass: '{self.item_pass.metric}' is scored {by}; an item passes on a metric scored from "
+                "its own answer"
+            )
         used = [self.item_pass.metric] + [gate.metric for gate in self.gates]
         for metric in used:
             if metric not in self.reported_metrics:
@@ -244,8 +266,19 @@ class SuiteSpec(Strict):
         """The declared metrics, plus every multiple-choice metric whenever scoring.mode is `both`, plus
         the judge's metrics when the suite has a judge."""
         both = self.scoring.mode == "both"
-        extra = [m for m in CHOICE_METRIC_MODES if both and m not in self.metrics]
+        extra = [m for m in _declarable_metrics(True) if both and m not in self.metrics]
         return [*self.metrics, *extra, *(self.judge.metrics if self.judge else [])]
+
+    @property
+    def graded_metrics(self) -> list[str]:
+        """The declared metrics scored by a model of their own, after every candidate has run."""
+        return [name for name in self.metrics if metric_info(name).grader is not None]
+
+    @property
+    def model_graded(self) -> bool:
+        """Whether a model scores this suite's answers after the candidates (the judge, or a model-graded
+        metric): its items run last and its (suite, model) groups are never sharded."""
+        return self.judge is not None or bool(self.graded_metrics)
 
 
 def _check_judge_gates(gates: list[Gate], rubric: Rubric) -> None:

@@ -1,8 +1,7 @@
-"""Model backends (transformers, replay) behind one interface, and a log of every model load."""
+"""Model backends (transformers, OpenAI-compatible servers, replay, installed kinds) behind one interface,
+and a log of every model load."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from vnllmtest.backends.base import (
     LOAD_LOG,
@@ -15,6 +14,7 @@ from vnllmtest.backends.base import (
 )
 from vnllmtest.backends.server_http import ServerSettings
 from vnllmtest.backends.registry import ModelSpec, parse_model_specs
+from vnllmtest.extensions import BACKENDS, ExtensionError
 
 __all__ = [
     "LOAD_LOG",
@@ -34,15 +34,10 @@ __all__ = [
 def load_backend(
     spec: ModelSpec, hf_settings: HFSettings | None = None, server_settings: ServerSettings | None = None
 ) -> Backend:
-    """The backend for a model spec; local weights load on first use (see LOAD_LOG)."""
-    if spec.kind == "replay":
-        from vnllmtest.backends.replay import ReplayBackend
-
-        return ReplayBackend(spec.label, Path(spec.target))
-    if spec.kind == "openai":
-        from vnllmtest.backends.openai_api import OpenAIBackend
-
-        return OpenAIBackend(spec, server_settings or ServerSettings())
-    from vnllmtest.backends.hf import HFBackend
-
-    return HFBackend(spec, hf_settings or HFSettings())
+    """The backend for a model spec, by its kind (vnllmtest.extensions.BACKENDS); local weights load on
+    first use (see LOAD_LOG)."""
+    try:
+        kind = BACKENDS.get(spec.kind)
+    except ExtensionError as exc:
+        raise ModelError(f"model '{spec.text}': {exc}") from None
+    return kind.load(spec, hf_settings or HFSettings(), server_settings or ServerSettings())

@@ -14,10 +14,9 @@ from typing import Any, Literal
 import yaml
 
 from vnllmtest.backends.base import ModelError
+from vnllmtest.extensions import BACKENDS, ExtensionError
 
-REPLAY_PREFIX = "replay:"
-HF_PREFIX = "hf:"
-OPENAI_PREFIX = "openai:"
+_PREFIX = re.compile(r"^([a-z][a-z0-9_]*):(?!//)")  # a backend kind's name, as in openai:URL (not a URL scheme)
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _MODIFIER = re.compile(r"^(\w+)=(.+)$")
 MODIFIERS = {
@@ -52,8 +51,8 @@ class ModelSpec:
 
     text: str
     label: str
-    kind: Literal["hf", "replay", "openai"]
-    target: str  # hub id, local folder, bundled model name, replay file, or server URL
+    kind: str  # the backend kind (vnllmtest.extensions.BACKENDS): hf, openai, replay or an installed one
+    target: str  # hub id, local folder, bundled model name, replay file, server URL, or what the kind reads
     alias: Alias | None = field(default=None, compare=False)
     adapter: str | None = None  # LoRA adapter folder (hf)
     served_name: str | None = None  # the model name a server expects (openai)
@@ -109,11 +108,11 @@ def parse_model_spec(text: str, aliases: dict[str, Alias] | None = None) -> Mode
         folder = Path(adapter).expanduser()
         if not folder.is_dir():
             raise ModelError(f"model '{text}': adapter folder {folder} not found")
-        spec = dataclasses.replace(spec, label=f"{spec.label}+{_sanitize(folder.resolve().name)}", adapter=str(folder.resolve()))
+        spec = dataclasses.replace(spec, label=f"{spec.label}+{clean_label(folder.resolve().name)}", adapter=str(folder.resolve()))
     if served is not None:
         if spec.kind != "openai":
             raise ModelError(f"model '{text}': +model= names the model an openai: server serves")
-        spec = dataclasses.replace(spec, label=_sanitize(served.split("/")[-1]), served_name=served)
+        spec = dataclasses.replace(spec, label=clean_label(served.split("/")[-1]), served_name=served)
     if endpoint is not None:
         if spec.kind != "openai" or endpoint not in ("chat", "completions"):
             raise ModelError(f"model '{text}': +endpoint= is chat or completions, for openai: servers")
@@ -134,34 +133,30 @@ def _split_modifiers(text: str) -> tuple[str, dict[str, str]]:
 
 
 def _parse_base(text: str, base: str, aliases: dict[str, Alias]) -> ModelSpec:
-    if base.startswith(REPLAY_PREFIX):
-        path = Path(base[len(REPLAY_PREFIX):]).expanduser()
-        return ModelSpec(text, _replay_label(path), "replay", str(path.resolve()))
-    if base.startswith(OPENAI_PREFIX):
-        url = base[len(OPENAI_PREFIX):].rstrip("/")
-        if not re.match(r"^https?://[^/]+", url):
-            raise ModelError(f"model '{text}': expected openai:http(s)://HOST[:PORT]/v1")
-        if "@" in re.sub(r"^https?://", "", url).split("/")[0]:  # the message must not repeat the secret
-            raise ModelError(
-                "an openai: URL holds credentials (USER:PASSWORD@HOST): they would be written into the model's "
-                "label, the cache key and the report; put the key in the environment variable --api-key-env names"
-            )
-        return ModelSpec(text, _sanitize(re.sub(r"^https?://", "", url)), "openai", url)
+    prefix = _PREFIX.match(base)
+    if prefix and prefix[1] in BACKENDS:
+        try:
+            kind = BACKENDS.get(prefix[1])
+        except ExtensionError as exc:
+            raise ModelError(f"model '{text}': {exc}") from None
+        target = base[prefix.end() :]
+        if kind.parse is None:
+            return ModelSpec(text, clean_label(target), prefix[1], target)
+        return kind.parse(text, target)
     if base in aliases:
         alias = aliases[base]
         return ModelSpec(text, base, "hf", alias.bundled or alias.hf or base, alias)
-    if base.startswith(HF_PREFIX):
-        return ModelSpec(text, _sanitize(base[len(HF_PREFIX):].split("/")[-1]), "hf", base[len(HF_PREFIX):])
     path = Path(base).expanduser()
     if path.exists():
         if not path.is_dir():
             raise ModelError(f"model '{text}': {path} is a file; give the checkpoint folder")
-        return ModelSpec(text, _sanitize(path.resolve().name), "hf", str(path.resolve()))
+        return ModelSpec(text, clean_label(path.resolve().name), "hf", str(path.resolve()))
     if _HUB_ID.match(base) and not base.startswith((".", "/", "~")):
-        return ModelSpec(text, _sanitize(base.split("/")[-1]), "hf", base)
+        return ModelSpec(text, clean_label(base.split("/")[-1]), "hf", base)
+    kinds = ", ".join(f"{name}:…" for name in BACKENDS.names())
     raise ModelError(
         f"unknown model '{text}': not an alias ({', '.join(sorted(aliases))}), not an existing folder, "
-        f"not a hub id like owner/name, not openai:URL and not replay:PATH"
+        f"not a hub id like owner/name, and not a backend kind ({kinds})"
     )
 
 
@@ -180,14 +175,6 @@ def parse_model_specs(texts: list[str], aliases: dict[str, Alias] | None = None)
     return specs
 
 
-def _sanitize(name: str) -> str:
+def clean_label(name: str) -> str:
+    """A model label usable in test ids, file names and reports."""
     return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-") or "model"
-
-
-def _replay_label(path: Path) -> str:
-    """The `model` named in the file's records when they agree on one, else the file name."""
-    from vnllmtest.backends.replay import read_predictions  # checks the file: a bad one is a usage error
-
-    names = {prediction.model for prediction in read_predictions(path).values()}
-    name = names.pop() if len(names) == 1 else None
-    return _sanitize(str(name)) if name else _sanitize(path.stem)

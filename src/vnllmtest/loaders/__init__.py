@@ -7,11 +7,11 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Literal
 
 from vnllmtest.clipping import shown
-from vnllmtest.loaders import sampling, squad, vims, vmlu, vtsnlp
+from vnllmtest.extensions import ADAPTERS, DatasetAdapter
+from vnllmtest.loaders import sampling
 from vnllmtest.loaders.base import (
     BadRecord,
     DataError,
@@ -26,9 +26,6 @@ from vnllmtest.loaders.sources import HF_PREFIX, read_file, read_hf
 from vnllmtest.suite import Suite
 
 DATA_DIR_ENV = "VNLLMTEST_DATA_DIR"
-ADAPTERS: dict[str, ModuleType] = {"vmlu": vmlu, "squad_v2": squad, "vims": vims, "vtsnlp": vtsnlp}
-# Adapters whose ids are derived from content: an exact repeat is the same item, not a conflict.
-CONTENT_IDS = {"vtsnlp"}
 
 __all__ = ["BadRecord", "DataError", "DataOptions", "Item", "LoadedData", "load_data"]
 
@@ -63,12 +60,12 @@ class LoadedData:
 
 def load_data(suite: Suite, options: DataOptions) -> LoadedData:
     """The items a suite evaluates under `options`; DataError when the data cannot be found."""
-    adapter = ADAPTERS[suite.spec.dataset.adapter]
+    adapter = ADAPTERS.get(suite.spec.dataset.adapter)
     origin, records = _locate(suite, options, adapter)
     repeats: list[str] = []
     stream = _dedupe(
         _adapt(records, adapter.to_item, suite.spec.dataset.options),
-        content_ids=suite.spec.dataset.adapter in CONTENT_IDS,
+        content_ids=adapter.content_ids,
         notes=repeats,
     )
     plan = suite.spec.dataset.sampling if options.mode == "full" else None
@@ -101,13 +98,13 @@ def _check_clusters(suite: Suite, items: list[Item]) -> None:
         )
 
 
-def _locate(suite: Suite, options: DataOptions, adapter: ModuleType) -> tuple[str, Iterator[RawRecord]]:
+def _locate(suite: Suite, options: DataOptions, adapter: DatasetAdapter) -> tuple[str, Iterator[RawRecord]]:
     dataset = suite.spec.dataset
     for key in ("source", "local", "sample"):
         value = getattr(dataset, key)
         if value:
             _named(suite, f"dataset.{key}", refuse_url, value, key == "source")
-    read: Callable[[Path, DataRoot], Iterator[RawRecord]] = getattr(adapter, "read_records", read_file)
+    read: Callable[[Path, DataRoot], Iterator[RawRecord]] = adapter.read_records or read_file
     folder = DataRoot(None if options.allow_outside else suite.path.parent.resolve(), "the suite's folder")
     if options.mode == "sample":
         if not dataset.sample:

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from vnllmtest.extensions import DatasetAdapter
 from vnllmtest.loaders.base import (
     DataError,
     Item,
@@ -129,3 +130,6 @@ def _document_text(document: Mapping[str, Any]) -> str:
     title = str(document.get("title") or "").strip()
     content = str(document["content"]).strip()
     return f"{title}\n{content}" if title else content
+
+
+ADAPTER = DatasetAdapter(to_item, read_records=read_records, options={"input": ("s3", "documents")})

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vnllmtest.clipping import described
+from vnllmtest.extensions import DatasetAdapter
 from vnllmtest.loaders.base import (
     Item,
     RawRecord,
@@ -62,3 +63,6 @@ def to_item(record: RawRecord, options: Mapping[str, Any]) -> Item:
         tags=tags,
         origin=record.origin,
     )
+
+
+ADAPTER = DatasetAdapter(to_item)

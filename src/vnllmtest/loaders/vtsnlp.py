@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from vnllmtest.extensions import DatasetAdapter
 from vnllmtest.loaders.base import Item, RawRecord, record_id, require_text
 
 
@@ -30,3 +31,6 @@ def _content_id(category: str, instruct: str, given_input: str) -> str:
     """Stable id from the content, so sampling does not depend on row order."""
     digest = hashlib.sha256(f"{instruct}\x00{given_input}".encode()).hexdigest()[:10]
     return f"{category}-{digest}"
+
+
+ADAPTER = DatasetAdapter(to_item, content_ids=True)

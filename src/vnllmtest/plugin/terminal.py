@@ -1,21 +1,97 @@
-"""What a run adds to pytest's own outputs: aligned tables and the baseline comparison in the
-terminal summary, and the gates as test cases in JUnit XML (`--junitxml`)."""
+"""What a run prints in pytest's terminal summary: missed items, the comparison with the baseline,
+verdict coverage, the gates table, then data notes, the verdict, cache faults and where the report is."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
-from _pytest.junitxml import xml_key
-from _pytest.reports import TestReport
-
 from vnllmtest.aggregate import GroupSummary
 from vnllmtest.comparison import Comparison, Flip
-from vnllmtest.gates import GateResult, gate_outcome
+from vnllmtest.gates import GatesVerdict, gate_outcome
 from vnllmtest.metric_table import VERDICT_COVERAGE
 from vnllmtest.report import FLIPPED_FILE
+
+
+def show_misses(
+    terminalreporter: Any, misses: Sequence[tuple[str, str]], shown: int, tbstyle: str, reportchars: str
+) -> None:
+    """Details of the first `shown` misses (none under --tb=no), then `-rm` one-liners for all of them."""
+    if misses and shown and tbstyle != "no":
+        terminalreporter.section("misses")
+        for nodeid, detail in misses[:shown]:
+            terminalreporter.write_sep("_", nodeid)
+            terminalreporter.write_line(detail)
+        if len(misses) > shown:
+            terminalreporter.write_line(
+                f"... {len(misses) - shown} more misses: see items.jsonl in the report, "
+                "or re-run items with -k ID, --lf, or more details with --show-misses N"
+            )
+    if "m" in reportchars and misses:
+        terminalreporter.section("short summary of missed items")
+        for nodeid, detail in misses:
+            terminalreporter.write_line(f"MISSED {nodeid} - {detail.splitlines()[0]}")
+
+
+def show_gates(
+    terminalreporter: Any,
+    summaries: Sequence[GroupSummary],
+    collection_errors: Sequence[dict[str, str]],
+    require_gates: bool,
+) -> None:
+    """One row per gate of each (suite, model) group, and one per suite that could not be collected."""
+    terminalreporter.section("vnllmtest gates")
+    rows = [("suite", "model", "items", "pass/miss/err", "gate", "value", "result")]
+    for summary in summaries:
+        counts = "/".join(str(summary.statuses.get(s, 0)) for s in ("passed", "missed", "error"))
+        items = str(summary.items)
+        if summary.planned is not None and summary.items < summary.planned:
+            items += f" of {summary.planned}"
+        for gate in summary.gates or [None]:
+            if gate is None:
+                rows.append((summary.suite, summary.model, items, counts, "(no gates)", "", ""))
+                continue
+            word, why = gate_outcome(gate.state, gate.reason, require_gates)
+            verdict = word.upper() + (f" ({why})" if why else "")
+            rows.append((summary.suite, summary.model, items, counts, gate.gate, gate.detail, verdict))
+    for failed in collection_errors:
+        rows.append((failed["path"], "—", "0", "—", "(suite not collected)", "", "FAIL (see collection error)"))
+    write_table(terminalreporter, rows)
+
+
+def show_run_notes(
+    terminalreporter: Any,
+    data_notes: Iterable[tuple[str, str]],
+    verdict: GatesVerdict | None,
+    cache_faults: Sequence[str],
+    cache_recomputed: int,
+    report_error: str | None,
+    run_folder: Path | None,
+) -> None:
+    """The lines under the gates table: data notes, the verdict, cache faults, where the report went."""
+    for suite, note in sorted(set(data_notes)):
+        terminalreporter.write_line(f"vnllmtest data note: {suite}: {note}", yellow=True)
+    if verdict is not None:
+        settled = verdict.passed and verdict.evaluated
+        terminalreporter.write_line(
+            f"vnllmtest gates: {verdict.headline}",
+            green=settled,
+            yellow=verdict.passed and not settled,
+            red=not verdict.passed,
+        )
+    for fault in cache_faults:
+        terminalreporter.write_line(f"vnllmtest: {fault}", red=True)
+    if cache_recomputed:
+        terminalreporter.write_line(
+            f"vnllmtest: {cache_recomputed} malformed prediction cache entries were computed again", yellow=True
+        )
+    if report_error:
+        terminalreporter.write_line(f"vnllmtest: {report_error}", red=True)
+    elif run_folder is not None:
+        terminalreporter.write_line(
+            f"vnllmtest report: {run_folder}/summary.md (also report.html, summary.json, items.jsonl)"
+        )
 
 
 def write_table(terminalreporter: Any, rows: Sequence[Sequence[str]]) -> None:
@@ -104,44 +180,3 @@ def _flip_line(flip: Flip) -> str:
         if name in flip.baseline_metrics
     )
     return f"{label} {where}: {flip.baseline_status} -> {flip.status}" + (f" ({changes})" if changes else "")
-
-
-def gates_to_junit(
-    config: pytest.Config, summaries: Sequence[GroupSummary], suite_paths: Mapping[str, str], require_gates: bool
-) -> None:
-    """One JUnit test case per gate (`<suite file>::gate[<model>:<gate>]`): passed, failed, or skipped
-    with the reason (`not evaluated: ...` for part of a suite), failed too under --require-gates."""
-    xml = config.stash.get(xml_key, None)
-    if xml is None:
-        return
-    for summary in summaries:
-        location = _relative(Path(suite_paths.get(summary.suite, summary.suite)), config.rootpath)
-        for gate in summary.gates:
-            for report in _gate_reports(location, summary.model, gate, require_gates):
-                xml.pytest_runtest_logreport(report)
-
-
-def _gate_reports(location: str, model: str, gate: GateResult, require_gates: bool) -> tuple[TestReport, TestReport]:
-    name = f"gate[{model}:{gate.gate}]"
-    nodeid = f"{location}::{name}"
-    word, why = gate_outcome(gate.state, gate.reason, require_gates)
-    if word == "pass":
-        outcome, longrepr = "passed", None
-    elif word == "FAIL":
-        outcome, longrepr = "failed", f"gate failed: {gate.gate}: {why}; {gate.detail}"
-    else:
-        message = why if word == "skipped" else f"{word}: {why}"  # e.g. "not evaluated: 1 of 4 items ran; ..."
-        outcome, longrepr = "skipped", (location, 0, f"Skipped: {message}")
-    properties = [("gate", gate.gate), ("state", gate.state), ("value", gate.value), ("estimate", gate.detail)]
-    properties.append(("reason", gate.reason))
-    where = (location, None, name)
-    call = TestReport(nodeid, where, {}, outcome, longrepr, "call")
-    teardown = TestReport(nodeid, where, {}, "passed", None, "teardown", user_properties=properties)
-    return call, teardown
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()

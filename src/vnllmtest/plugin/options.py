@@ -1,19 +1,16 @@
-"""Command-line options of the plugin, and the values they need parsed (batch size, model aliases)."""
+"""Command-line options of the plugin and the argument types they parse with (read in settings.py)."""
 
 from __future__ import annotations
 
 import argparse
 import math
-import tomllib
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from vnllmtest.backends.base import DEFAULT_MAX_REPLY_BYTES
 from vnllmtest.backends.openai_api import ROUNDS_PER_BATCH
 from vnllmtest.backends.placement import QUANT_CHOICES
-from vnllmtest.backends.registry import Alias, aliases_from_file, load_aliases
 from vnllmtest.loaders import DATA_DIR_ENV
 
 DEFAULT_MODEL = "gemma3-270m"
@@ -40,6 +37,14 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="SPEC",
         help=f"judge model for suites with a judge block, any model spec (repeat for a second judge and "
         f"agreement statistics; the first one's scores count). Default: {DEFAULT_JUDGE}.",
+    )
+    group.addoption(
+        "--scorer-model",
+        action="append",
+        default=[],
+        metavar="METRIC=SPEC",
+        help="the model that scores a model-graded metric (one of an installed package's metrics), instead of "
+        "the metric's default; loaded once, after every --model.",
     )
     group.addoption(
         "--aliases",
@@ -216,19 +221,3 @@ def parse_batch_size(text: str) -> int | str:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
-
-
-def model_aliases(config: pytest.Config) -> dict[str, Alias]:
-    """Packaged aliases, then [tool.vnllmtest.aliases] of the rootdir's pyproject.toml, then --aliases."""
-    overrides = []
-    pyproject = config.rootpath / "pyproject.toml"
-    if pyproject.is_file():
-        try:
-            table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("vnllmtest", {})
-        except tomllib.TOMLDecodeError as exc:
-            raise pytest.UsageError(f"{pyproject}: {exc}") from None
-        if "aliases" in table:
-            overrides.append((f"{pyproject} [tool.vnllmtest.aliases]", table["aliases"]))
-    if config.getoption("aliases"):
-        overrides.append(aliases_from_file(Path(config.getoption("aliases"))))
-    return load_aliases(overrides)
