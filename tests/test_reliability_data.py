@@ -16,7 +16,7 @@ import pytest
 from vnllmtest.loaders import BadRecord, DataError, DataOptions, Item, load_data
 from vnllmtest.suite import load_suite
 
-from support import INNER_RUN_INI, load_data_with_little_memory, write_jsonl
+from support import load_data_with_little_memory, read_run, write_jsonl
 
 GOOD = {"id": "01-0001", "question": "1 + 1 bằng mấy?", "choices": ["A. 2", "B. 3"], "answer": "A"}
 SECRET = "mật khẩu: hunter2"
@@ -177,19 +177,24 @@ def test_unusable_paths_are_named_without_hanging_or_a_traceback(tmp_path, sourc
     assert expected in message and len(message) < 1000
 
 
-def test_a_run_never_reads_a_file_outside_and_says_how_to_allow_it(pytester):
+def project_over(source: str, records: dict[str, list[dict]] | None = None) -> pytest.MarkDecorator:
+    """A project whose multiple-choice suite mc reads `source` (with suites/data/FILE of `records`), and
+    preds.jsonl answering A to 01-0001."""
+    suite = {"task": "multiple_choice", "dataset": {"source": source}}
+    return pytest.mark.project(suites={"mc": suite}, records=records, predictions={"preds": {"01-0001": "A"}})
+
+
+@project_over("../private/secret.jsonl")
+def test_a_run_never_reads_a_file_outside_and_says_how_to_allow_it(project):
     """End to end: a collection error (exit 2) naming suite file, key and resolved path; the secret is in
     no output and no report."""
-    pytester.makeini(INNER_RUN_INI)
-    secret = secret_file(pytester.path)
-    suite_file(pytester.path / "suites", source="../private/secret.jsonl")
-    write_jsonl(pytester.path / "preds.jsonl", [{"id": "01-0001", "prediction": "A"}])
-    result = pytester.runpytest("suites", "--model", "replay:preds.jsonl")
+    secret = secret_file(project.path)
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines([f"*mc.yaml: dataset.source: '../private/secret.jsonl' resolves to {secret}*--allow-outside-data*"])
-    written = "".join(p.read_text("utf-8") for p in (pytester.path / "reports").rglob("*") if p.is_file())
+    written = "".join(p.read_text("utf-8") for p in (project.path / "reports").rglob("*") if p.is_file())
     assert SECRET not in result.stdout.str() + written
-    allowed = pytester.runpytest("suites", "--model", "replay:preds.jsonl", "--allow-outside-data")
+    allowed = project.runpytest("suites", "--model", "replay:preds.jsonl", "--allow-outside-data")
     assert allowed.ret == 0 and allowed.parseoutcomes()["passed"] == 1
 
 
@@ -333,16 +338,13 @@ def test_record_values_in_messages_are_bounded(tmp_path):
     assert all(isinstance(entry, BadRecord) and len(entry.problem) < 300 for entry in entries)
 
 
-def test_a_data_file_whose_name_is_not_utf8_is_named_and_the_report_written(pytester):
+@project_over("data", records={"a.jsonl": [GOOD]})
+def test_a_data_file_whose_name_is_not_utf8_is_named_and_the_report_written(project):
     """A file saved under a Latin-1 name: its path used to reach items.jsonl and stop the report writer
     (UnicodeEncodeError, an INTERNALERROR with no report)."""
-    pytester.makeini(INNER_RUN_INI)
-    write_jsonl(pytester.path / "suites" / "data" / "a.jsonl", [GOOD])
-    odd = Path(os.fsdecode(bytes(pytester.path / "suites" / "data") + b"/b\xe9.jsonl"))
+    odd = Path(os.fsdecode(bytes(project.path / "suites" / "data") + b"/b\xe9.jsonl"))
     write_jsonl(odd, [{**GOOD, "id": "01-0002"}])
-    suite_file(pytester.path / "suites", source="data")
-    write_jsonl(pytester.path / "preds.jsonl", [{"id": "01-0001", "prediction": "A"}])
-    result = pytester.runpytest("suites", "--model", "replay:preds.jsonl")
+    result = project.runpytest("suites", "--model", "replay:preds.jsonl")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*mc.yaml: dataset.source: *data/b\\xe9.jsonl: the name is not UTF-8 text*rename it*"])
-    assert (next((pytester.path / "reports").iterdir()) / "report.html").is_file()
+    assert (read_run(project.path).path / "report.html").is_file()

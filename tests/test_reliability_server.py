@@ -20,8 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-import support
-from support import INNER_RUN_INI, cached_rows, write_jsonl
+from support import SHORT_QA, cached_rows, run_folders, short_questions, write_jsonl
 
 from vnllmtest.backends import Request, ServerSettings, load_backend
 from vnllmtest.backends.registry import parse_model_spec
@@ -105,6 +104,15 @@ def server_backend(url: str, endpoint: str = "completions", served: str | None =
 def ask(backend, *prompts: str, labels: tuple[str, ...] = ()) -> list[Request]:
     texts = [backend.format_prompt([{"role": "user", "content": p}]) for p in prompts]
     return [Request("t", str(i), text, labels, 4) for i, text in enumerate(texts)]
+
+
+def qa_project(count: int, contexts: tuple[str, ...] = ()) -> pytest.MarkDecorator:
+    """A project with suite qa: `count` questions q00, q01, ... answered by Huế (in up to 4 new tokens), the
+    first ones asked about `contexts`, and a gate every run passes."""
+    suite = {**SHORT_QA, "generation": {"max_new_tokens": 4}, "gates": [{"metric": "f1", "min": 0}]}
+    records = short_questions("q", count, "Huế")
+    records[: len(contexts)] = [{**record, "context": text} for record, text in zip(records, contexts)]
+    return pytest.mark.project(suites={"qa": suite}, records={"qa.jsonl": records})
 
 
 # --- one request fails, the others count ---------------------------------------------------------
@@ -198,15 +206,14 @@ def test_an_answer_over_the_bound_from_any_backend_is_an_item_error_and_an_overs
     assert len(server.received) == 2
 
 
-def test_a_replayed_prediction_over_the_bound_errors_its_item_and_stays_out_of_the_reports(pytester):
-    project = qa_project(pytester, ["Huế.", "Huế."])
-    records = [{"id": "q00", "prediction": "ồ" * 2_500_000}, {"id": "q01", "prediction": "Huế"}]
-    replies = write_jsonl(project.path / "big.jsonl", records)
-    result = project.runpytest_subprocess(f"--model=replay:{replies}", "-p", "no:cacheprovider")
+@qa_project(2)
+def test_a_replayed_prediction_over_the_bound_errors_its_item_and_stays_out_of_the_reports(project, replay):
+    replies = replay({"q00": "ồ" * 2_500_000, "q01": "Huế"}, "big")
+    result = project.runpytest_subprocess(f"--model={replies}", "-p", "no:cacheprovider")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*ERROR model_error: model 'big' answered with 7500000 bytes, over the bound*"])
-    [run] = (project.path / "reports").iterdir()
-    assert all(path.stat().st_size < 100_000 for path in run.iterdir())
+    [run] = run_folders(project.path)
+    assert all(path.stat().st_size < 100_000 for path in run.path.iterdir())
     assert len(result.stdout.str()) < 100_000
 
 
@@ -269,21 +276,8 @@ def test_a_reply_in_an_encoding_not_asked_for_is_refused_without_retry():
 
 # --- concurrency --------------------------------------------------------------------------------
 
-QA_SUITE = support.QA_SUITE.replace("max_new_tokens: 2", "max_new_tokens: 4") + "gates:\n  - {metric: f1, min: 0}\n"
-
-
-def qa_project(pytester: pytest.Pytester, contexts: list[str]) -> pytest.Pytester:
-    pytester.makeini(INNER_RUN_INI)
-    records = [
-        {"id": f"q{n:02d}", "context": context, "question": "Ở đâu?", "answers": {"text": ["Huế"]}}
-        for n, context in enumerate(contexts)
-    ]
-    write_jsonl(pytester.path / "suites" / "data" / "qa.jsonl", records)
-    (pytester.path / "suites" / "qa.yaml").write_text(QA_SUITE, encoding="utf-8")
-    return pytester
-
-
-def test_concurrency_is_honoured_whatever_the_batch_size(pytester):
+@qa_project(40)
+def test_concurrency_is_honoured_whatever_the_batch_size(project):
     """--concurrency 32 with the default --batch-size 8: the server sees 32 requests at once (it used to
     see 8, one batch)."""
     lock = threading.Condition()
@@ -299,7 +293,6 @@ def test_concurrency_is_honoured_whatever_the_batch_size(pytester):
         with lock:
             in_flight[0] -= 1
 
-    project = qa_project(pytester, [f"Huế số {n}." for n in range(40)])
     with Loopback(answer) as server:
         model = f"--model=openai:{server.url}+model=m+endpoint=completions"
         result = project.runpytest_subprocess(model, "--concurrency", "32", "--no-cache", "-p", "no:cacheprovider")
@@ -310,7 +303,8 @@ def test_concurrency_is_honoured_whatever_the_batch_size(pytester):
 # --- secrets ------------------------------------------------------------------------------------
 
 
-def test_an_api_key_echoed_by_the_server_reaches_no_output_report_or_cache(pytester, monkeypatch):
+@qa_project(5, ("Huế case-401.", "Huế case-503.", "Huế case-quote.", "Huế case-bare.", "Huế."))
+def test_an_api_key_echoed_by_the_server_reaches_no_output_report_or_cache(project, monkeypatch):
     """401 and 503 bodies echoing the Authorization header, a reply quoting it and a reply holding the bare
     key: the key is redacted from every message, reply, report file, JUnit XML and the cache."""
 
@@ -328,8 +322,6 @@ def test_an_api_key_echoed_by_the_server_reaches_no_output_report_or_cache(pytes
             send(handler, 200, completion("Huế"))
 
     monkeypatch.setenv("MY_SERVER_KEY", API_KEY)
-    contexts = ["Huế case-401.", "Huế case-503.", "Huế case-quote.", "Huế case-bare.", "Huế."]
-    project = qa_project(pytester, contexts)
     with Loopback(answer) as server:
         result = project.runpytest_subprocess(
             f"--model=openai:{server.url}+model=m+endpoint=completions",
@@ -347,9 +339,8 @@ def test_an_api_key_echoed_by_the_server_reaches_no_output_report_or_cache(pytes
     written = [path for path in project.path.rglob("*") if path.is_file()]
     assert {"predictions.sqlite", "items.jsonl", "report.html", "junit.xml"} <= {path.name for path in written}
     assert not [path for path in written if b"PLANTED" in path.read_bytes()]
-    [run] = (project.path / "reports").iterdir()
-    items = [json.loads(line) for line in (run / "items.jsonl").read_text("utf-8").splitlines()]
-    outputs = {item["id"]: item["output"] for item in items}
+    [run] = run_folders(project.path)
+    outputs = {item["id"]: item["output"] for item in run.items}
     assert outputs["q02"] == "Huế (Authorization: Bearer [redacted])" and outputs["q03"] == "Huế [redacted]"
 
 
@@ -771,16 +762,16 @@ def test_server_bounds_that_cannot_work_are_refused(kind, text, problem):
         parse_positive(kind)(text)
 
 
-def test_a_request_timeout_of_zero_is_a_usage_error(pytester):
-    pytester.makeini(INNER_RUN_INI)
-    result = pytester.runpytest_subprocess("--request-timeout=0")
+@pytest.mark.project()
+def test_a_request_timeout_of_zero_is_a_usage_error(project):
+    result = project.runpytest_subprocess("--request-timeout=0")
     assert result.ret == 4
     assert "argument --request-timeout: must be a number above 0, got '0'" in result.stderr.str()
 
 
-def test_help_documents_the_server_bounds(pytester):
-    pytester.makeini(INNER_RUN_INI)
-    text = " ".join(pytester.runpytest_subprocess("--help").stdout.str().split())
+@pytest.mark.project()
+def test_help_documents_the_server_bounds(project):
+    text = " ".join(project.runpytest_subprocess("--help").stdout.str().split())
     assert "--max-reply-bytes=N" in text and "Default: 4194304 (4 MiB)" in text
     assert "seconds per attempt of a server request, connecting and the whole reply" in text
     assert "requests in flight per server (openai:), whatever --batch-size says" in text

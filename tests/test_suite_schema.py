@@ -337,3 +337,19 @@ def test_templates_cannot_include_import_or_extend(tmp_path, tag):
 def test_a_template_python_cannot_compile_is_a_suite_error(tmp_path, template, problem):
     message = error_of(tmp_path, VALID.replace("{{ context }} {{ question }}", template))
     assert f"suite.yaml:9: prompt.template: the template cannot be compiled ({problem}" in message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("[exact_match, f1]", "[exact_match, judge_score]", "line 10: metrics.1: Value error, 'judge_score' comes with"),
+        ("{metric: f1, min: 0.5}", "{metric: judge_overall, min: 0.5}", "line 11: item_pass.metric: Value error, 'judge_"),
+        ("[exact_match, f1]", "[exact_match, f2]", "line 10: metrics.1: Value error, unknown metric 'f2'; a suite may"),
+        ("adapter: squad_v2", "adapter: squad", "line 5: dataset.adapter: Value error, unknown dataset adapter 'squad'"),
+        ("[exact_match, f1]", "[exact_match, accuracy]", "metric 'accuracy' does not fit task 'extractive_qa'"),
+    ],
+)
+def test_names_from_the_registries_are_checked_where_they_are_written(tmp_path, old, new, expected):
+    message = error_of(tmp_path, VALID.replace(old, new))
+    assert expected in message, message
+    assert "verdict_coverage" not in message.partition("may list")[2]  # judge metrics are not offered

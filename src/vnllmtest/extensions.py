@@ -9,6 +9,7 @@ from these registries only. docs/architecture.md has the recipes.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from vnllmtest.runner import Runner
 
 T = TypeVar("T")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # also the prefix of a backend kind in --model NAME:...
 
 
 class ExtensionError(Exception):
@@ -61,8 +63,8 @@ class GradingModel(Protocol):
     def score(
         self, model: Backend, jobs: Sequence[Any], runner: Runner, max_new_tokens: int | None
     ) -> list[float | None]:
-        """One value in [0, 1] per job (a vnllmtest.grading.ScoreJob), or None where the answer could
-        not be scored (counted as unscored, never dropped)."""
+        """One value in [0, 1] per job (a vnllmtest.evaluation.ScoreJob: suite, item, candidate label,
+        output), or None where the answer could not be scored (counted as unscored, never dropped)."""
         ...
 
 
@@ -93,11 +95,22 @@ class Metric:
 
 
 class Registry(Generic[T]):
-    """Named entries of one type: the package's own, then those of installed packages."""
+    """Named entries of one type: the package's own, then those of installed packages. An installed
+    entry's name is lowercase letters, digits and underscores; it may not repeat a built-in name, start
+    with a `reserved` prefix, or be declared twice; `check` may refuse what an installed entry holds."""
 
-    def __init__(self, group: str, what: str, kind: type, builtins: Mapping[str, str]):
+    def __init__(
+        self,
+        group: str,
+        what: str,
+        kind: type,
+        builtins: Mapping[str, str],
+        reserved: tuple[str, ...] = (),
+        check: Callable[[T], str | None] | None = None,
+    ):
         self.group, self.what, self.kind = group, what, kind
         self._builtins = dict(builtins)
+        self._reserved, self._check = reserved, check
         self._installed: dict[str, metadata.EntryPoint] | None = None
         self._loaded: dict[str, T] = {}
 
@@ -110,12 +123,16 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """The entry called `name`; ExtensionError naming the known ones when there is none."""
         if name not in self._loaded:
-            installed = self._entry_points()  # refuses an installed entry that would replace a built-in
+            installed = self._entry_points()  # refuses badly named installed entries first
             if name in self._builtins:
                 self._loaded[name] = self._checked(name, self._builtins[name], _load_reference)
             elif name in installed:
                 point = installed[name]
-                self._loaded[name] = self._checked(name, point.value, lambda _: point.load())
+                found = self._checked(name, point.value, lambda _: point.load())
+                problem = self._check(found) if self._check else None
+                if problem:
+                    raise ExtensionError(f"{self.what} '{name}' ({point.value}): {problem}")
+                self._loaded[name] = found
             else:
                 raise ExtensionError(f"unknown {self.what} '{name}'; known: {', '.join(self.names())}")
         return self._loaded[name]
@@ -133,16 +150,33 @@ class Registry(Generic[T]):
 
     def _entry_points(self) -> dict[str, metadata.EntryPoint]:
         if self._installed is None:
-            found = {point.name: point for point in metadata.entry_points(group=self.group)}
-            clash = sorted(set(found) & set(self._builtins))
-            if clash:
-                point = found[clash[0]]
-                raise ExtensionError(
-                    f"entry point '{point.name} = {point.value}' (group {self.group}) would replace vnllmtest's "
-                    f"own {self.what} '{clash[0]}'; give it another name"
-                )
+            found: dict[str, metadata.EntryPoint] = {}
+            for point in metadata.entry_points(group=self.group):
+                problem = self._name_problem(point.name, found)
+                if problem:
+                    raise ExtensionError(f"entry point '{point.name} = {point.value}' (group {self.group}) {problem}")
+                found[point.name] = point
             self._installed = found
         return self._installed
+
+    def _name_problem(self, name: str, seen: Mapping[str, metadata.EntryPoint]) -> str | None:
+        if name in self._builtins:
+            return f"would replace vnllmtest's own {self.what} '{name}'; give it another name"
+        if name in seen:
+            return f"repeats the name of '{name} = {seen[name].value}'; installed {self.what}s need distinct names"
+        if not _NAME.match(name):
+            return "has a name vnllmtest cannot use: lowercase letters, digits and _, starting with a letter"
+        reserved = next((prefix for prefix in self._reserved if name.startswith(prefix)), None)
+        if reserved:
+            return f"has a name starting with '{reserved}', which vnllmtest keeps for its own {self.what}s"
+        return None
+
+
+def _installed_metric_problem(metric: Metric) -> str | None:
+    """Installed metrics are computed from the answer or by a model; multiple-choice scoring is vnllmtest's."""
+    if metric.choice_modes or not (metric.compute or metric.grader):
+        return "an installed metric needs `compute` (from the answer) or `grader` (model-graded), not `choice_modes`"
+    return None
 
 
 def _load_reference(reference: str) -> Any:
@@ -175,7 +209,9 @@ METRICS: Registry[Metric] = Registry(
     "vnllmtest.metrics",
     "metric",
     Metric,
-    {
+    reserved=("judge_",),
+    check=_installed_metric_problem,
+    builtins={
         "accuracy": "vnllmtest.metric_table:ACCURACY",
         "accuracy_loglik": "vnllmtest.metric_table:ACCURACY_LOGLIK",
         "mode_agreement": "vnllmtest.metric_table:MODE_AGREEMENT",

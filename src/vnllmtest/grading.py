@@ -6,7 +6,6 @@ protocol). What a scorer could not score is counted (unscored) or is an item err
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -16,7 +15,7 @@ from vnllmtest.clipping import described, shown
 from vnllmtest.evaluation import ScoreJob
 from vnllmtest.extensions import Metric
 from vnllmtest.judging import Verdict, judge_all, with_verdicts
-from vnllmtest.metric_table import metric_info
+from vnllmtest.metric_table import checked_value, metric_info
 from vnllmtest.outcomes import ItemResult
 from vnllmtest.runner import Runner
 from vnllmtest.suite import Suite, SuiteSpec
@@ -98,7 +97,7 @@ class MetricScorer:
         if not isinstance(values, list) or len(values) != len(jobs):
             got = described(values, 80)
             return [f"{self.name}: the grader returned {got} for {len(jobs)} answers, not one value each"] * len(jobs)
-        return [_checked_value(self.name, value) for value in values]
+        return [None if value is None else _usable(self.name, value) for value in values]
 
     def unavailable(self, model: ModelSpec, error: str) -> str:
         return f"{self.name}: scorer model error: {error}"
@@ -122,13 +121,12 @@ def metric_scorer(name: str, model_text: str | None, aliases: Mapping[str, Alias
     return MetricScorer(name, metric, dataclasses.replace(spec, label=f"{name}:{spec.label}"))
 
 
-def _checked_value(name: str, value: Any) -> float | str | None:
-    """A usable item value, None (unscored), or the error text for anything else."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or not 0 <= value <= 1:
-        return f"{name}: the grader gave {described(value, 80)}, not a number in [0, 1] or None"
-    return float(value)
+def _usable(name: str, value: Any) -> float | str:
+    """The grader's value for one answer, or the item error it makes when it is not a number in [0, 1]."""
+    try:
+        return checked_value(name, value)
+    except ValueError as exc:
+        return f"{name}: {exc}"
 
 
 def grade(

@@ -5,6 +5,9 @@ it. Metrics of installed packages come through vnllmtest.extensions.METRICS."""
 
 from __future__ import annotations
 
+import math
+
+from vnllmtest.clipping import described
 from vnllmtest.extensions import METRICS, ExtensionError, Metric
 from vnllmtest.metrics.scores import exact_match, rouge_l, rouge_n, token_f1
 
@@ -13,6 +16,7 @@ JUDGE_SCORE = "judge_score"  # the judge's holistic score, where the rubric asks
 JUDGE_OVERALL = "judge_overall"  # the weighted mean of the rubric's criteria
 VERDICT_COVERAGE = "verdict_coverage"  # share of items with a readable judge verdict
 PERCENT = 100.0  # item metrics lie in [0, 1]; aggregates are reported in points (0-100)
+CHOICE_METRICS = ("accuracy", "accuracy_loglik", "mode_agreement")  # what multiple-choice scoring computes
 
 ACCURACY = Metric(
     "binary", "points", 2, "generate, then extract the chosen option letter (the published protocol)",
@@ -47,6 +51,14 @@ def metric_info(name: str) -> Metric:
     if name.startswith(JUDGE_PREFIX):
         return JUDGE_CRITERION
     raise KeyError(f"unknown metric '{name}'; known: {', '.join(METRICS.names())}, judge_<criterion>")
+
+
+def checked_value(name: str, value: object) -> float:
+    """An item's value of metric `name` from code vnllmtest does not own (an installed metric): a number
+    in [0, 1]; ValueError naming the metric otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or not 0 <= value <= 1:
+        raise ValueError(f"metric '{name}' gave {described(value, 80)}, not a number in [0, 1]")
+    return float(value)
 
 
 def is_known_metric(name: str) -> bool:

@@ -6,10 +6,15 @@ import math
 from dataclasses import dataclass
 
 from vnllmtest.loaders.base import Item
-from vnllmtest.metric_table import metric_info
+from vnllmtest.clipping import shown
+from vnllmtest.metric_table import checked_value, metric_info
 from vnllmtest.metrics import ChoiceReading, read_choice
 from vnllmtest.runner import Prediction
 from vnllmtest.suite import SuiteSpec, TaskType
+
+
+class MetricFailed(Exception):
+    """A metric raised, or gave something other than a number in [0, 1], for one item."""
 
 
 @dataclass(frozen=True)
@@ -31,12 +36,30 @@ def score(spec: SuiteSpec, item: Item, prediction: Prediction, generated: Predic
     if spec.task is TaskType.multiple_choice:
         return _score_choice(spec, item, prediction, generated)
     answer = prediction.text.strip()
-    abstentions = spec.scoring.abstentions
-    computed = {name: metric_info(name).compute for name in spec.metrics}  # model-graded ones come later
-    metrics = {name: compute(answer, item.references, abstentions) for name, compute in computed.items() if compute}
+    try:
+        metrics = _answer_metrics(spec, item, answer)
+    except MetricFailed as exc:  # an installed metric's bug fails this item, not the whole group
+        return ItemScore("error", answer, {}, "metric_failed", str(exc))
     if metrics[spec.item_pass.metric] >= spec.item_pass.min:
         return ItemScore("passed", answer, metrics)
     return ItemScore("missed", answer, metrics, _failure_class(prediction))
+
+
+def _answer_metrics(spec: SuiteSpec, item: Item, answer: str) -> dict[str, float]:
+    """The declared metrics computed from the answer text (model-graded ones are scored later)."""
+    metrics = {}
+    for name in spec.metrics:
+        compute = metric_info(name).compute
+        if compute is not None:
+            try:
+                value = compute(answer, item.references, spec.scoring.abstentions)
+            except Exception as exc:
+                raise MetricFailed(f"metric '{name}' failed: {type(exc).__name__}: {shown(str(exc), 1000)}") from None
+            try:
+                metrics[name] = checked_value(name, value)
+            except ValueError as exc:
+                raise MetricFailed(str(exc)) from None
+    return metrics
 
 
 def _score_choice(spec: SuiteSpec, item: Item, prediction: Prediction, generated: Prediction | None) -> ItemScore:

@@ -12,11 +12,18 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from jinja2 import TemplateError, TemplateSyntaxError
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from vnllmtest.clipping import described, shown
-from vnllmtest.extensions import ADAPTERS, METRICS, ExtensionError, Registry
-from vnllmtest.metric_table import JUDGE_OVERALL, JUDGE_PREFIX, JUDGE_SCORE, VERDICT_COVERAGE, metric_info
+from vnllmtest.extensions import ADAPTERS, METRICS, ExtensionError
+from vnllmtest.metric_table import (
+    CHOICE_METRICS,
+    JUDGE_OVERALL,
+    JUDGE_PREFIX,
+    JUDGE_SCORE,
+    VERDICT_COVERAGE,
+    metric_info,
+)
 from vnllmtest.prompt_spec import MAX_TOKENS, PromptSpec, Strict
 from vnllmtest.prompts import compile_template
 from vnllmtest.rubrics import Rubric, packaged_rubrics, rubric_from_mapping
@@ -26,32 +33,47 @@ SUITE_MARKER = "vnllmtest"
 _MARKER_LINE = re.compile(rf"^(\ufeff)?{SUITE_MARKER}\s*:", re.MULTILINE)
 
 
-
-def _registered(registry: Registry[Any]) -> AfterValidator:
-    """A check that a name is in `registry`; its error (placed at the key by pydantic) lists the known names."""
-
-    def check(name: str) -> str:
-        try:
-            registry.get(name)
-        except ExtensionError as exc:
-            raise ValueError(str(exc)) from None
-        return name
-
-    return AfterValidator(check)
-
-
-AdapterName = Annotated[str, _registered(ADAPTERS)]
-MetricName = Annotated[str, _registered(METRICS)]
-
-
-def _declarable_metrics(multiple_choice: bool) -> list[str]:
-    """The metrics a suite of this kind may list: multiple-choice ones, or those of the other tasks."""
+def _known_adapter(name: str) -> str:
+    """A registered dataset adapter; the error (placed at the key by pydantic) lists the known ones."""
     try:
-        found = {name: metric_info(name) for name in METRICS.names()}
+        ADAPTERS.get(name)
     except ExtensionError as exc:
         raise ValueError(str(exc)) from None
-    fits = [name for name, metric in found.items() if bool(metric.choice_modes) == multiple_choice]
-    return [name for name in fits if found[name].declarable]
+    return name
+
+
+def _declarable_metric(name: str) -> str:
+    """A metric a suite may list (judge metrics come with `judge:` instead); the error names the ones it may."""
+    try:
+        metric = metric_info(name)
+    except ExtensionError as exc:
+        raise ValueError(str(exc)) from None
+    except KeyError:
+        raise ValueError(f"unknown metric '{name}'; a suite may list {', '.join(declarable_metrics())}") from None
+    if not metric.declarable:
+        raise ValueError(
+            f"'{name}' comes with the suite's judge: block (an item passes on the judge's score with "
+            f"judge.pass_min); a suite may list {', '.join(declarable_metrics())}"
+        )
+    return name
+
+
+def declarable_metrics(multiple_choice: bool | None = None) -> list[str]:
+    """The metrics a suite may list (only those of multiple-choice suites, or of the other tasks, when
+    `multiple_choice` is given); an installed metric that cannot be loaded is left out."""
+    found = []
+    for name in METRICS.names():
+        try:
+            metric = metric_info(name)
+        except ExtensionError:
+            continue
+        if metric.declarable and multiple_choice in (None, bool(metric.choice_modes)):
+            found.append(name)
+    return found
+
+
+AdapterName = Annotated[str, AfterValidator(_known_adapter)]
+MetricName = Annotated[str, AfterValidator(_declarable_metric)]
 
 
 class TaskType(str, Enum):
@@ -131,6 +153,14 @@ class ItemPass(Strict):
 
     metric: MetricName
     min: float = Field(ge=0, le=1)
+
+    @field_validator("metric")
+    @classmethod
+    def _scored_from_the_answer(cls, name: str) -> str:
+        if metric_info(name).grader is not None:
+            raise ValueError(f"'{name}' is scored by a model after every item has run; an item passes on a metric "
+                             "scored from its own answer")
+        return name
 
 
 class Gate(Strict):
@@ -230,10 +260,10 @@ class SuiteSpec(Strict):
     def _consistent(self) -> SuiteSpec:
         multiple_choice = self.task is TaskType.multiple_choice
         for metric in self.metrics:
-            if metric not in _declarable_metrics(multiple_choice):
+            if bool(metric_info(metric).choice_modes) != multiple_choice:
                 raise ValueError(
                     f"metric '{metric}' does not fit task '{self.task.value}': multiple_choice suites use "
-                    f"{_declarable_metrics(True)}, the other tasks use {_declarable_metrics(False)}"
+                    f"{declarable_metrics(True)}, the other tasks use {declarable_metrics(False)}"
                 )
             modes = metric_info(metric).choice_modes or (self.scoring.mode,)
             if self.scoring.mode not in modes:
@@ -243,13 +273,6 @@ class SuiteSpec(Strict):
                 )
         if self.scoring.mode != "generate" and not multiple_choice:
             raise ValueError(f"scoring.mode '{self.scoring.mode}' needs task 'multiple_choice'")
-        passing = metric_info(self.item_pass.metric)
-        if not passing.declarable or passing.grader is not None:
-            by = "by the judge (use judge.pass_min)" if not passing.declarable else "by a model after every item ran"
-            raise ValueError(
-                f"item_pass: '{self.item_pass.metric}' is scored {by}; an item passes on a metric scored from "
-                "its own answer"
-            )
         used = [self.item_pass.metric] + [gate.metric for gate in self.gates]
         for metric in used:
             if metric not in self.reported_metrics:
@@ -266,7 +289,7 @@ class SuiteSpec(Strict):
         """The declared metrics, plus every multiple-choice metric whenever scoring.mode is `both`, plus
         the judge's metrics when the suite has a judge."""
         both = self.scoring.mode == "both"
-        extra = [m for m in _declarable_metrics(True) if both and m not in self.metrics]
+        extra = [m for m in CHOICE_METRICS if both and m not in self.metrics]
         return [*self.metrics, *extra, *(self.judge.metrics if self.judge else [])]
 
     @property

@@ -16,7 +16,7 @@ import yaml
 from vnllmtest.backends.base import ModelError
 from vnllmtest.extensions import BACKENDS, ExtensionError
 
-_PREFIX = re.compile(r"^([a-z][a-z0-9_]*):(?!//)")  # a backend kind's name, as in openai:URL (not a URL scheme)
+_PREFIX = re.compile(r"^([a-z][a-z0-9_]*):")  # a backend kind's name, as in openai:URL
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _MODIFIER = re.compile(r"^(\w+)=(.+)$")
 MODIFIERS = {
@@ -134,11 +134,12 @@ def _split_modifiers(text: str) -> tuple[str, dict[str, str]]:
 
 def _parse_base(text: str, base: str, aliases: dict[str, Alias]) -> ModelSpec:
     prefix = _PREFIX.match(base)
-    if prefix and prefix[1] in BACKENDS:
-        try:
-            kind = BACKENDS.get(prefix[1])
-        except ExtensionError as exc:
-            raise ModelError(f"model '{text}': {exc}") from None
+    try:
+        kinds = BACKENDS.names()
+        kind = BACKENDS.get(prefix[1]) if prefix and prefix[1] in kinds else None
+    except ExtensionError as exc:
+        raise ModelError(f"model '{text}': {exc}") from None
+    if prefix and kind is not None:
         target = base[prefix.end() :]
         if kind.parse is None:
             return ModelSpec(text, clean_label(target), prefix[1], target)
@@ -153,10 +154,9 @@ def _parse_base(text: str, base: str, aliases: dict[str, Alias]) -> ModelSpec:
         return ModelSpec(text, clean_label(path.resolve().name), "hf", str(path.resolve()))
     if _HUB_ID.match(base) and not base.startswith((".", "/", "~")):
         return ModelSpec(text, clean_label(base.split("/")[-1]), "hf", base)
-    kinds = ", ".join(f"{name}:…" for name in BACKENDS.names())
     raise ModelError(
         f"unknown model '{text}': not an alias ({', '.join(sorted(aliases))}), not an existing folder, "
-        f"not a hub id like owner/name, and not a backend kind ({kinds})"
+        f"not a hub id like owner/name, and not a backend kind ({', '.join(f'{name}:…' for name in kinds)})"
     )
 
 

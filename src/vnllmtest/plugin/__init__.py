@@ -60,12 +60,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Items of judged suites run last, after every model's other items, so the judge is loaded after
-    all candidates are done (each group keeps its model order)."""
-    judged = [item for item in items if isinstance(item, SuiteCase) and item.suite.spec.model_graded]
-    if judged:
-        moved = set(map(id, judged))
-        items[:] = [item for item in items if id(item) not in moved] + judged
+    """Items of model-graded suites (a judge, a model-graded metric) run last, after every model's other
+    items, so the scoring models load after all candidates are done (each group keeps its model order)."""
+    graded = [item for item in items if isinstance(item, SuiteCase) and item.suite.spec.model_graded]
+    if graded:
+        moved = set(map(id, graded))
+        items[:] = [item for item in items if id(item) not in moved] + graded
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -9,8 +9,8 @@ import pytest
 from _pytest.junitxml import xml_key
 from _pytest.reports import TestReport
 
-from vnllmtest.aggregate import GroupSummary
-from vnllmtest.gates import GateResult, gate_outcome
+from vnllmtest.gates import gate_outcome
+from vnllmtest.outcomes import GateResult, GroupSummary
 
 
 def gates_to_junit(

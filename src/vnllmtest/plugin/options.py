@@ -173,7 +173,7 @@ def add_options(parser: pytest.Parser) -> None:
         type=int,
         metavar="N",
         help="with pytest-xdist (-n): split each (suite, model) group into slices of N items, so several "
-        "workers share one model's suite (suites with a judge stay whole). Default: one group per worker.",
+        "workers share one model's suite (suites a judge or a model-graded metric scores stay whole). Default: one group per worker.",
     )
     group.addoption(
         "--baseline",

@@ -7,10 +7,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vnllmtest.aggregate import GroupSummary
 from vnllmtest.comparison import Comparison, Flip
 from vnllmtest.gates import GatesVerdict, gate_outcome
 from vnllmtest.metric_table import VERDICT_COVERAGE
+from vnllmtest.outcomes import GroupSummary
 from vnllmtest.report import FLIPPED_FILE
 
 

@@ -15,7 +15,7 @@ from vnllmtest.suite import SuiteError, load_suite
 class XdistScheduling:
     """With pytest-xdist's default `--dist load`, send each (suite, model) group to one worker, so the
     group is computed once, in batches, and each worker loads each model at most once. With
-    `--shard-size N`, a group of a suite without a judge is split into slices of N items instead."""
+    `--shard-size N`, a group of a suite no model grades is split into slices of N items instead."""
 
     def __init__(self, shard_size: int | None):
         self.shard_size = shard_size
@@ -27,7 +27,7 @@ class XdistScheduling:
         from xdist.scheduler import LoadScopeScheduling
 
         shard_size = self.shard_size
-        judged = JudgedSuites(config.rootpath)
+        graded = ModelGradedSuites(config.rootpath)
 
         class SuiteGroupScheduling(LoadScopeScheduling):
             def __init__(self, *args: Any):
@@ -45,7 +45,7 @@ class XdistScheduling:
                 if not (bracket and (".yaml::" in head or ".yml::" in head)):
                     return nodeid
                 group = f"{head}[{params.split(':', 1)[0]}"
-                if not shard_size or judged(head.split("::", 1)[0]):
+                if not shard_size or graded(head.split("::", 1)[0]):
                     return group
                 position = self.seen[group] = self.seen.get(group, -1) + 1  # items arrive in collection order
                 return f"{group}#{position // shard_size}"
@@ -53,9 +53,9 @@ class XdistScheduling:
         return SuiteGroupScheduling(config, log)
 
 
-class JudgedSuites:
-    """Whether the suite file of a node id has a judge (judged groups are never sharded: the judge
-    phase needs the whole group); each file is read once."""
+class ModelGradedSuites:
+    """Whether a model grades the suite file of a node id, the judge or a model-graded metric (such
+    groups are never sharded: the grading phase needs the whole group); each file is read once."""
 
     def __init__(self, root: Path):
         self.root = root
