@@ -180,7 +180,7 @@ def test_junit_xml_has_the_gates_as_test_cases_and_item_metrics_as_properties(pr
     assert cases["gate[ckpt:accuracy >= 25]"].find("failure") is None
     item = cases["mc[ckpt:01-0000]"]
     properties = {p.get("name"): p.get("value") for p in item.iter("property")}
-    assert properties == {"metric.accuracy": "0.0"}
+    assert properties == {"status": "missed", "metric.accuracy": "0.0"}
     assert int(suite.get("tests")) == 42
 
 

@@ -11,7 +11,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from vnllmtest import prompts
 from vnllmtest.evaluation import prompt_constants
 from vnllmtest.loaders import DataOptions, Item, load_data
-from vnllmtest.prompts import PromptBuilder, PromptError, PromptLimitError, limit_error, plain_prompt, render
+from vnllmtest.messages import plain_prompt
+from vnllmtest.prompts import PromptBuilder, PromptError, PromptLimitError, limit_error, render
 from vnllmtest.prompt_spec import FewShot, PromptLimits, PromptSpec
 from vnllmtest.suite import load_suite
 

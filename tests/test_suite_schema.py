@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vnllmtest.suite import SuiteError, is_suite_file, load_suite
+from vnllmtest.suite import SuiteError, load_suite
+from vnllmtest.suite_marker import is_suite_file
 
 REPO_SUITES = Path(__file__).resolve().parents[1] / "suites"
 

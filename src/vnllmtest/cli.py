@@ -1,5 +1,6 @@
-"""`vnllmtest compare BASELINE RUN [RUN ...]`: compare finished runs from their report folders,
-without loading any model, and print Markdown."""
+"""`vnllmtest compare BASELINE RUN [RUN ...] [--gate]`: compare finished runs from their report folders,
+without loading any model, print Markdown and, with --gate, decide each run's recorded gates against the
+baseline. Exit status: 0; 1 when a gate failed (--gate); 2 for bad arguments or a run that cannot be used."""
 
 from __future__ import annotations
 
@@ -8,15 +9,39 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from vnllmtest.outcomes import cluster_labels
-from vnllmtest.comparison import compare, defined_version
-from vnllmtest.stored_run import BaselineError, StoredRun, load_run
+from vnllmtest.compare_gates import gate_run
+from vnllmtest.comparison import Comparison, compare, defined_version
 from vnllmtest.metric_table import scale_of
 from vnllmtest.metrics import Estimate, estimate
+from vnllmtest.outcomes import cluster_labels
 from vnllmtest.report import comparison_markdown, markdown_row
+from vnllmtest.stored_run import BaselineError, StoredRun, load_run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    if arguments.bootstrap_iterations < 1:
+        parser.error("--bootstrap-iterations must be at least 1")
+    if arguments.require_gates and not arguments.gate:
+        parser.error("--require-gates needs --gate")
+    iterations = arguments.bootstrap_iterations
+    try:
+        baseline = load_run(arguments.baseline)
+        runs = [load_run(path) for path in arguments.runs]
+        metrics = _metrics_by_suite(baseline, *runs)
+        options = {"baseline_model": arguments.baseline_model, "iterations": iterations}
+        comparisons = [compare(run.items, baseline, metrics, current_run=run, **options) for run in runs]
+        gated = [gate_run(*pair, arguments.require_gates) for pair in zip(runs, comparisons)] if arguments.gate else []
+    except BaselineError as exc:
+        print(f"vnllmtest compare: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(compare_markdown(baseline, runs, comparisons, iterations))
+    sys.stdout.write("".join(line + "\n" for gates in gated for line in gates.markdown()))
+    return 0 if all(gates.verdict.passed for gates in gated) else 1
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vnllmtest", description="Vietnamese LLM benchmarks as pytest tests.")
     commands = parser.add_subparsers(dest="command", required=True)
     command = commands.add_parser(
@@ -24,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="compare runs item by item against the first one",
         description="Compare report folders (or their summary.json / items.jsonl) against the first one: "
         "metrics with 95%% CIs, paired differences with p-values, and the flipped items, as Markdown. Metrics "
-        "whose stored definition versions differ between two runs are listed, not compared.",
+        "whose stored definition versions differ between two runs are listed, not compared. With --gate, each "
+        "run's recorded max_drop gates are checked against the baseline as `pytest --baseline` checks them "
+        "(its other gates keep the result it recorded), and a failed gate exits 1. A bad argument, or a run "
+        "that cannot be read (or, with --gate, records no max_drop gate), exits 2.",
     )
     command.add_argument("baseline", type=Path, help="the run to compare against")
     command.add_argument("runs", type=Path, nargs="+", help="runs to compare with the baseline")
@@ -36,31 +64,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help="bootstrap resamples for CIs (permutation p-values use at least 10,000 draws)",
     )
-    arguments = parser.parse_args(argv)
-    if arguments.bootstrap_iterations < 1:
-        parser.error("--bootstrap-iterations must be at least 1")
-    try:
-        baseline = load_run(arguments.baseline)
-        runs = [load_run(path) for path in arguments.runs]
-        text = compare_markdown(baseline, runs, arguments.baseline_model, arguments.bootstrap_iterations)
-    except BaselineError as exc:
-        print(f"vnllmtest compare: {exc}", file=sys.stderr)
-        return 2
-    sys.stdout.write(text)
-    return 0
+    command.add_argument(
+        "--gate",
+        action="store_true",
+        help="check each run's recorded max_drop gates against the baseline; exit 1 when a gate fails",
+    )
+    command.add_argument(
+        "--require-gates",
+        action="store_true",
+        help="with --gate: a gate not evaluated (the run covered part of a suite) fails",
+    )
+    return parser
 
 
 def compare_markdown(
-    baseline: StoredRun, runs: Sequence[StoredRun], baseline_model: str | None, iterations: int
+    baseline: StoredRun, runs: Sequence[StoredRun], comparisons: Sequence[Comparison], iterations: int
 ) -> str:
     """One metric table over every run, then each run's paired comparison with the baseline."""
     lines = [f"# vnllmtest comparison against {baseline.run_id}", ""]
     lines += _metric_table([baseline, *runs], iterations)
-    metrics = _metrics_by_suite(baseline, *runs)
-    for run in runs:
-        comparison = compare(
-            run.items, baseline, metrics, baseline_model=baseline_model, iterations=iterations, current_run=run
-        )
+    for run, comparison in zip(runs, comparisons, strict=True):
         lines += ["", f"# {run.run_id} (`{run.path}`)"]
         lines += comparison_markdown(comparison)
     return "\n".join(lines) + "\n"

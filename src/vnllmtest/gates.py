@@ -54,13 +54,15 @@ def evaluate_gates(
     ]
     shortfall = scope.shortfall(summary.planned, summary.items) if scope else None
     if shortfall is not None:
-        return [dataclasses.replace(found, state="not_evaluated", reason=shortfall) for found in checked]
+        return [
+            dataclasses.replace(found, state="not_evaluated", reason=shortfall, rule=shortfall) for found in checked
+        ]
     unreadable = coverage_shortfall(spec, summary)
     failed = []
     for found in checked:
         judged = found.metric.startswith(JUDGE_PREFIX)
         why = unreadable if judged else unscored_shortfall(summary, found.metric)
-        failed.append(found if why is None else dataclasses.replace(found, state="failed", reason=why))
+        failed.append(found if why is None else dataclasses.replace(found, state="failed", reason=why, rule=why))
     return failed
 
 
@@ -112,8 +114,13 @@ def _verdict(passed: bool) -> GateState:
     return "passed" if passed else "failed"
 
 
+def _result(gate: Gate, summary: GroupSummary) -> partial[GateResult]:
+    """A GateResult of `gate` on `summary`'s group, waiting for value, state, reason and detail."""
+    return partial(GateResult, summary.suite, summary.model, gate.metric, describe_gate(gate), spec=gate.model_dump())
+
+
 def _check(gate: Gate, summary: GroupSummary) -> GateResult:
-    result = partial(GateResult, summary.suite, summary.model, gate.metric, describe_gate(gate))
+    result = _result(gate, summary)
     found = summary.metrics[gate.metric]
     value = _bound(found, gate.bound)
     if found.n == 0:
@@ -127,7 +134,7 @@ def _check(gate: Gate, summary: GroupSummary) -> GateResult:
 def _check_relative(gate: Gate, summary: GroupSummary, comparison: Comparison | None) -> GateResult:
     """Fails when the paired difference (or its chosen CI bound) falls more than max_drop below zero,
     and, with `significance`, only when the drop is significant too."""
-    result = partial(GateResult, summary.suite, summary.model, gate.metric, describe_gate(gate))
+    result = _result(gate, summary)
     if comparison is None:
         return result(math.nan, "skipped", "no --baseline given", detail="n/a")
     incomparable = comparison.incomparable_reason(summary.suite, summary.model, gate.metric)
@@ -148,6 +155,16 @@ def _check_relative(gate: Gate, summary: GroupSummary, comparison: Comparison | 
         return result(value, "failed", reason, detail=detail)
     reason = "" if not dropped else f"drop of {-value:.1f} is not significant (p={found.p_value:.3g})"
     return result(value, "passed", reason, detail=detail)
+
+
+def recheck_relative(gate: Gate, recorded: GateResult, comparison: Comparison) -> GateResult:
+    """`gate`, a `max_drop` gate a stored run recorded as `recorded`, checked again against `comparison`'s
+    baseline as a run with that --baseline checks it; a gate its run's own items decided (`rule`: part of
+    the suite ran, too few items scored) keeps that decision."""
+    found = _check_relative(gate, GroupSummary(recorded.suite, recorded.model), comparison)
+    if recorded.rule:
+        return dataclasses.replace(found, state=recorded.state, reason=recorded.rule, rule=recorded.rule)
+    return found
 
 
 def gate_outcome(state: str, reason: str, require_gates: bool) -> tuple[str, str]:

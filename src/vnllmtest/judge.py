@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from vnllmtest.judge_parse import parse_judgment
-from vnllmtest.prompts import Message
+from vnllmtest.messages import Message
 from vnllmtest.rubrics import Criterion, JudgeParseError, Judgment, Rubric, packaged_rubrics, rubric_from_mapping
 
 RATIONALE_KEY = "ly_do"

@@ -8,9 +8,10 @@ import dataclasses
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from vnllmtest.metrics.stats import Estimate
+if TYPE_CHECKING:
+    from vnllmtest.metrics.stats import Estimate
 
 STATUSES = ("passed", "missed", "error")
 GateState = Literal["passed", "failed", "skipped", "not_evaluated"]
@@ -67,7 +68,11 @@ class GateResult:
     """One gate checked on one (suite, model) group.
 
     `state`: passed or failed; skipped (a gate against --baseline in a run without one);
-    not_evaluated (the run covered part of the suite; `value` and `detail` then describe only that part)."""
+    not_evaluated (the run covered part of the suite; `value` and `detail` then describe only that part).
+    `spec`: the gate as its suite declares it (metric, min, max, max_drop, bound, significance), so that
+    `vnllmtest compare --gate` can check a stored run's `max_drop` gates again against another baseline.
+    `rule`: why the group's own items decided the gate, whatever its threshold (part of the suite ran, too
+    few items were scored or judged readably); empty when the threshold decided. Any baseline keeps it."""
 
     suite: str
     model: str
@@ -77,6 +82,8 @@ class GateResult:
     state: GateState
     reason: str = ""
     detail: str = ""  # the estimate behind `value`, e.g. "33.3 [15.0, 55.0]"
+    spec: dict[str, Any] = field(default_factory=dict)
+    rule: str = ""
 
     @property
     def passed(self) -> bool:

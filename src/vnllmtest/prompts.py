@@ -11,6 +11,7 @@ from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
 
 from vnllmtest.budget import bounded, field_chars
 from vnllmtest.clipping import shown
+from vnllmtest.messages import Message
 from vnllmtest.quota import LimitExceeded, Quota
 from vnllmtest.sandbox import BoundedEnvironment
 
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from vnllmtest.loaders.base import Item
     from vnllmtest.prompt_spec import PromptLimits, PromptSpec
 
-Message = dict[str, str]
 
 _ENVIRONMENT = BoundedEnvironment(
     undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False, autoescape=False
@@ -167,15 +167,3 @@ class PromptBuilder:
 def _shot_fields(shot: Item) -> dict[str, Any]:
     """Fields of a few-shot example, plus its gold `answer` for the target template."""
     return {**shot.fields, "answer": shot.references[0] if shot.references else "", "references": shot.references}
-
-
-def plain_prompt(messages: Sequence[Message]) -> str:
-    """A completion-style prompt for models without a chat template: turns joined by blank lines,
-    each assistant turn following its user turn on the same line."""
-    blocks: list[str] = []
-    for message in messages:
-        if message["role"] == "assistant" and blocks:
-            blocks[-1] = f"{blocks[-1]} {message['content']}"
-        else:
-            blocks.append(message["content"])
-    return "\n\n".join(blocks)

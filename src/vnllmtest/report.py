@@ -121,20 +121,7 @@ def markdown(report: RunReport) -> str:
     if facts.collection_errors:
         lines += ["", "## Not evaluated", "", "These suites could not be collected, so none of their gates passed:", ""]
         lines += [f"- `{failed['path']}`: {' '.join(failed['error'].split())}" for failed in facts.collection_errors]
-    lines += [
-        "",
-        "## Gates",
-        "",
-        f"**{report.verdict.headline}**",
-        "",
-        markdown_row(["Dataset", "Model", "Gate", "Checked value", "Estimate", "Result"]),
-        markdown_row(["---"] * 6),
-    ]
-    for summary in summaries:
-        for gate in summary.gates:
-            value = "n/a" if math.isnan(gate.value) else f"{gate.value:.1f}"
-            verdict = gate_verdict(gate, facts.require_gates)
-            lines.append(markdown_row([summary.suite, summary.model, gate.gate, value, gate.detail, verdict]))
+    lines += ["", "## Gates", "", f"**{report.verdict.headline}**", "", *gates_table(summaries, facts.require_gates)]
     header = ["Dataset", "Model", "Items", *STATUSES, "Truncated prompts", "Thinking tokens", "Failure classes"]
     lines += ["", "## Items", "", markdown_row(header), markdown_row(["---"] * len(header))]
     for summary in summaries:
@@ -160,6 +147,17 @@ def describe_metric(summary: GroupSummary, metric: str) -> str:
     unscored = summary.unscored.get(metric, 0)
     shown = summary.metrics[metric].describe()
     return f"{shown} ({unscored} unscored)" if unscored else shown
+
+
+def gates_table(summaries: Sequence[GroupSummary], require_gates: bool) -> list[str]:
+    """`| Dataset | Model | Gate | Checked value | Estimate | Result |`, a row per gate of each group."""
+    header = ["Dataset", "Model", "Gate", "Checked value", "Estimate", "Result"]
+    lines = [markdown_row(header), markdown_row(["---"] * len(header))]
+    for gate in (gate for summary in summaries for gate in summary.gates):
+        value = "n/a" if math.isnan(gate.value) else f"{gate.value:.1f}"
+        verdict = gate_verdict(gate, require_gates)
+        lines.append(markdown_row([gate.suite, gate.model, gate.gate, value, gate.detail, verdict]))
+    return lines
 
 
 def gate_verdict(gate: GateResult, require_gates: bool) -> str:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from vnllmtest.clipping import described, shown
-from vnllmtest.outcomes import STATUSES, ItemResult
+from vnllmtest.outcomes import STATUSES, GateResult, GateState, GroupSummary, ItemResult, RunFacts
 
 SHOWN_CHARS = 80  # the most of a stored value an error message repeats
 
@@ -44,6 +46,23 @@ class StoredRun:
         if "metric_definitions" not in self.summary:
             return f"{self.run_id}: made before metric definitions were versioned; every metric taken as v1"
         return None
+
+    @property
+    def summary_file(self) -> Path:
+        """Where the run's summary.json is (or would be): beside its items.jsonl."""
+        return (self.path if self.path.is_dir() else self.path.parent) / "summary.json"
+
+    def recorded_gates(self) -> tuple[list[GroupSummary], RunFacts]:
+        """The run's groups as its summary.json records them (suite, model, items, statuses and each gate's
+        result with its declared spec; no metrics), and the run's facts. Raises BaselineError naming the
+        field for a run without summary.json, one from before gates were stored with their spec, or a
+        malformed record."""
+        where = str(self.summary_file)
+        if self.summary is None:
+            raise BaselineError(f"{where}: not found; a run's gates are recorded there")
+        results = _field(self.summary, "results", list, where)
+        groups = [_recorded_group(result, f"{where}: results[{n}]") for n, result in enumerate(results)]
+        return groups, _recorded_facts(_field(self.summary, "run", dict, where), f"{where}: run")
 
 
 def load_run(path: Path) -> StoredRun:
@@ -138,6 +157,79 @@ def _checked_record(line: str, where: str) -> dict[str, Any]:
     if record.get("cluster") is not None and not isinstance(record["cluster"], str):
         raise BaselineError(f"{where}: field 'cluster': expected a string or null, got {_kind(record['cluster'])}")
     return record
+
+
+def _recorded_group(result: Any, where: str) -> GroupSummary:
+    result = _checked(result, dict, where)
+    group = GroupSummary(_field(result, "suite", str, where), _field(result, "model", str, where))
+    group.items = _field(result, "items", int, where)
+    group.planned = _field(result, "suite_items", int | None, where)
+    statuses = _field(result, "statuses", dict, where)
+    group.statuses = Counter({s: _field(statuses, s, int, f"{where}.statuses") for s in statuses if s in STATUSES})
+    gates = _field(result, "gates", list, where)
+    group.gates = [_recorded_gate(group, gate, f"{where}.gates[{n}]") for n, gate in enumerate(gates)]
+    return group
+
+
+def _recorded_gate(group: GroupSummary, gate: Any, where: str) -> GateResult:
+    gate = _checked(gate, dict, where)
+    if "spec" not in gate:
+        raise BaselineError(
+            f"{where}: no 'spec': the run was made before vnllmtest stored each gate's declared spec, so its "
+            "gates can only be read as text; run it again to gate it"
+        )
+    state = _field(gate, "state", str, where)
+    if state not in get_args(GateState):
+        states = ", ".join(get_args(GateState))
+        raise BaselineError(f"{where}: field 'state': expected one of {states}, got {described(state, SHOWN_CHARS)}")
+    value = _field(gate, "value", float | int | None, where)
+    return GateResult(
+        group.suite,
+        group.model,
+        _field(gate, "metric", str, where),
+        _field(gate, "gate", str, where),
+        math.nan if value is None else float(value),
+        state,
+        _field(gate, "reason", str, where),
+        _field(gate, "detail", str, where),
+        _field(gate, "spec", dict, where),
+        _field(gate, "rule", str, where),
+    )
+
+
+def _recorded_facts(run: Mapping[str, Any], where: str) -> RunFacts:
+    """The facts that decide a run's verdict besides its gates (what summary.json's `run` records)."""
+    facts = RunFacts(report_error=_field(run, "report_error", str | None, where) if "report_error" in run else None)
+    for key, kind in (("complete", bool), ("require_gates", bool), ("strict_items", bool), ("exit_status", int)):
+        setattr(facts, key, _field(run, key, kind, where))
+    for key in ("collection_errors", "other_failures", "cache_faults"):
+        setattr(facts, key, _field(run, key, list, where))
+    return facts
+
+
+def _field(record: Mapping[str, Any], key: str, kind: Any, where: str) -> Any:
+    """`record[key]` checked to be of `kind` (a type or a union; a boolean is no number), or BaselineError."""
+    if key not in record:
+        raise BaselineError(f"{where}: field '{key}' is missing")
+    return _checked(record[key], kind, f"{where}: field '{key}'")
+
+
+def _checked(value: Any, kind: Any, where: str) -> Any:
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+        raise BaselineError(f"{where}: expected {_KIND_NAMES.get(kind, kind)}, got {_kind(value)}")
+    return value
+
+
+_KIND_NAMES = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    bool: "a boolean",
+    int: "a whole number",
+    int | None: "a whole number or null",
+    float | int | None: "a number or null",
+    str | None: "a string or null",
+}
 
 
 def _is_finite(value: Any) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property
@@ -27,10 +26,8 @@ from vnllmtest.metric_table import (
 from vnllmtest.prompt_spec import MAX_TOKENS, PromptSpec, Strict
 from vnllmtest.prompts import compile_template
 from vnllmtest.rubrics import Rubric, packaged_rubrics, rubric_from_mapping
-from vnllmtest.suite_file import MAX_SUITE_BYTES, SuiteError, describe_validation, line_of, read_suite_yaml
+from vnllmtest.suite_file import SuiteError, describe_validation, line_of, read_suite_yaml
 
-SUITE_MARKER = "vnllmtest"
-_MARKER_LINE = re.compile(rf"^(\ufeff)?{SUITE_MARKER}\s*:", re.MULTILINE)
 
 
 def _known_adapter(name: str) -> str:
@@ -332,19 +329,6 @@ class Suite:
     @property
     def name(self) -> str:
         return self.spec.name
-
-
-def is_suite_file(path: Path) -> bool:
-    """True for YAML files that declare themselves vnllmtest suites (a top-level `vnllmtest:` key within
-    the first MAX_SUITE_BYTES, where any suite has it); a BOM before it is allowed."""
-    if path.suffix not in (".yaml", ".yml") or not path.is_file():
-        return False
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(MAX_SUITE_BYTES)
-    except OSError:
-        return False
-    return _MARKER_LINE.search(head.decode("utf-8", errors="replace")) is not None
 
 
 def load_suite(path: Path) -> Suite:

@@ -10,8 +10,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from vnllmtest.clipping import described, shown
+from vnllmtest.suite_marker import MAX_SUITE_BYTES
 
-MAX_SUITE_BYTES = 1 << 20  # real suites are a few kilobytes
 MAX_DEPTH = 64  # nesting of mappings and lists
 MAX_ALIAS_NODES = 10_000  # nodes that aliases may repeat, in all
 MAX_ALIAS_CHARS = MAX_SUITE_BYTES  # characters of text that aliases may repeat, in all

@@ -11,8 +11,8 @@ from vnllmtest.backends.base import (
     LoadEvent,
     ModelError,
     Request,
+    ServerSettings,
 )
-from vnllmtest.backends.server_http import ServerSettings
 from vnllmtest.backends.registry import ModelSpec, parse_model_specs
 from vnllmtest.extensions import BACKENDS, ExtensionError
 

@@ -1,4 +1,5 @@
-"""The interface every model backend implements, and the request/response records they exchange."""
+"""The interface every model backend implements, the request/response records they exchange, and the
+settings local models and servers run with."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
-from vnllmtest.prompts import Message, plain_prompt
+from vnllmtest.clipping import described
+from vnllmtest.messages import Message, plain_prompt
 
 # The largest reply kept from any model (bytes; --max-reply-bytes): several times what 32,768 tokens of
 # JSON-escaped Vietnamese take, so only a broken or hostile model reaches it.
 DEFAULT_MAX_REPLY_BYTES = 4 * 1024 * 1024
+QUANT_CHOICES = ("auto", "4bit", "8bit", "none")  # HFSettings.quant
+ROUNDS_PER_BATCH = 4  # a server batch holds this many rounds of --concurrency requests (each batch is cached)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,38 @@ class HFSettings:
     quant: str = "auto"  # auto | 4bit | 8bit | none
     max_memory: str | None = None  # e.g. "0=14GiB,cpu=30GiB"
     trust_remote_code: bool = False
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How to talk to servers: where the API key is, how many requests at once, timeouts, retries and
+    the largest reply read."""
+
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    timeout: float = 120.0  # seconds per attempt, connecting and the whole reply
+    retries: int = 4  # attempts after the first
+    backoff: float = 0.5  # seconds before the first retry; doubles each time, at most MAX_WAIT
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+
+    def __post_init__(self) -> None:
+        """Settings that cannot work (no request ever in flight, no time for a reply) are refused here, for
+        callers of the Runner and the backends as much as for the command line."""
+        if not isinstance(self.api_key_env, str):
+            _refuse("api_key_env", "the name of an environment variable", self.api_key_env)
+        for name, least in (("concurrency", 1), ("retries", 0), ("max_reply_bytes", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                _refuse(name, f"a whole number of at least {least}", value)
+        for name, least in (("timeout", "above 0"), ("backoff", "at least 0")):
+            value = getattr(self, name)
+            number = isinstance(value, int | float) and not isinstance(value, bool) and abs(value) <= 1e300
+            if not number or value < 0 or (value == 0 and name == "timeout"):
+                _refuse(name, f"a finite number of seconds {least}", value)
+
+
+def _refuse(field: str, expected: str, value: object) -> NoReturn:
+    raise ValueError(f"ServerSettings.{field} must be {expected}, got {described(value)}")
 
 
 @dataclass(frozen=True)

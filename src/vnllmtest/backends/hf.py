@@ -25,7 +25,7 @@ from vnllmtest.backends.base import (
     record_load,
 )
 from vnllmtest.backends.registry import ModelSpec
-from vnllmtest.prompts import Message, plain_prompt
+from vnllmtest.messages import Message, plain_prompt
 from vnllmtest.thinking import cut_at_stop, opens_thinking
 
 _HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]

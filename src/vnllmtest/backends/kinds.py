@@ -7,9 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vnllmtest.backends.base import Backend, HFSettings, ModelError
+from vnllmtest.backends.base import Backend, HFSettings, ModelError, ServerSettings
 from vnllmtest.backends.registry import ModelSpec, clean_label
-from vnllmtest.backends.server_http import ServerSettings
 from vnllmtest.extensions import BackendKind
 
 

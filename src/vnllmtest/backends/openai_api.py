@@ -22,17 +22,16 @@ from typing import Any, TypeVar
 import httpx
 
 import vnllmtest.backends.openai_reply as shape
-from vnllmtest.backends.base import Backend, Generation, ModelError, Request
+from vnllmtest.backends.base import ROUNDS_PER_BATCH, Backend, Generation, ModelError, Request, ServerSettings
 from vnllmtest.backends.registry import ModelSpec
-from vnllmtest.backends.server_http import ACCEPTED_ENCODINGS, Refused, ServerSettings, Unreachable, request_json
-from vnllmtest.prompts import Message, plain_prompt
+from vnllmtest.backends.server_http import ACCEPTED_ENCODINGS, Refused, Unreachable, request_json
+from vnllmtest.messages import Message, plain_prompt
 from vnllmtest.redaction import Redactor
 from vnllmtest.thinking import cut_at_stop, opens_thinking
 
 __all__ = ["OpenAIBackend", "ServerSettings"]
 
 TOP_LOGPROBS = 20  # the most vLLM and llama.cpp return per position by default
-ROUNDS_PER_BATCH = 4  # a batch holds this many rounds of --concurrency requests (finished ones are cached per batch)
 REPLY_SECRET_MIN = 8  # a key shorter than this is a placeholder (EMPTY, test): not searched for in model replies
 
 T = TypeVar("T")

@@ -11,10 +11,9 @@ from typing import Any
 
 import torch
 
-from vnllmtest.backends.base import HFSettings, ModelError
+from vnllmtest.backends.base import QUANT_CHOICES, HFSettings, ModelError
 
 SMALL_GPU_BYTES = 24 * 1024**3
-QUANT_CHOICES = ("auto", "4bit", "8bit", "none")
 
 
 @dataclass(frozen=True)

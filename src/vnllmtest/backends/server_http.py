@@ -13,52 +13,19 @@ import json
 import math
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 
-from vnllmtest.backends.base import DEFAULT_MAX_REPLY_BYTES, ModelError
+from vnllmtest.backends.base import ModelError, ServerSettings
 from vnllmtest.clipping import described, shown
 
 RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_WAIT = 30.0  # seconds: the longest pause between attempts, whatever Retry-After says
 ACCEPTED_ENCODINGS = "gzip, deflate"  # what the client asks for; both are decoded within the size bound
 EXCERPT = 200  # characters of a server's text quoted in a message
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """How to talk to servers: where the API key is, how many requests at once, timeouts, retries and
-    the largest reply read."""
-
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 8
-    timeout: float = 120.0  # seconds per attempt, connecting and the whole reply
-    retries: int = 4  # attempts after the first
-    backoff: float = 0.5  # seconds before the first retry; doubles each time, at most MAX_WAIT
-    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
-
-    def __post_init__(self) -> None:
-        """Settings that cannot work (no request ever in flight, no time for a reply) are refused here, for
-        callers of the Runner and the backends as much as for the command line."""
-        if not isinstance(self.api_key_env, str):
-            _refuse("api_key_env", "the name of an environment variable", self.api_key_env)
-        for name, least in (("concurrency", 1), ("retries", 0), ("max_reply_bytes", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                _refuse(name, f"a whole number of at least {least}", value)
-        for name, least in (("timeout", "above 0"), ("backoff", "at least 0")):
-            value = getattr(self, name)
-            number = isinstance(value, int | float) and not isinstance(value, bool) and abs(value) <= 1e300
-            if not number or value < 0 or (value == 0 and name == "timeout"):
-                _refuse(name, f"a finite number of seconds {least}", value)
-
-
-def _refuse(field: str, expected: str, value: object) -> NoReturn:
-    raise ValueError(f"ServerSettings.{field} must be {expected}, got {described(value)}")
 
 
 class Unreachable(ModelError):

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from vnllmtest.clipping import shown
 from vnllmtest.extensions import ADAPTERS, DatasetAdapter
@@ -23,7 +23,9 @@ from vnllmtest.loaders.base import (
 )
 from vnllmtest.loaders.paths import DataRoot, refuse_url
 from vnllmtest.loaders.sources import HF_PREFIX, read_file, read_hf
-from vnllmtest.suite import Suite
+
+if TYPE_CHECKING:
+    from vnllmtest.suite import Suite
 
 DATA_DIR_ENV = "VNLLMTEST_DATA_DIR"
 

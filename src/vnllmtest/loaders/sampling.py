@@ -7,10 +7,12 @@ import hashlib
 import heapq
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from vnllmtest.loaders.base import BadRecord, Item
-from vnllmtest.suite import Sampling
+
+if TYPE_CHECKING:
+    from vnllmtest.suite import Sampling
 
 Entry = TypeVar("Entry", Item, BadRecord)
 

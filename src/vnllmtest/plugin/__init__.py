@@ -6,14 +6,15 @@ ordinary pytest Functions parametrized by the session-scoped `vnllm_model` fixtu
 them by model and finishes (unloads) one model before it loads the next. The first item of a
 (model, suite) group computes the whole group in batches (session.py); each item then checks its own
 result. Options are read once (settings.py); results, the report and the exit code come together in
-results.py, the terminal summary in terminal.py, gates in JUnit XML in junit.py, xdist in xdist.py.
+results.py, the terminal summary in terminal.py, gates and item outcomes in JUnit XML in junit.py, xdist in
+xdist.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,8 +27,10 @@ from vnllmtest.plugin.results import ResultCollector
 from vnllmtest.plugin.session import RunState
 from vnllmtest.plugin.settings import read_settings
 from vnllmtest.plugin.xdist import XdistScheduling, pin_worker_device
-from vnllmtest.runner import Runner
-from vnllmtest.suite import is_suite_file
+from vnllmtest.suite_marker import is_suite_file
+
+if TYPE_CHECKING:
+    from vnllmtest.runner import Runner
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,6 +43,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     if not state.is_worker:
         config.pluginmanager.register(ResultCollector(state), "vnllmtest-results")
+        from vnllmtest.plugin.junit import ItemOutcomesInJUnit
+
+        config.pluginmanager.register(ItemOutcomesInJUnit(state.settings.strict_items), "vnllmtest-junit")
     else:
         state.worker_devices = pin_worker_device(state.worker_id)
     if config.pluginmanager.hasplugin("xdist"):

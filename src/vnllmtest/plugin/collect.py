@@ -1,5 +1,6 @@
 """Collection: a YAML suite file becomes one pytest item per (model, selected record), and the item's
-body looks up its batched result and turns it into an outcome (passed, MISSED, ERROR) with details."""
+body looks up its batched result and turns it into an outcome (passed, MISSED, ERROR) with details.
+The suite schema, prompts and evaluation load when a suite file is collected, not with the plugin."""
 
 from __future__ import annotations
 
@@ -8,19 +9,19 @@ import json
 import types
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from _pytest.python import FunctionDefinition, Metafunc
 
-from vnllmtest.backends import Backend
 from vnllmtest.clipping import clip
-from vnllmtest.evaluation import error_result, prompt_constants
 from vnllmtest.loaders import BadRecord, DataError, Item, LoadedData, load_data
-from vnllmtest.outcomes import ItemResult
 from vnllmtest.plugin.keys import STATE, attach_payload
-from vnllmtest.prompts import limit_error, unknown_fields
-from vnllmtest.suite import Suite, SuiteError, load_suite
+
+if TYPE_CHECKING:
+    from vnllmtest.backends import Backend
+    from vnllmtest.outcomes import ItemResult
+    from vnllmtest.suite import Suite
 
 
 class ItemMissed(Exception):
@@ -40,6 +41,8 @@ class SuiteFile(pytest.Module):
         return module
 
     def collect(self) -> Iterator[pytest.Item]:
+        from vnllmtest.suite import SuiteError, load_suite
+
         state = self.config.stash[STATE]
         try:
             suite = load_suite(self.path)
@@ -74,6 +77,10 @@ class SuiteFile(pytest.Module):
 
 
 def _check_template_fields(suite: Suite, data: LoadedData) -> None:
+    from vnllmtest.evaluation import prompt_constants
+    from vnllmtest.prompts import limit_error, unknown_fields
+    from vnllmtest.suite import SuiteError
+
     items = [entry for entry in data.entries if isinstance(entry, Item)]
     missing = unknown_fields(suite.spec.prompt, items, prompt_constants(suite.spec))
     if items and missing:
@@ -112,6 +119,7 @@ def _evaluate_case(vnllm_model: Backend, request: pytest.FixtureRequest) -> None
         raise ItemErrored(f"ERROR cache_error: {state.cache_error}")
     result = state.result(vnllm_model, case)
     attach_payload(case, {"item": result.to_record(), "context": state.context(case, vnllm_model)})
+    case.user_properties.append(("status", result.status))  # what JUnit XML shows of it (plugin/junit.py)
     case.user_properties += [(f"metric.{name}", value) for name, value in result.metrics.items()]
     if result.status == "error":
         raise ItemErrored(f"ERROR {result.failure_class}: {clip(result.message or '', 4000)}")
@@ -122,11 +130,14 @@ def _evaluate_case(vnllm_model: Backend, request: pytest.FixtureRequest) -> None
 def record_failure(case: SuiteCase, report: pytest.TestReport, call: pytest.CallInfo[None]) -> None:
     """An item record for a case that failed before it had a result (its model could not be set up, or
     something broke on the way), so that the report still counts it as an error."""
+    from vnllmtest.evaluation import error_result
+
     state = case.config.stash[STATE]
     message = call.excinfo.exconly() if call.excinfo else str(report.longrepr)
     failure_class = "model_error" if report.when == "setup" else "internal_error"
     result = error_result(case.suite, case.model_label, case.entry, failure_class, message)
     attach_payload(report, {"item": result.to_record(), "context": state.context(case, None)})
+    case.user_properties.append(("status", "error"))  # JUnit XML: an error (plugin/junit.py)
 
 
 def _miss_detail(result: ItemResult, limit: int = 1500) -> str:

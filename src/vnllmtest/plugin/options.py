@@ -8,9 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from vnllmtest.backends.base import DEFAULT_MAX_REPLY_BYTES
-from vnllmtest.backends.openai_api import ROUNDS_PER_BATCH
-from vnllmtest.backends.placement import QUANT_CHOICES
+from vnllmtest.backends.base import DEFAULT_MAX_REPLY_BYTES, QUANT_CHOICES, ROUNDS_PER_BATCH
 from vnllmtest.loaders import DATA_DIR_ENV
 
 DEFAULT_MODEL = "gemma3-270m"

@@ -3,26 +3,22 @@ gathered, then aggregated and compared with the baseline, the run report written
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from vnllmtest.aggregate import summarize
-from vnllmtest.comparison import Comparison, check_pairing, compare
-from vnllmtest.gates import GatesVerdict, check_gates, run_verdict
-from vnllmtest.manifest import build_manifest
-from vnllmtest.plugin.junit import gates_to_junit
 from vnllmtest.plugin.keys import PROPERTY, read_payload
-from vnllmtest.plugin.session import RunState
-from vnllmtest.plugin.terminal import show_comparison, show_coverage, show_gates, show_misses, show_run_notes
-from vnllmtest.outcomes import GroupSummary, ItemResult, RunFacts, RunScope
-from vnllmtest.report import RunReport, new_run_folder, write_failure_summary, write_run
-from vnllmtest.stored_run import BaselineError, StoredRun, load_run
-from vnllmtest.suite import SuiteSpec, is_suite_file
+from vnllmtest.suite_marker import is_suite_file
+
+if TYPE_CHECKING:
+    from vnllmtest.comparison import Comparison
+    from vnllmtest.gates import GatesVerdict
+    from vnllmtest.outcomes import GroupSummary
+    from vnllmtest.plugin.session import RunState
+    from vnllmtest.stored_run import StoredRun
 
 
 class ResultCollector:
@@ -58,6 +54,9 @@ class ResultCollector:
         if junit:  # pytest writes it after our report: a failure then would contradict the report's exit code
             _check_writable(Path(junit).parent, f"--junitxml {junit}")
         if self.settings.baseline:
+            from vnllmtest.comparison import check_pairing
+            from vnllmtest.stored_run import BaselineError, load_run
+
             try:
                 self.baseline = load_run(self.settings.baseline)
                 check_pairing(self.baseline, [spec.label for spec in self.settings.specs], self.settings.baseline_model)
@@ -96,97 +95,15 @@ class ResultCollector:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if exitstatus == pytest.ExitCode.USAGE_ERROR or not (self.records or self.collection_errors):
             return
-        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldfail or session.shouldstop)
-        settings = self.settings
-        items = [ItemResult.from_record(record["item"]) for record in self.records]
-        specs = self._specs()
-        iterations = settings.bootstrap_iterations
-        if self.baseline is not None:
-            metrics = {name: spec.reported_metrics for name, spec in specs.items()}
-            self.comparison = compare(
-                items,
-                self.baseline,
-                metrics,
-                baseline_model=settings.baseline_model,
-                nodeids=self.nodeids,
-                iterations=iterations,
-            )
-        scope = RunScope(self._planned(), settings.data.limit, interrupted)
-        summaries = summarize(items, specs, iterations=iterations, scope=scope)
-        self.summaries = check_gates(summaries, specs, self.comparison, scope)  # after the comparison
-        gates_to_junit(self.config, self.summaries, self._suite_paths(), settings.require_gates)
-        manifest = build_manifest(
-            (record["context"] for record in self.records),
-            settings.manifest_options(),
-            [spec.label for spec in settings.specs],
-        )
-        self.cache_faults = manifest["cache_faults"]
-        self.cache_recomputed = manifest["cache_entries_recomputed"]
-        facts = RunFacts(
-            started=self.started.isoformat(timespec="seconds"),
-            finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            complete=not interrupted,
-            require_gates=settings.require_gates,
-            strict_items=settings.strict_items,
-            collection_errors=self.collection_errors,
-            other_failures=self.other_failures,
-            cache_faults=self.cache_faults,
-        )
-        facts.exit_status = status = self._exit_status(session.exitstatus, facts)
-        report = RunReport(self.summaries, items, manifest, facts, self.verdict, self.comparison)
-        try:
-            self.run_folder = new_run_folder(Path(settings.report_dir))
-            facts.id = self.run_folder.name
-            write_run(self.run_folder, report, self._rerun_options())
-        except OSError as exc:
-            status = pytest.ExitCode.INTERNAL_ERROR
-            self.report_error = f"could not write the report: {exc}"
-            facts.exit_status, facts.report_error = int(status), self.report_error
-            self.verdict = run_verdict(self.summaries, facts)
-            if self.run_folder is not None:
-                try:  # the one file that says what happened, if the disk takes that much
-                    write_failure_summary(self.run_folder, dataclasses.replace(report, verdict=self.verdict))
-                except OSError:
-                    pass
-        session.exitstatus = status
+        from vnllmtest.plugin.finish import finish_run  # the statistics and report stack, only for suite runs
 
-    def _suite_paths(self) -> dict[str, str]:
-        return {record["context"]["suite"]: record["context"]["suite_path"] for record in self.records}
-
-    def _specs(self) -> dict[str, SuiteSpec]:
-        """Suite specs by name, as collected: each process sends a suite's spec with the first item it
-        reports of it (xdist workers collect, the controller does not; the files may have changed since)."""
-        specs: dict[str, SuiteSpec] = {}
-        for record in self.records:
-            context = record["context"]
-            if "suite_spec" in context and context["suite"] not in specs:
-                specs[context["suite"]] = SuiteSpec.model_validate(context["suite_spec"])
-        return specs
-
-    def _planned(self) -> dict[str, int]:
-        """Each suite's size as collected: the items its sampling selects, before --limit."""
-        return {record["context"]["suite"]: record["context"]["suite_items"] for record in self.records}
-
-    def _rerun_options(self) -> list[str]:
-        """This invocation's arguments without its paths: what follows the node ids in flipped.txt."""
-        paths = set(self.config.args)
-        return [arg for arg in self.settings.argv if arg not in paths]
-
-    def _exit_status(self, status: int, facts: RunFacts) -> int:
-        """Misses alone do not fail the run (unless --strict-items); errors and failed gates do, and so
-        do gates left undecided under --require-gates. Sets the run's one verdict on its gates."""
-        misses_only = status == pytest.ExitCode.TESTS_FAILED and self.hard_failures == 0 and facts.complete
-        if misses_only and not facts.strict_items:
-            status = pytest.ExitCode.OK
-        facts.exit_status = int(status)
-        self.verdict = run_verdict(self.summaries, facts)
-        if status == pytest.ExitCode.OK and not self.verdict.passed:
-            status = pytest.ExitCode.TESTS_FAILED
-        return status
+        finish_run(self, session, exitstatus)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.summaries and not self.collection_errors:
             return
+        from vnllmtest.plugin.terminal import show_comparison, show_coverage, show_gates, show_misses, show_run_notes
+
         settings = self.settings
         option = self.config.option  # pytest's own: --tb and -r
         show_misses(terminalreporter, self.misses, settings.show_misses, option.tbstyle, option.reportchars)

@@ -10,19 +10,19 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 from vnllmtest.backends import LOAD_LOG, Backend, ModelError, ModelSpec, load_backend
-from vnllmtest.cache import PredictionCache
-from vnllmtest.evaluation import ScoreJob, evaluate
-from vnllmtest.grading import JudgeScorer, Scorer, grade
 from vnllmtest.loaders import BadRecord, Item, LoadedData
-from vnllmtest.outcomes import ItemResult
 from vnllmtest.plugin.settings import Settings
-from vnllmtest.runner import Runner
-from vnllmtest.suite import Suite, SuiteError
+
+if TYPE_CHECKING:
+    from vnllmtest.grading import Scorer
+    from vnllmtest.outcomes import ItemResult
+    from vnllmtest.runner import Runner
+    from vnllmtest.suite import Suite
 
 
 class Case(Protocol):
@@ -60,6 +60,9 @@ class RunState:
 
     # --- collection -------------------------------------------------------------------------
     def register(self, suite: Suite, data: LoadedData) -> None:
+        from vnllmtest.grading import JudgeScorer
+        from vnllmtest.suite import SuiteError
+
         other = self.suites_by_name.get(suite.name)
         if other is not None and other.path != suite.path:
             raise SuiteError(
@@ -87,6 +90,9 @@ class RunState:
     def runner(self) -> Runner:
         """The session's runner; its cache opens on first use (raises CacheError if it cannot)."""
         if self._runner is None:
+            from vnllmtest.cache import PredictionCache
+            from vnllmtest.runner import Runner
+
             settings = self.settings
             self._runner = Runner(
                 PredictionCache(settings.cache_dir) if settings.cache_dir else None,
@@ -117,6 +123,8 @@ class RunState:
         return [case.entry for case in self.groups.get((label, path), ()) if shard in (None, case.shard)]
 
     def _compute(self, backend: Backend, path: Path, shard: int | None = None) -> None:
+        from vnllmtest.evaluation import evaluate
+
         suite, data = self.suites_by_path[path], self.data[path]
         members = self._members(backend.label, path, shard)
         settings = self.settings
@@ -131,6 +139,9 @@ class RunState:
         """Candidates first (a model not yet run is loaded once, here), then every candidate unloaded,
         then each scorer's models (the judges, a model-graded metric's model) loaded once to score all
         answers, then unloaded (the single-GPU protocol)."""
+        from vnllmtest.evaluation import ScoreJob
+        from vnllmtest.grading import grade
+
         settings = self.settings
         if keys is None:
             keys = [(spec.label, path) for spec in settings.specs for path in self._judged_paths(spec.label)]

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from vnllmtest.backends import HFSettings, ModelError, ModelSpec, ServerSettings, parse_model_specs
 from vnllmtest.backends.registry import Alias, aliases_from_file, load_aliases
 from vnllmtest.extensions import METRICS, ExtensionError
-from vnllmtest.grading import MetricScorer, metric_scorer
 from vnllmtest.loaders import DataOptions
 from vnllmtest.plugin.options import DEFAULT_JUDGE, DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from vnllmtest.grading import MetricScorer
 
 AT_LEAST_ONE = ("limit", "max_new_tokens", "bootstrap_iterations", "concurrency", "shard_size")
 
@@ -51,6 +53,8 @@ class Settings:
 
     def metric_scorer(self, name: str) -> MetricScorer:
         """The scorer of model-graded metric `name`; ModelError when its model spec cannot be read."""
+        from vnllmtest.grading import metric_scorer
+
         return metric_scorer(name, self.scorer_models.get(name), self.aliases)
 
     def manifest_options(self) -> dict[str, Any]:

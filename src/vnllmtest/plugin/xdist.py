@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from vnllmtest.suite import SuiteError, load_suite
 
 
 class XdistScheduling:
@@ -62,6 +61,8 @@ class ModelGradedSuites:
         self.known: dict[str, bool] = {}
 
     def __call__(self, relative: str) -> bool:
+        from vnllmtest.suite import SuiteError, load_suite
+
         if relative not in self.known:
             try:
                 self.known[relative] = load_suite(self.root / relative).spec.model_graded
