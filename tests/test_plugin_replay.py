@@ -195,6 +195,10 @@ def test_bad_options_are_usage_errors(project):
     result = project.runpytest("suites", "--model", "no-such-alias")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown model 'no-such-alias': not an alias (gemma3-270m, *"])
+    for option in ("--show-misses", "--show-flips"):
+        result = project.runpytest("suites", "--model", "replay:preds.jsonl", option, "-1")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"*{option} must be at least 0, got -1*"])
 
 
 def test_duplicate_suite_names_are_a_collection_error(project):

@@ -99,3 +99,15 @@ def test_credentials_in_a_server_url_are_refused_without_repeating_them(url):
         parse_model_spec(f"openai:{url}")
     assert "SECRET" not in str(caught.value) and url not in str(caught.value)
     assert "--api-key-env" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "suggestion"),
+    [("qwen3-8bb", "qwen3-8b"), ("gemma3-270", "gemma3-270m"), ("Qwen3.5-9b", "qwen3.5-9b"), ("xyz", None)],
+)
+def test_a_mistyped_alias_gets_the_nearest_name(text, suggestion):
+    with pytest.raises(ModelError) as caught:
+        parse_model_spec(text)
+    hint = f"unknown model '{text}' (did you mean {suggestion}?): not an alias"
+    assert (hint in str(caught.value)) == (suggestion is not None)
+    assert "did you mean" not in str(caught.value) or suggestion is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from vnllmtest.backends.base import ModelError
-from vnllmtest.extensions import BACKENDS, ExtensionError
+from vnllmtest.extensions import BACKENDS, BackendKind, ExtensionError
 
 _PREFIX = re.compile(r"^([a-z][a-z0-9_]*):")  # a backend kind's name, as in openai:URL
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -134,11 +135,7 @@ def _split_modifiers(text: str) -> tuple[str, dict[str, str]]:
 
 def _parse_base(text: str, base: str, aliases: dict[str, Alias]) -> ModelSpec:
     prefix = _PREFIX.match(base)
-    try:
-        kinds = BACKENDS.names()
-        kind = BACKENDS.get(prefix[1]) if prefix and prefix[1] in kinds else None
-    except ExtensionError as exc:
-        raise ModelError(f"model '{text}': {exc}") from None
+    kind = _backend_kind(text, prefix[1]) if prefix else None
     if prefix and kind is not None:
         target = base[prefix.end() :]
         if kind.parse is None:
@@ -154,10 +151,29 @@ def _parse_base(text: str, base: str, aliases: dict[str, Alias]) -> ModelSpec:
         return ModelSpec(text, clean_label(path.resolve().name), "hf", str(path.resolve()))
     if _HUB_ID.match(base) and not base.startswith((".", "/", "~")):
         return ModelSpec(text, clean_label(base.split("/")[-1]), "hf", base)
+    close = difflib.get_close_matches(base, list(aliases), n=1, cutoff=0.75)
+    kinds = _backend_kinds(text)
     raise ModelError(
-        f"unknown model '{text}': not an alias ({', '.join(sorted(aliases))}), not an existing folder, "
-        f"not a hub id like owner/name, and not a backend kind ({', '.join(f'{name}:…' for name in kinds)})"
+        f"unknown model '{text}'{f' (did you mean {close[0]}?)' if close else ''}: not an alias "
+        f"({', '.join(sorted(aliases))}), not an existing folder, not a hub id like owner/name, and not a "
+        f"backend kind ({', '.join(f'{name}:…' for name in kinds)})"
     )
+
+
+def _backend_kind(text: str, name: str) -> BackendKind | None:
+    """The backend kind called `name`, or None when there is none (installed kinds are looked up only
+    for a value with a prefix, so reading a plain alias never scans the installed packages)."""
+    try:
+        return BACKENDS.get(name) if name in BACKENDS else None
+    except ExtensionError as exc:
+        raise ModelError(f"model '{text}': {exc}") from None
+
+
+def _backend_kinds(text: str) -> list[str]:
+    try:
+        return BACKENDS.names()
+    except ExtensionError as exc:
+        raise ModelError(f"model '{text}': {exc}") from None
 
 
 def parse_model_specs(texts: list[str], aliases: dict[str, Alias] | None = None) -> list[ModelSpec]:

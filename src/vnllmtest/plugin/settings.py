@@ -21,7 +21,8 @@ from vnllmtest.plugin.options import DEFAULT_JUDGE, DEFAULT_MODEL
 if TYPE_CHECKING:
     from vnllmtest.grading import MetricScorer
 
-AT_LEAST_ONE = ("limit", "max_new_tokens", "bootstrap_iterations", "concurrency", "shard_size")
+AT_LEAST = {"limit": 1, "max_new_tokens": 1, "bootstrap_iterations": 1, "concurrency": 1, "shard_size": 1}
+AT_LEAST |= {"show_misses": 0, "show_flips": 0}
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,10 @@ class Settings:
 def read_settings(config: pytest.Config) -> Settings:
     """The session's settings; pytest.UsageError for values that cannot work."""
     option = config.getoption
-    for name in AT_LEAST_ONE:
+    for name, least in AT_LEAST.items():
         value = option(name)
-        if value is not None and value < 1:
-            raise pytest.UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if value is not None and value < least:
+            raise pytest.UsageError(f"--{name.replace('_', '-')} must be at least {least}, got {value}")
     try:
         aliases = model_aliases(config.rootpath, option("aliases"))
         specs = parse_model_specs(option("model") or [DEFAULT_MODEL], aliases)
