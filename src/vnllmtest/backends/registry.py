@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -152,7 +151,7 @@ def _parse_base(text: str, base: str, aliases: dict[str, Alias]) -> ModelSpec:
     if _HUB_ID.match(base) and not base.startswith((".", "/", "~")):
         return ModelSpec(text, clean_label(base.split("/")[-1]), "hf", base)
     close = difflib.get_close_matches(base, list(aliases), n=1, cutoff=0.75)
-    kinds = _backend_kinds(text)
+    kinds = _asking_backends(text, BACKENDS.names)
     raise ModelError(
         f"unknown model '{text}'{f' (did you mean {close[0]}?)' if close else ''}: not an alias "
         f"({', '.join(sorted(aliases))}), not an existing folder, not a hub id like owner/name, and not a "
@@ -163,15 +162,13 @@ def _parse_base(text: str, base: str, aliases: dict[str, Alias]) -> ModelSpec:
 def _backend_kind(text: str, name: str) -> BackendKind | None:
     """The backend kind called `name`, or None when there is none (installed kinds are looked up only
     for a value with a prefix, so reading a plain alias never scans the installed packages)."""
-    try:
-        return BACKENDS.get(name) if name in BACKENDS else None
-    except ExtensionError as exc:
-        raise ModelError(f"model '{text}': {exc}") from None
+    return _asking_backends(text, lambda: BACKENDS.get(name) if name in BACKENDS else None)
 
 
-def _backend_kinds(text: str) -> list[str]:
+def _asking_backends(text: str, ask: Callable[[], Any]) -> Any:
+    """`ask()` of the backend registry, its ExtensionError (a broken installed kind) as a ModelError."""
     try:
-        return BACKENDS.names()
+        return ask()
     except ExtensionError as exc:
         raise ModelError(f"model '{text}': {exc}") from None
 

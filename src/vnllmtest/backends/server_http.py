@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from vnllmtest.backends.base import ModelError, ServerSettings
-from vnllmtest.clipping import described, shown
+from vnllmtest.clipping import shown
 
 RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_WAIT = 30.0  # seconds: the longest pause between attempts, whatever Retry-After says
