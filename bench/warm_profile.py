@@ -1,6 +1,7 @@
 """Where a warm-cache run spends its time: the VMLU log-likelihood run of `throughput.py`, again,
-under cProfile, split into the phases of a pytest session. Run `throughput.py --only mc` first: it
-leaves the suites and the warm cache in its work folder.
+under cProfile, split into the phases of a pytest session. Run `throughput.py --only mc` (or
+`warm_cache.py`, then pass `--workdir /tmp/vnllmtest-warm`) first: it leaves the suites and the warm
+cache in its work folder.
 
     python bench/warm_profile.py [--workdir /tmp/vnllmtest-throughput] [--top 12]
 
@@ -19,8 +20,9 @@ from throughput import MODEL
 
 # (phase, the function whose cumulative time is that phase), in the order a session runs them.
 PHASES = [
-    ("import the plugin (torch, jinja2, pydantic...)", "vnllmtest/plugin/__init__.py", "<module>"),
-    ("import transformers, read the tokenizer and config (within the items)", "vnllmtest/backends/hf.py", "__init__"),
+    ("import the plugin", "vnllmtest/plugin/__init__.py", "<module>"),
+    ("construct the model: fingerprint and prompt identity (file digests)", "vnllmtest/backends/hf.py", "__init__"),
+    ("import transformers, read the tokenizer and config (a miss only)", "vnllmtest/backends/hf.py", "_read"),
     ("collect: read records, sample, build items", "_pytest/main.py", "pytest_collection"),
     ("run the items (prompts, cache look-ups, scoring)", "_pytest/main.py", "pytest_runtestloop"),
     ("summary, bootstrap intervals, reports", "vnllmtest/plugin/results.py", "pytest_sessionfinish"),

@@ -234,7 +234,7 @@ def _vietnamese_corpus() -> list[str]:
         for line in (SAMPLES / name).read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
             lines += [record.get("question", ""), record.get("context", ""), *record.get("choices", [])]
-    lines += (SAMPLES / "vtsnlp_sample.csv").read_text(encoding="utf-8").splitlines()
+    lines += (REPO / "tests" / "data" / "vtsnlp_rows.csv").read_text(encoding="utf-8").splitlines()
     return [line for line in lines if line]
 
 

@@ -44,7 +44,7 @@ def test_visquad_sample_has_unanswerable_questions():
 
 def test_vims_sample_folder_rebuilds_clusters_and_selected_sentences():
     items = load_data(suite("vims"), SAMPLE).entries
-    assert len(items) == 20
+    assert len(items) == 10
     cluster = items[0]
     assert cluster.id == "Cluster_001"
     assert len(cluster.fields["documents"]) == 3 and len(cluster.references) == 2
@@ -55,18 +55,18 @@ def test_vims_sample_folder_rebuilds_clusters_and_selected_sentences():
 
 def test_vtsnlp_sample_csv_has_eleven_categories_and_content_ids():
     items = load_data(suite("vtsnlp"), SAMPLE).entries
-    assert len(items) == 33
-    assert set(Counter(item.tags["category"] for item in items).values()) == {3}
-    assert len({item.id for item in items}) == 33
+    assert len(items) == 11
+    assert set(Counter(item.tags["category"] for item in items).values()) == {1}
+    assert len({item.id for item in items}) == 11
     assert all(item.id.startswith(item.tags["category"] + "-") for item in items)
 
 
 def test_full_mode_applies_stratified_sampling(tmp_path):
-    """The vtsnlp suite samples 10 per category; with our 3 per category that is all of them,
-    and a count of 2 per category gives 22."""
+    """The vtsnlp suite samples 10 per category; with our 3 per category (tests/data/vtsnlp_rows.csv)
+    that is all of them, and a count of 2 per category gives 22."""
     data_dir = tmp_path / "data"
     (data_dir / "vtsnlp").mkdir(parents=True)
-    shutil.copy(REPO / "suites" / "data" / "vtsnlp_sample.csv", data_dir / "vtsnlp" / "rows.csv")
+    shutil.copy(REPO / "tests" / "data" / "vtsnlp_rows.csv", data_dir / "vtsnlp" / "rows.csv")
     text = (REPO / "suites" / "vtsnlp.yaml").read_text(encoding="utf-8")
     text = text.replace("instruct_general_dataset.parquet", "rows.csv").replace("count: 10", "count: 2")
     path = tmp_path / "vtsnlp.yaml"

@@ -1,276 +1,24 @@
-"""report.html in a real browser: renders offline, filters items, never runs their text."""
+"""report.html in a real browser: renders offline, filters items, never runs their text, draws the baseline."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import pytest
+from report_pages import (  # noqa: F401 (browser: a fixture open_report uses)
+    DOCUMENT,
+    GEMMA,
+    HOSTILE_ID,
+    HOSTILE_OUTPUT,
+    ITEMS,
+    QWEN,
+    browser,
+    item,
+    open_report,
+)
+from support import read_run, replay_rows
 
 from vnllmtest.report_html import render_html
-
-CHROMIUM = Path("/usr/bin/chromium")
-HOSTILE_OUTPUT = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
-HOSTILE_ID = '"><svg onload=window.__pwned=3>'
-GEMMA, QWEN = "gemma3-270m", "qwen3-0.6b"
-PAIR = {"suite": "vmlu", "model": GEMMA, "baseline_model": GEMMA}
-
-
-def estimate(value: float | None, low: float | None, high: float | None) -> dict:
-    return {"value": value, "low": low, "high": high, "n": 0 if value is None else 20}
-
-
-def gate(suite: str, model: str, text: str, value: float | None, **verdict: Any) -> dict:
-    found = {"suite": suite, "model": model, "metric": text.split()[0], "gate": text}
-    return {
-        "value": value,
-        "passed": False,
-        "reason": "",
-        "skipped": False,
-        **found,
-        **verdict,
-    }
-
-
-def result(suite: str, model: str, metrics: dict, *gates: dict, breakdowns=None) -> dict:
-    return {
-        "suite": suite,
-        "model": model,
-        "items": 2,
-        "statuses": {"passed": 1, "missed": 1, "error": 0},
-        "failure_classes": {"wrong": 1},
-        "metrics": metrics,
-        "breakdowns": breakdowns or {},
-        "gates": list(gates),
-    }
-
-
-def vmlu_breakdowns(stem: float) -> dict:
-    """A 2-value tag, shown, and a 13-value tag, left to summary.json."""
-    one = {"accuracy": estimate(50.0, 0.0, 100.0)}
-    categories = {
-        "STEM": {"accuracy": estimate(stem, 10.0, 90.0)},
-        "Social": {"accuracy": estimate(40.0, 5.0, 80.0)},
-    }
-    return {
-        "category": categories,
-        "subject": {f"subject-{k:02d}": one for k in range(13)},
-    }
-
-
-def flip(item_id: str, direction: str, before: float, after: float) -> dict:
-    statuses = {0.0: "missed", 1.0: "passed"}
-    return {
-        **PAIR,
-        "id": item_id,
-        "direction": direction,
-        "baseline_status": statuses[before],
-        "status": statuses[after],
-        "nodeid": f"suites/vmlu.yaml::vmlu[{GEMMA}:{item_id}]",
-        "metrics": {"accuracy": after},
-        "baseline_metrics": {"accuracy": before},
-    }
-
-
-COMPARISON = {
-    "baseline": {"path": "reports/20261120-090000", "run_id": "20261120-090000"},
-    "metrics": [
-        {
-            **PAIR,
-            "metric": "accuracy",
-            "shared": 18,
-            "current": estimate(33.3, 15.0, 55.0),
-            "baseline": estimate(38.9, 20.0, 60.0),
-            "difference": estimate(-5.6, -16.7, 5.6),
-            "p_value": 0.5,
-            "test": "mcnemar",
-        }
-    ],
-    "coverage": [
-        {
-            **PAIR,
-            "shared": 18,
-            "only_current": ["01-0003"],
-            "only_baseline": ["01-0009", "01-0010"],
-        }
-    ],
-    "flips": [
-        flip("01-0007", "fix", 0.0, 1.0),
-        flip("01-0004", "regression", 1.0, 0.0),
-    ],
-}
-
-DOCUMENT = {
-    "run": {
-        "id": "20261126-101500",
-        "started": "2026-11-26T10:15:00+00:00",
-        "finished": "2026-11-26T10:19:00+00:00",
-        "complete": False,
-        "exit_status": 1,
-        "collection_errors": [{"path": "suites/broken.yaml", "error": "unknown metric <b>"}],
-    },
-    "gates_passed": False,
-    "results": [
-        result(
-            "vmlu",
-            GEMMA,
-            {"accuracy": estimate(33.3, 15.0, 55.0)},
-            gate("vmlu", GEMMA, "accuracy >= 25 (ci_high)", 55.0, passed=True),
-            breakdowns=vmlu_breakdowns(60.0),
-        ),
-        result(
-            "vmlu",
-            QWEN,
-            {"accuracy": estimate(None, None, None)},
-            gate("vmlu", QWEN, "accuracy >= 25 (ci_high)", None, reason="no scored items"),
-            breakdowns=vmlu_breakdowns(20.0),
-        ),
-        result(
-            "vims",
-            GEMMA,
-            {
-                "rouge_l": estimate(44.2, 39.8, 48.2),
-                "judge_overall": estimate(6.5, 5.9, 7.1),
-            },
-            gate(
-                "vims",
-                GEMMA,
-                "judge_overall >= 5",
-                6.5,
-                skipped=True,
-                reason="no judge",
-            ),
-        ),
-        result(
-            "vims",
-            QWEN,
-            {
-                "rouge_l": estimate(47.0, 41.0, 52.5),
-                "judge_overall": estimate(7.2, 6.6, 7.8),
-            },
-        ),
-    ],
-    "manifest": {
-        "models": {GEMMA: {}, QWEN: {}},
-        "suites": {"vmlu": {"data_origin": "bundled sample", "data_notes": ["20 of 10,000"]}},
-    },
-    "comparison": COMPARISON,
-}
-
-JUDGE = {
-    "judge": "judge:seallms-v3-7b",
-    "scores": {"accuracy": 8, "fluency": 7},
-    "overall": 7.5,
-    "rationale": "Tóm tắt đúng ý chính.",
-    "raw_outputs": ["{}"],
-    "judge_failed": False,
-}
-
-
-def item(suite: str, model: str, item_id: str, status: str, output: str | None, **extra) -> dict:
-    classes = {"passed": None, "missed": "wrong", "error": "model_error"}
-    return {
-        "suite": suite,
-        "model": model,
-        "id": item_id,
-        "status": status,
-        "failure_class": classes[status],
-        "prompt": f"Câu hỏi {item_id}: thủ đô của Việt Nam là gì?",
-        "references": ["Hà Nội"],
-        "output": output,
-        "metrics": {"accuracy": float(status == "passed")},
-        "tags": {"category": "STEM"},
-        **extra,
-    }
-
-
-def summary(model: str, item_id: str, status: str, output: str, judge: dict) -> dict:
-    metrics = {"rouge_l": 0.41, "judge_overall": judge["overall"]}
-    references = ["Bản tóm tắt tham chiếu."]
-    return item(
-        "vims",
-        model,
-        item_id,
-        status,
-        output,
-        references=references,
-        metrics=metrics,
-        judges=[judge],
-    )
-
-
-ITEMS = [
-    item("vmlu", GEMMA, "01-0003", "passed", "Đáp án: A. Hà Nội", answer="A"),
-    item("vmlu", GEMMA, "01-0004", "missed", "Đáp án: C", answer="C"),
-    item("vmlu", QWEN, "01-0003", "error", None, metrics={}, message="CUDA out of memory"),
-    item("vmlu", QWEN, HOSTILE_ID, "missed", HOSTILE_OUTPUT, references=[HOSTILE_ID]),
-    summary(GEMMA, "Cluster_001", "passed", "HÀ NỘI có mưa lớn.", JUDGE),
-    summary(GEMMA, "Cluster_002", "missed", "Không rõ.", {**JUDGE, "overall": None}),
-    summary(QWEN, "Cluster_001", "passed", "Mưa lớn ở miền Bắc.", JUDGE),
-    summary(QWEN, "Cluster_002", "passed", "Bão số 3.", JUDGE),
-]
-
-
-@dataclass
-class Opened:
-    """A report page and what it did while loading and being used."""
-
-    page: Any
-    url: str
-    console: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    requests: list[str] = field(default_factory=list)
-
-    def visible_rows(self) -> int:
-        return self.page.locator("tr.item-row:visible").count()
-
-    def shown(self) -> str:
-        return self.page.locator("#shown-count").inner_text()
-
-    def quiet(self) -> bool:
-        """No console errors or warnings, no uncaught errors, nothing fetched."""
-        noisy = [m for m in self.console if m.startswith(("error", "warning"))]
-        return noisy == [] and self.errors == [] and self.requests == [self.url]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    reason = "report.html browser tests need playwright"
-    sync_api = pytest.importorskip("playwright.sync_api", reason=reason)
-    if not CHROMIUM.exists():
-        pytest.skip(f"report.html browser tests need Chromium at {CHROMIUM}")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def open_report(browser: Any, tmp_path: Path) -> Iterator[Callable[..., Opened]]:
-    """Writes render_html(document, items) to tmp_path and opens it over file://."""
-    pages = []
-
-    def opener(document: dict, items: list[dict]) -> Opened:
-        path = tmp_path / f"report-{len(pages)}.html"
-        path.write_text(render_html(document, items), "utf-8")
-        page = browser.new_page()
-        pages.append(page)
-        opened = Opened(page, path.as_uri())
-        page.on(
-            "console",
-            lambda message: opened.console.append(f"{message.type}: {message.text}"),
-        )
-        page.on("pageerror", lambda error: opened.errors.append(str(error)))
-        page.on("request", lambda request: opened.requests.append(request.url))
-        page.goto(opened.url)
-        return opened
-
-    yield opener
-    for page in pages:
-        page.close()
 
 
 def test_renders_every_section_offline(open_report):
@@ -293,10 +41,7 @@ def test_renders_every_section_offline(open_report):
     breakdowns = page.locator("#breakdowns").inner_text()
     assert "category=STEM" in breakdowns and "subject-" not in breakdowns
     flipped = page.locator("table.flips tbody tr")
-    assert [flipped.nth(k).get_attribute("class") for k in range(2)] == [
-        "regression",
-        "fix",
-    ]
+    assert [flipped.nth(k).get_attribute("class") for k in range(3)] == ["regression", "regression", "fix"]
     assert "2: 01-0009, 01-0010" in page.locator("#comparison").inner_text()
     assert page.locator("tr.item-row").count() == len(ITEMS)
     assert opened.shown() == f"{len(ITEMS)} of {len(ITEMS)} items shown"
@@ -327,6 +72,72 @@ def test_filters_the_item_table(open_report):
     assert opened.quiet()
 
 
+def test_charts_draw_the_baseline_beside_each_compared_estimate(open_report):
+    opened = open_report(DOCUMENT, ITEMS)
+    page = opened.page
+    vims, vmlu = page.locator("svg.chart").all()
+    marks = "g:not(.legend) > rect.baseline"  # one per entry of the comparison's metrics
+    assert (vims.locator(marks).count(), vmlu.locator(marks).count()) == (2, 1)
+    assert all(mark.is_visible() for mark in page.locator(f"svg.chart {marks}").all())
+    baseline = vmlu.locator("g:not(.legend):has(> rect.baseline)")
+    assert baseline.locator("line.whisker").count() == 3
+    title = "baseline gemma3-270m accuracy: 38.9 [20.0, 60.0] on 18 shared items"
+    assert baseline.locator("title").text_content() == title
+    assert baseline.locator("rect").get_attribute("width") == "151.7"  # 38.9% of the 390-wide plot
+    assert baseline.locator("text.baseline-value").text_content() == "38.9"
+    assert [legend.text_content() for legend in page.locator("svg.chart g.legend").all()] == [
+        "this runbaseline 20261120-090000 (items both runs scored)"
+    ] * 2
+    assert opened.quiet()
+    alone = open_report({**DOCUMENT, "comparison": None}, ITEMS).page
+    assert alone.locator("svg.chart rect.baseline, svg.chart g.legend").count() == 0
+    assert alone.locator("svg.chart rect.bar").count() == page.locator("svg.chart rect.bar").count() == 5
+
+
+CHOICES = [
+    {"id": f"q-{n:02d}", "question": f"Câu {n}: Hoa Lư ở đâu?", "choices": ["A. Ninh Bình", "B. Huế"], "answer": "A"}
+    for n in range(12)
+]
+
+
+@pytest.mark.project(
+    suites={"mc": {"task": "multiple_choice", "scoring": {"mode": "generate"}}},
+    records={"mc.jsonl": CHOICES},
+    predictions={
+        name: replay_rows({r["id"]: "A" if n < right else "B" for n, r in enumerate(CHOICES)}, model=name)
+        for name, right in (("base", 9), ("ckpt", 6))
+    },
+)
+def test_a_run_against_a_baseline_draws_it_in_its_report(project, open_report):
+    assert project.runpytest("suites", "--model", "replay:base.jsonl", "--report-dir", "baseline").ret == 0
+    baseline = read_run(project.path, "baseline").path
+    assert project.runpytest("suites", "--model", "replay:ckpt.jsonl", "--baseline", str(baseline)).ret == 0
+    opened = open_report(read_run(project.path).path / "report.html")
+    page = opened.page
+    mark = page.locator("svg.chart g:not(.legend):has(> rect.baseline)")
+    assert mark.count() == 1 and mark.locator("title").text_content().startswith("baseline base accuracy: 75.0 [")
+    assert page.locator("svg.chart g.legend").count() == 1
+    assert page.locator("table.flips tbody tr.regression").count() == 3
+    page.fill("#filter-text", "hoa lu")
+    assert opened.shown() == "12 of 12 items shown"
+    assert opened.quiet()
+
+
+def test_flipped_judged_items_take_one_line_each(open_report):
+    opened = open_report(DOCUMENT, ITEMS)
+    rows = opened.page.locator("table.flips tbody tr")
+    heights = [rows.nth(k).bounding_box()["height"] for k in range(rows.count())]
+    assert len(heights) == 3 and max(heights) - min(heights) < 1, "nine judged metrics take one line, as one does"
+    judged = rows.filter(has_text="Cluster_002")
+    assert "judge_score 8.000 → 3.000 (-5.000) 8 more" in judged.inner_text()
+    assert judged.locator("details").get_attribute("open") is None
+    assert "rouge_l" not in judged.inner_text()
+    judged.get_by_text("8 more").click()
+    assert "\nrouge_l 0.800 → 0.300 (-0.500)\n" in judged.inner_text()
+    assert judged.bounding_box()["height"] > 5 * heights[0]
+    assert opened.quiet()
+
+
 def test_untrusted_text_is_shown_not_run(open_report):
     document = {
         **DOCUMENT,
@@ -350,13 +161,17 @@ def test_untrusted_text_is_shown_not_run(open_report):
     assert opened.quiet()
 
 
-def test_ten_thousand_rows_render_and_filter(open_report):
+def test_ten_thousand_rows_render_filter_and_sort(open_report):
     items = [item("vmlu", GEMMA, f"{k:05d}", ("passed", "missed")[k % 2], f"đáp án {k}") for k in range(10_000)]
     started = time.monotonic()
     opened = open_report(DOCUMENT, items)
     assert opened.shown() == "10000 of 10000 items shown"
     opened.page.fill("#filter-text", "đáp án 999")
     assert opened.shown() == "11 of 10000 items shown"  # 999 and 9990-9999
+    opened.page.fill("#filter-text", "dap an 999")
+    assert opened.shown() == "11 of 10000 items shown"
+    opened.page.locator("#items th", has_text="Id").locator("button").dblclick()  # sorted, then reversed
+    assert opened.page.locator("tr.item-row:visible td:nth-child(3)").first.inner_text() == "09999"
     assert time.monotonic() - started < 60
     assert opened.quiet()
 

@@ -69,15 +69,16 @@ def test_batches_are_length_sorted_longest_first(tiny, monkeypatch):
 
 
 def test_cache_key_covers_fingerprint_prompt_mode_and_parameters():
-    base = cache_key("model-a", "generate", "Xin chào", max_new_tokens=5, stop=[])
-    assert base == cache_key("model-a", "generate", "Xin chào", stop=[], max_new_tokens=5)
+    base = cache_key("model-a", "generate", prompt="Xin chào", max_new_tokens=5, stop=[])
+    assert base == cache_key("model-a", "generate", stop=[], max_new_tokens=5, prompt="Xin chào")
     assert len({
         base,
-        cache_key("model-b", "generate", "Xin chào", max_new_tokens=5, stop=[]),
-        cache_key("model-a", "generate", "Xin chao", max_new_tokens=5, stop=[]),
-        cache_key("model-a", "generate", "Xin chào", max_new_tokens=6, stop=[]),
-        cache_key("model-a", "loglikelihood", "Xin chào", max_new_tokens=5, stop=[]),
-    }) == 5
+        cache_key("model-b", "generate", prompt="Xin chào", max_new_tokens=5, stop=[]),
+        cache_key("model-a", "generate", prompt="Xin chao", max_new_tokens=5, stop=[]),
+        cache_key("model-a", "generate", prompt="Xin chào", max_new_tokens=6, stop=[]),
+        cache_key("model-a", "loglikelihood", prompt="Xin chào", max_new_tokens=5, stop=[]),
+        cache_key("model-a", "generate", source="Xin chào", max_new_tokens=5, stop=[]),
+    }) == 6
 
 
 def test_label_spellings_are_cached_apart(tiny, tmp_path):
@@ -87,7 +88,7 @@ def test_label_spellings_are_cached_apart(tiny, tmp_path):
     spaced = Runner(cache).run(tiny, [replace(r, label_tokens="spaced") for r in requests()], "loglikelihood")
     assert not any(p.cached for p in spaced)
     assert all(a.choice_logprobs != b.choice_logprobs for a, b in zip(either, spaced))
-    assert either[0].cache_key == cache_key(tiny.fingerprint, "loglikelihood", PROMPTS[0], labels=["A", "B"])
+    assert either[0].cache_key == cache_key(tiny.fingerprint, "loglikelihood", prompt=PROMPTS[0], labels=["A", "B"])
     again = Runner(cache).run(tiny, [replace(r, label_tokens="spaced") for r in requests()], "loglikelihood")
     assert all(p.cached for p in again) and [p.choice_logprobs for p in again] == [p.choice_logprobs for p in spaced]
 

@@ -135,7 +135,7 @@ def test_a_prediction_cached_before_open_blocks_were_detected_is_not_reused(tiny
     request = Request("qa", "q1", backend.format_prompt(FEW_SHOT, True), (), 6)
     stale = Prediction("generate", "Mình đang nghĩ", None, "length", 6)  # the thinking, scored as the answer
     cache = PredictionCache(tmp_path / "cache")
-    old_key = cache_key(backend.fingerprint, "generate", request.prompt, max_new_tokens=6, stop=[])
+    old_key = cache_key(backend.fingerprint, "generate", prompt=request.prompt, max_new_tokens=6, stop=[])
     cache.put_many({old_key: stale.to_cache()})
     fresh = Runner(cache).run(backend, [request], "generate")[0]
     assert not fresh.cached and fresh.cache_key != old_key

@@ -1,4 +1,5 @@
-"""Content-addressed prediction cache in SQLite (WAL): safe to share between processes and runs.
+"""Content-addressed prediction cache in SQLite (WAL): safe to share between processes and runs. Table
+`predictions` holds the models' answers; `prompts` the prompts rendered for them (vnllmtest.rendering).
 
 A cache that cannot be opened is a CacheError before any model runs. A cache that fails later (a full
 disk, a file corrupted under the run) is switched off at its first failure: `fault` says what happened,
@@ -15,7 +16,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+# 2: keyed by what a prompt is rendered from (Request.source) where the backend renders at a cost, and the
+# rendered prompts themselves cached (vnllmtest.rendering). An entry of an earlier version is never found.
+SCHEMA_VERSION = 2
+TABLES = ("predictions", "prompts")
 FIX = "re-run with --no-cache, or point --cache-dir at a writable folder (or delete the file to start afresh)"
 
 
@@ -23,9 +27,10 @@ class CacheError(Exception):
     """The prediction cache cannot be used; the message names the file and the fix."""
 
 
-def cache_key(fingerprint: str, mode: str, prompt: str, **parameters: Any) -> str:
-    """Key = model fingerprint + scoring mode + rendered prompt + generation parameters."""
-    material = json.dumps([SCHEMA_VERSION, fingerprint, mode, prompt, parameters], ensure_ascii=False, sort_keys=True)
+def cache_key(fingerprint: str, kind: str, **parameters: Any) -> str:
+    """Key = model fingerprint (or another owner) + kind of entry (a scoring mode, "prompt") + what decides
+    the entry: the prompt or what it was rendered from, generation parameters..."""
+    material = json.dumps([SCHEMA_VERSION, fingerprint, kind, parameters], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
@@ -41,15 +46,17 @@ class PredictionCache:
             self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS predictions (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            self._db.execute("SELECT key, value FROM predictions LIMIT 1").fetchall()
+            for table in TABLES:
+                self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                self._db.execute(f"SELECT key, value FROM {table} LIMIT 1").fetchall()
             self._db.execute("BEGIN IMMEDIATE")  # the write lock: a read-only file or folder fails here
             self._db.execute("ROLLBACK")
         except (OSError, sqlite3.Error) as exc:
             raise CacheError(self._describe(exc)) from None
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The cached values of `keys`; none once the cache has failed."""
+    def get_many(self, keys: Iterable[str], table: str = "predictions") -> dict[str, dict[str, Any]]:
+        """The cached values of `keys` in `table` (one of TABLES); none once the cache has failed."""
+        assert table in TABLES, table
         found: dict[str, dict[str, Any]] = {}
         keys = list(keys)
         try:
@@ -58,7 +65,7 @@ class PredictionCache:
                     break
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(f"SELECT key, value FROM predictions WHERE key IN ({marks})", chunk)
+                rows = self._db.execute(f"SELECT key, value FROM {table} WHERE key IN ({marks})", chunk)
                 for key, value in rows:
                     entry = _entry(value)
                     if entry is None:
@@ -69,15 +76,16 @@ class PredictionCache:
             self._fail(exc)
         return found
 
-    def put_many(self, entries: Mapping[str, dict[str, Any]]) -> None:
-        """Store a batch's results in one transaction; nothing once the cache has failed."""
+    def put_many(self, entries: Mapping[str, dict[str, Any]], table: str = "predictions") -> None:
+        """Store a batch's results in `table` in one transaction; nothing once the cache has failed."""
+        assert table in TABLES, table
         if self.fault:
             return
         rows = [(key, json.dumps(value, ensure_ascii=False)) for key, value in entries.items()]
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("INSERT OR REPLACE INTO predictions (key, value) VALUES (?, ?)", rows)
+                self._db.executemany(f"INSERT OR REPLACE INTO {table} (key, value) VALUES (?, ?)", rows)
         except (OSError, sqlite3.Error) as exc:
             self._fail(exc)
 

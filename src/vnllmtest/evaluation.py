@@ -7,10 +7,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from vnllmtest.backends.base import Backend, Request
-from vnllmtest.budget import BudgetError, Truncation, fit
+from vnllmtest.budget import Truncation
 from vnllmtest.loaders import BadRecord, Item, LoadedData
 from vnllmtest.outcomes import ItemResult
-from vnllmtest.prompts import PromptBuilder, PromptError
+from vnllmtest.prompts import PromptBuilder
+from vnllmtest.rendering import NotRendered, render_prompts
 from vnllmtest.runner import Prediction, Runner
 from vnllmtest.scoring import score
 from vnllmtest.suite import Suite, SuiteSpec
@@ -41,32 +42,35 @@ def evaluate(
     spec = suite.spec
     thinking = spec.generation.thinking if thinking is None else thinking
     max_new_tokens = min(spec.generation.max_new_tokens, max_new_tokens_cap or spec.generation.max_new_tokens)
-    builder = PromptBuilder(spec.prompt, data.pool, prompt_constants(spec))
+    constants = prompt_constants(spec)
+    builder = PromptBuilder(spec.prompt, data.pool, constants)
     results: dict[str, ItemResult] = {}
     requests: list[Request] = []
     answerable: list[tuple[Item, Truncation | None]] = []
     for entry in entries:
         if isinstance(entry, BadRecord):
             results[entry.id] = _error(suite, backend, entry, "bad_record", f"{entry.origin}: {entry.problem}")
-            continue
-        try:
-            prompt, truncation = _prompt(spec, backend, builder, entry, thinking)
-        except (PromptError, BudgetError) as exc:
-            results[entry.id] = _error(suite, backend, entry, "bad_prompt", f"{entry.origin}: record {entry.id}: {exc}")
+    items = [entry for entry in entries if isinstance(entry, Item)]
+    rendered = render_prompts(spec, backend, builder, constants, items, thinking, runner.cache, runner.refresh)
+    for item, prompt in zip(items, rendered):
+        if isinstance(prompt, NotRendered):
+            message = f"{item.origin}: record {item.id}: {prompt.message}"
+            results[item.id] = _error(suite, backend, item, prompt.failure_class, message)
             continue
         requests.append(
             Request(
                 spec.name,
-                entry.id,
-                prompt,
-                entry.labels,
+                item.id,
+                prompt.prompt,
+                item.labels,
                 max_new_tokens,
                 tuple(spec.generation.stop),
                 spec.scoring.label_tokens,
-                thinking or opens_thinking(prompt),  # a template that always opens the block thinks anyway
+                thinking or opens_thinking(prompt.prompt),  # a template that always opens the block thinks anyway
+                prompt.source,
             )
         )
-        answerable.append((entry, truncation))
+        answerable.append((item, prompt.truncation))
     description = f"{spec.name} × {backend.label}"
     mode = "loglikelihood" if spec.scoring.mode == "both" else spec.scoring.mode
     predictions = runner.run(backend, requests, mode, description=description)
@@ -75,27 +79,13 @@ def evaluate(
         generated = list(runner.run(backend, requests, "generate", description=f"{description} (generate)"))
     for (item, truncation), request, prediction, generation in zip(answerable, requests, predictions, generated):
         results[item.id] = _scored(suite, backend, item, request, prediction, generation, truncation)
-    return results
+    return {entry.id: results[entry.id] for entry in entries}  # in the entries' order
 
 
 def prompt_constants(spec: SuiteSpec) -> dict[str, Any]:
     """Suite-level template variables: the declared abstention phrases, so a prompt names them."""
     abstentions = spec.scoring.abstentions
     return {"abstention": abstentions[0] if abstentions else "", "abstentions": list(abstentions)}
-
-
-def _prompt(
-    spec: SuiteSpec, backend: Backend, builder: PromptBuilder, item: Item, thinking: bool
-) -> tuple[str, Truncation | None]:
-    """The exact prompt text for `item`, shortened to the suite's token budget when it has one."""
-    fields, truncation = item.fields, None
-    if spec.prompt.budget is not None:
-
-        def measure(candidate: Any) -> int:
-            return backend.prompt_length(backend.format_prompt(builder.messages(item, candidate), thinking))
-
-        fields, truncation = fit(item.fields, spec.prompt.budget, measure)
-    return backend.format_prompt(builder.messages(item, fields), thinking), truncation
 
 
 def _scored(

@@ -62,7 +62,8 @@ class JudgeScorer:
         return self.judges
 
     def score(self, model: Backend, jobs: Sequence[ScoreJob], runner: Runner, max_new_tokens: int | None) -> list[Any]:
-        return judge_all(model, jobs, runner, max_new_tokens)
+        alias = next((spec.alias for spec in self.judges if spec.label == model.label), None)
+        return judge_all(model, jobs, runner, max_new_tokens, alias.judge_limits if alias else None)
 
     def unavailable(self, model: ModelSpec, error: str) -> Verdict:
         return Verdict(model.label, error=f"judge model error: {error}", judge_failed=True)

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from vnllmtest.backends.base import Backend, Request
+from vnllmtest.backends.registry import JudgeLimits
 from vnllmtest.budget import fit
 from vnllmtest.evaluation import ScoreJob
 from vnllmtest.judge import judge_messages, primer
@@ -51,14 +52,21 @@ class Verdict:
 
 
 def judge_all(
-    judge: Backend, jobs: Sequence[ScoreJob], runner: Runner, max_new_tokens_cap: int | None = None
+    judge: Backend,
+    jobs: Sequence[ScoreJob],
+    runner: Runner,
+    max_new_tokens_cap: int | None = None,
+    limits: JudgeLimits | None = None,
 ) -> list[Verdict]:
-    """A verdict per job, in order; `max_new_tokens_cap` caps the judge's replies like the candidates'."""
+    """A verdict per job, in order; `max_new_tokens_cap` caps the judge's replies like the candidates';
+    `limits` (the judge's alias) caps its section and reply budgets below the suite's."""
+    limits = limits or JudgeLimits()
+    cap = min(filter(None, (max_new_tokens_cap, limits.max_new_tokens)), default=None)
     verdicts = [Verdict(judge.label) for _ in jobs]
     sections = []
     for job, verdict in zip(jobs, verdicts):
         try:
-            sections.append(_sections(judge, job, verdict))
+            sections.append(_sections(judge, job, verdict, limits.max_tokens_per_section))
         except PromptError as exc:
             verdict.error, verdict.judge_failed = f"judge prompt: {exc}", True
             sections.append(None)
@@ -66,7 +74,7 @@ def judge_all(
     for strict in (False, True):
         if not pending:
             break
-        requests = [_request(judge, jobs[i], sections[i], strict, max_new_tokens_cap) for i in pending]
+        requests = [_request(judge, jobs[i], sections[i], strict, cap) for i in pending]
         label = f"judge {judge.label}" + (" (retry)" if strict else "")
         predictions = runner.run(judge, requests, "generate", description=label)
         still = []
@@ -103,9 +111,9 @@ def _reply(judge: Backend, rubric: Rubric, prediction: Prediction) -> str:
     return primer(rubric) + prediction.text + closing
 
 
-def _sections(judge: Backend, job: ScoreJob, verdict: Verdict) -> list[tuple[str, str]]:
+def _sections(judge: Backend, job: ScoreJob, verdict: Verdict, cap: int | None) -> list[tuple[str, str]]:
     """The sections the suite shows the judge, each cut to its `max_tokens` (else the judge's
-    `max_tokens_per_section`) in the judge's tokens, every cut recorded."""
+    `max_tokens_per_section`; at most `cap`, the judge model's limit) in the judge's tokens, every cut recorded."""
     spec = job.suite.spec.judge
     fields = {
         **job.item.fields,
@@ -115,7 +123,8 @@ def _sections(judge: Backend, job: ScoreJob, verdict: Verdict) -> list[tuple[str
     }
     rendered = []
     for index, section in enumerate(spec.sees):
-        budget = PromptBudget(max_tokens=section.max_tokens or spec.max_tokens_per_section, field="text", policy="head")
+        tokens = min(filter(None, (section.max_tokens or spec.max_tokens_per_section, cap)))
+        budget = PromptBudget(max_tokens=tokens, field="text", policy="head")
         text = render(section.text, fields, new_quota(job.suite.spec.prompt.limits), f"judge.sees.{index}.text")
         cut, truncation = fit({"text": text}, budget, lambda f: judge.prompt_length(f["text"]))
         if truncation is not None:
@@ -129,7 +138,8 @@ def _request(
 ) -> Request:
     """A model that continues plain text (a base model) gets the start of the JSON to continue, stops
     at its closing brace and has at most PRIMED_MAX_NEW_TOKENS; chat models answer on their own turn,
-    reasoning first if they like, within judge.max_new_tokens. `cap` (--max-new-tokens) caps both."""
+    reasoning first if they like, within judge.max_new_tokens. `cap` (--max-new-tokens, the judge
+    model's limit) caps both."""
     spec = job.suite.spec.judge
     prompt = judge.format_prompt(judge_messages(spec.resolved_rubric, sections, strict=strict))
     budget = min(spec.max_new_tokens, cap or spec.max_new_tokens)

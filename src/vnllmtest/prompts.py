@@ -48,17 +48,22 @@ def new_quota(limits: PromptLimits | None = None, passthrough: int = 0) -> Quota
     return Quota(limits.max_chars, limits.max_seconds, passthrough)
 
 
-def unknown_fields(spec: PromptSpec, items: Sequence[Item], constants: Mapping[str, Any]) -> list[str]:
-    """Variables the system and user templates use that no item has as a field (nor the suite as a
-    constant, nor Jinja as a global): such a template cannot render for any record."""
+def template_variables(spec: PromptSpec) -> set[str]:
+    """The variables the system and user templates read (an item's fields, the suite's constants)."""
     used: set[str] = set()
     for source in (spec.system, spec.template):
         if source:
             used |= meta.find_undeclared_variables(_ENVIRONMENT.parse(source))
+    return used
+
+
+def unknown_fields(spec: PromptSpec, items: Sequence[Item], constants: Mapping[str, Any]) -> list[str]:
+    """Variables the system and user templates use that no item has as a field (nor the suite as a
+    constant, nor Jinja as a global): such a template cannot render for any record."""
     known = set(constants) | set(_ENVIRONMENT.globals)
     for item in items:
         known |= set(item.fields)
-    return sorted(used - known)
+    return sorted(template_variables(spec) - known)
 
 
 def limit_error(

@@ -1,9 +1,9 @@
 """report.html: one self-contained page (inline CSS, JS and SVG) for a run folder.
 
-Everything from a model or a dataset is escaped server-side; the script only shows and
-hides item rows, and the page's content security policy lets nothing else run or load.
-The page and its run, gate, metric and breakdown sections are built here; the charts,
-the baseline comparison and the items in their own `report_html_*` modules.
+Everything from a model or a dataset is escaped server-side; the script only shows, hides
+and sorts item rows, and the page's content security policy lets nothing else run or load.
+The page, its fonts and its run, gate, metric and breakdown sections are built here; the
+charts, the baseline comparison, the items and the script in their own `report_html_*` modules.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
+from string import Template
 from typing import Any
 
 from vnllmtest.aggregate import MAX_BREAKDOWN_VALUES
@@ -19,8 +20,9 @@ from vnllmtest.metric_table import is_known_metric, metric_info
 from vnllmtest.report_html_charts import charts_section
 from vnllmtest.report_html_comparison import comparison_section
 from vnllmtest.report_html_data import Record, as_mapping, as_number, as_records, as_text, dig, unique
-from vnllmtest.report_html_items import FILTER_SCRIPT, items_section
+from vnllmtest.report_html_items import items_section
 from vnllmtest.report_html_parts import Results, esc, escaped_cells, html_row, html_table, number_text, section
+from vnllmtest.report_html_script import PAGE_SCRIPT
 
 INCOMPLETE = (
     '<p class="banner warn" id="incomplete">Incomplete run: interrupted or stopped '
@@ -37,8 +39,15 @@ RUN_FACTS = (
     ("Exit status", "exit_status"),
 )
 
-CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:1.5rem;color:#1d1d1f;background:#fff}
+# Every block's fonts, first choice first: DejaVu draws all of Vietnamese (stacked tone marks included) in its
+# sans and its monospace faces; Debian's fonts-dejavu-core installs both. The others cover macOS and Windows.
+SANS_FONTS = '"DejaVu Sans","Segoe UI","Helvetica Neue",Arial,sans-serif'
+MONO_FONTS = '"DejaVu Sans Mono",Menlo,Consolas,monospace'
+FONTS_PACKAGE = "fonts-dejavu-core"
+
+CSS = Template("""
+body{font:14px/1.45 $sans;margin:1.5rem;color:#1d1d1f;background:#fff}
+pre,code{font-family:$mono}input,select,button{font:inherit}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5rem 0;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #d5d5d5;padding:.25rem .5rem;text-align:left;vertical-align:top}
@@ -50,14 +59,18 @@ tr.fail td,tr.regression td,.worse{background:#fde2e1}
 tr.fix td,.better{background:#e2f5e6}tr.skipped td{color:#777}tr.not-evaluated td{background:#fff8e1}
 .status-passed{color:#1d5e2c}.status-missed{color:#8a5a00}
 .status-error{color:#8a1c14;font-weight:600}figcaption{font-weight:600}
-svg.chart text{font:12px system-ui,sans-serif;fill:#1d1d1f}svg.chart .tick{fill:#666;text-anchor:middle}
+svg.chart text{font:12px $sans;fill:#1d1d1f}svg.chart .tick{fill:#666;text-anchor:middle}
 svg.chart .label{text-anchor:end}svg.chart .metric{font-weight:600}
 table.items td:not(:last-child){white-space:nowrap}
 svg.chart .axis{stroke:#999}svg.chart .whisker{stroke:#1d1d1f;stroke-width:1.5}
 .filters{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap;margin:.5rem 0}
 pre{white-space:pre-wrap;word-break:break-word;max-width:70rem;background:#f7f7f7;
 padding:.4rem;margin:.2rem 0}summary{cursor:pointer;color:#3b6db3}
-"""
+th button.sort{border:0;background:none;padding:0;font-weight:inherit;cursor:pointer}
+th[aria-sort=ascending] button.sort::after{content:" ▲"}th[aria-sort=descending] button.sort::after{content:" ▼"}
+svg.chart .baseline{fill:#fff;stroke-width:1.5}svg.chart .baseline-value{fill:#666}
+table.flips td{white-space:nowrap}table.flips details,table.flips summary{display:inline}
+""").substitute(sans=SANS_FONTS, mono=MONO_FONTS)
 
 
 def _source_hash(source: str) -> str:
@@ -66,7 +79,7 @@ def _source_hash(source: str) -> str:
 
 
 # Only the page's own style and script may run, and nothing may be fetched.
-CSP = f"default-src 'none'; base-uri 'none'; style-src {_source_hash(CSS)}; script-src {_source_hash(FILTER_SCRIPT)}"
+CSP = f"default-src 'none'; base-uri 'none'; style-src {_source_hash(CSS)}; script-src {_source_hash(PAGE_SCRIPT)}"
 
 
 def render_html(document: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> str:
@@ -82,7 +95,7 @@ def render_html(document: Mapping[str, Any], items: Sequence[Mapping[str, Any]])
         _gates_section(document, run, rows),
         _not_evaluated_section(run),
         _metrics_section(results),
-        charts_section(results),
+        charts_section(results, document.get("comparison")),
         _breakdowns_section(results),
         comparison_section(document.get("comparison")),
         items_section(as_records(items), results),
@@ -93,7 +106,7 @@ def render_html(document: Mapping[str, Any], items: Sequence[Mapping[str, Any]])
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-        f"<h1>{title}</h1>\n{''.join(body)}<script>{FILTER_SCRIPT}</script>\n</body>\n</html>\n"
+        f"<h1>{title}</h1>\n{''.join(body)}<script>{PAGE_SCRIPT}</script>\n</body>\n</html>\n"
     )
 
 

@@ -57,14 +57,33 @@ def _ids(ids: Any) -> str:
 def _flips(flips: list[Record]) -> str:
     rows = []
     for flip in sorted(flips, key=lambda f: f.get("direction") != "regression"):
-        now, before = dig(flip, "metrics"), dig(flip, "baseline_metrics")
-        changes = "<br>".join(
-            f"{esc(name)} {number_text(before.get(name), 3)} → {number_text(now.get(name), 3)}"
-            for name in unique([*before, *now])
-        )
         keys = "suite model baseline_model id direction baseline_status status"
         direction = flip.get("direction")
         css = direction if direction in ("regression", "fix") else ""
-        rows.append(html_row([*escaped_cells(flip, keys), changes, esc(flip.get("nodeid"))], css))
+        rows.append(html_row([*escaped_cells(flip, keys), _changes(flip), esc(flip.get("nodeid"))], css))
     header = "Dataset|Model|Baseline model|Id|Direction|Baseline status|Status|Metrics|Node id"
     return f"<h3>Flipped items ({len(rows)})</h3>" + html_table(header, rows, "flips")
+
+
+def _changes(flip: Record) -> str:
+    """One line: the headline metric's change (the judge's score for a judged item, else the first metric
+    that changed); the other metrics collapsed behind it."""
+    now, before = dig(flip, "metrics"), dig(flip, "baseline_metrics")
+    names = unique([*before, *now])
+    if len(names) < 2:
+        return "".join(_change(name, before, now) for name in names)
+    headline = _headline(names, before, now)
+    rest = "<br>".join(_change(name, before, now) for name in names if name != headline)
+    return f"{_change(headline, before, now)} <details><summary>{len(names) - 1} more</summary>{rest}</details>"
+
+
+def _headline(names: list[str], before: Record, now: Record) -> str:
+    judged = [name for name in ("judge_score", "judge_overall") if name in names]
+    changed = [name for name in names if before.get(name) != now.get(name)]
+    return (judged or changed or names)[0]
+
+
+def _change(name: str, before: Record, now: Record) -> str:
+    was, is_ = as_number(before.get(name)), as_number(now.get(name))
+    delta = f" ({is_ - was:+.3f})" if was is not None and is_ is not None else ""
+    return f"{esc(name)} {number_text(before.get(name), 3)} → {number_text(now.get(name), 3)}{delta}"

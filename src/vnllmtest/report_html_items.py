@@ -1,5 +1,5 @@
-"""report.html's items: a filterable table, one row an item, with its prompt, references, output and
-judge verdicts behind a `show` toggle. FILTER_SCRIPT, the page's only script, shows and hides rows."""
+"""report.html's items: a table to filter and sort (`report_html_script`), one row an item, with its prompt,
+references, output and judge verdicts behind a `show` toggle."""
 
 from __future__ import annotations
 
@@ -15,38 +15,9 @@ SHOWN_CHARS = 20_000  # the most of one text (prompt, output, thinking) an item'
 TEXT_FILTER = (
     '<input id="filter-text" type="search" placeholder="Filter: id, prompt, output…" aria-label="Filter items by text">'
 )
+# The item table's sortable columns and how each compares (the judge column by its first judge's score).
+SORTED_BY = dict.fromkeys(("Suite", "Model", "Id", "Status", "Failure class", "Metrics"), "text") | {"Judge": "number"}
 DETAIL_FIELDS = (("Output", "output"), ("Extracted answer", "answer"), ("Thinking", "thinking"), ("Message", "message"))
-
-FILTER_SCRIPT = """
-(() => {
-  "use strict";
-  const rows = Array.from(document.querySelectorAll("tr.item-row"));
-  const texts = rows.map((row) => row.textContent.toLowerCase());
-  const [text, status, suite, model] = ["text", "status", "suite", "model"].map(
-    (name) => document.getElementById(`filter-${name}`));
-  const count = document.getElementById("shown-count");
-  function apply() {
-    const needle = text.value.toLowerCase();
-    const want = {status: status.value, suite: suite.value, model: model.value};
-    let shown = 0;
-    for (let i = 0; i < rows.length; i += 1) {
-      const data = rows[i].dataset;
-      const match = (!want.status || data.status === want.status)
-        && (!want.suite || data.suite === want.suite)
-        && (!want.model || data.model === want.model)
-        && (!needle || texts[i].includes(needle));
-      if (rows[i].hidden === match) rows[i].hidden = !match;
-      if (match) shown += 1;
-    }
-    count.textContent = `${shown} of ${rows.length} items shown`;
-  }
-  for (const control of [text, status, suite, model]) {
-    control.addEventListener("input", apply);
-    control.addEventListener("change", apply);
-  }
-  apply();
-})();
-"""
 
 
 def items_section(records: list[Record], results: Results) -> str:
@@ -60,7 +31,7 @@ def items_section(records: list[Record], results: Results) -> str:
         f'<span id="shown-count">{len(records)} of {len(records)} items shown</span>',
     ]
     header = "Suite|Model|Id|Status|Failure class|Metrics|Judge|Details"
-    table = html_table(header, [_item_row(r) for r in records], "items")
+    table = html_table(header, [_item_row(r) for r in records], "items", SORTED_BY)
     return section("items", "Items", f'<div class="filters">{"".join(controls)}</div>{table}')
 
 

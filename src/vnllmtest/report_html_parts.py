@@ -3,7 +3,7 @@ shares, and escaped HTML sections, tables, rows, numbers and estimates."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -39,12 +39,21 @@ def section(element_id: str, title: str, content: str) -> str:
     return f'<section id="{element_id}"><h2>{title}</h2>{content}</section>\n'
 
 
-def html_table(header: str | Sequence[str], rows: Sequence[str], css: str = "") -> str:
-    """A table; `header` is escaped, a string header is split at `|`, rows are HTML."""
+def html_table(
+    header: str | Sequence[str], rows: Sequence[str], css: str = "", sortable: Mapping[str, str] | None = None
+) -> str:
+    """A table; `header` is escaped, a string header is split at `|`, rows are HTML. The columns named in
+    `sortable` get a sort button and `data-sort` with their comparison ("text" or "number")."""
     names = header.split("|") if isinstance(header, str) else header
-    head = "".join(f"<th>{esc(name)}</th>" for name in names)
+    head = "".join(_header_cell(name, (sortable or {}).get(name)) for name in names)
     body = "\n".join(rows) or f'<tr><td colspan="{len(names)}">none</td></tr>'
     return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _header_cell(name: str, comparison: str | None) -> str:
+    if comparison is None:
+        return f"<th>{esc(name)}</th>"
+    return f'<th data-sort="{comparison}"><button type="button" class="sort">{esc(name)}</button></th>'
 
 
 def html_row(cells: Iterable[str], css: str = "", attributes: str = "") -> str:

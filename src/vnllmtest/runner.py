@@ -1,20 +1,21 @@
 """Runs requests through a backend in length-sorted batches, with the prediction cache in front; every
-answer is bounded in size (a longer one is its item's error, never cached)."""
+answer is bounded in size (a longer one is its item's error, never cached). Nothing here imports torch: a
+run answered from the cache never needs it."""
 
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-import torch
-
 from vnllmtest.backends.base import DEFAULT_MAX_REPLY_BYTES, Backend, Generation, ModelError, Request
 from vnllmtest.cache import PredictionCache, cache_key
 from vnllmtest.clipping import described, shown
 from vnllmtest.thinking import opens_thinking, split_thinking
+from vnllmtest.timing import phase
 
 Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
 AUTO_BATCH_START = 32  # the first batch size tried with --batch-size auto; halved on out-of-memory
@@ -117,21 +118,23 @@ class Runner:
         return [result for result in results if result is not None]
 
     def _key(self, backend: Backend, mode: str, request: Request) -> str | None:
+        """The request's cache key: by what its prompt was rendered from (`source`) where it has one, else
+        by the prompt text."""
         if not backend.cacheable:
             return None
+        prompt = {"source": request.source} if request.source is not None else {"prompt": request.prompt}
         if mode == "loglikelihood":
             spelling = {} if request.label_tokens == "either" else {"label_tokens": request.label_tokens}
-            return cache_key(backend.fingerprint, mode, request.prompt, labels=list(request.labels), **spelling)
-        # Keys of earlier versions stay valid; these variants produce different text, so they get their own:
-        # a prompt that opens a think block (its reply is split differently), and stop strings that
-        # apply only after the thinking.
+            return cache_key(backend.fingerprint, mode, **prompt, labels=list(request.labels), **spelling)
+        # These variants produce different text, so they get their own keys: a prompt that opens a think
+        # block (its reply is split differently), and stop strings that apply only after the thinking.
         variant = {"thinking_opened": True} if opens_thinking(request.prompt) else {}
         if request.thinking and request.stop:
             variant["stop_after_thinking"] = True
         return cache_key(
             backend.fingerprint,
             mode,
-            request.prompt,
+            **prompt,
             max_new_tokens=request.max_new_tokens,
             stop=list(request.stop),
             **variant,
@@ -143,7 +146,7 @@ class Runner:
         """The batch's predictions; on out-of-memory, its halves (recursively), down to single requests."""
         try:
             return self._compute(backend, batch, mode)
-        except _OUT_OF_MEMORY as exc:
+        except _out_of_memory() as exc:
             _release_memory()
             if len(batch) == 1:
                 message = f"model '{backend.label}' ran out of memory on a single request: {exc}"
@@ -158,9 +161,10 @@ class Runner:
         try:
             if mode == "loglikelihood":
                 return [_from_scores(scores) for scores in backend.score_choices(batch)]
-            generations = zip(backend.generate(batch), batch, strict=True)
+            with phase("generate"):  # the timing table's generate phase: only the generation itself
+                generations = zip(backend.generate(batch), batch, strict=True)
             return [self._bounded(_from_generation(g, r, backend), backend) for g, r in generations]
-        except _OUT_OF_MEMORY:
+        except _out_of_memory():
             raise
         except Exception as exc:  # a crash in one batch becomes an error on its items; others go on
             message = (
@@ -188,7 +192,10 @@ class Runner:
         return Prediction("generate", "", None, "error", 0, error=message)
 
 
-_OUT_OF_MEMORY = (torch.OutOfMemoryError,)
+def _out_of_memory() -> tuple[type[BaseException], ...]:
+    """torch's out-of-memory error, once torch is imported (a model that computes imports it)."""
+    torch = sys.modules.get("torch")
+    return (torch.OutOfMemoryError,) if torch is not None else ()
 
 
 def _from_scores(scores: dict[str, float] | ModelError) -> Prediction:
@@ -219,7 +226,8 @@ def _from_cache(entry: dict[str, Any], key: str, cache: PredictionCache) -> Pred
 
 def _release_memory() -> None:
     gc.collect()
-    if torch.cuda.is_available():
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 

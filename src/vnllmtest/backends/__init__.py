@@ -15,6 +15,7 @@ from vnllmtest.backends.base import (
 )
 from vnllmtest.backends.registry import ModelSpec, parse_model_specs
 from vnllmtest.extensions import BACKENDS, ExtensionError
+from vnllmtest.timing import phase
 
 __all__ = [
     "LOAD_LOG",
@@ -40,4 +41,5 @@ def load_backend(
         kind = BACKENDS.get(spec.kind)
     except ExtensionError as exc:
         raise ModelError(f"model '{spec.text}': {exc}") from None
-    return kind.load(spec, hf_settings or HFSettings(), server_settings or ServerSettings())
+    with phase("load"):
+        return kind.load(spec, hf_settings or HFSettings(), server_settings or ServerSettings())

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
+from vnllmtest import timing
 from vnllmtest.clipping import described
 from vnllmtest.messages import Message, plain_prompt
 
@@ -34,6 +35,7 @@ LOAD_LOG: list[LoadEvent] = []
 
 def record_load(backend: Backend, seconds: float) -> None:
     LOAD_LOG.append(LoadEvent(backend.label, backend.fingerprint, os.getpid(), seconds))
+    timing.counted("load", seconds)
 
 
 class ModelError(Exception):
@@ -96,6 +98,7 @@ class Request:
     stop: tuple[str, ...] = ()
     label_tokens: str = "either"  # scoring.label_tokens: "either", "spaced" or "bare"
     thinking: bool = False  # the model may think first: stop strings then end the answer, never the thinking
+    source: str | None = None  # a digest of what the prompt was rendered from; keys the cache in its place
 
     def label_spellings(self, label: str) -> tuple[str, ...]:
         """The texts whose first token stands for this option label in log-likelihood scoring."""
@@ -120,6 +123,10 @@ class Backend(ABC):
     cacheable: bool = True
     plain_prompts: bool = False  # prompts are text the model continues (no chat template): answers can be primed
     preferred_batch_size: int | None = None  # requests per call where the backend paces them itself (servers)
+    # What turns chat messages into the prompt and counts its tokens (a digest of the tokenizer files and chat
+    # template), for backends whose rendering is costly: their prompts are cached under it (vnllmtest.rendering).
+    # None: every prompt is rendered, and the cache is keyed by the prompt text.
+    prompt_identity: str | None = None
 
     def format_prompt(self, messages: Sequence[Message], thinking: bool = False) -> str:
         """The exact text the model sees for these chat messages (thinking on or off, where the

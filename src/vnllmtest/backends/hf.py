@@ -1,21 +1,25 @@
-"""Transformers causal LMs: batched greedy generation and next-token scoring of option labels."""
+"""Transformers causal LMs: batched greedy generation and next-token scoring of option labels.
+
+Nothing heavy happens at construction: the tokenizer and config are read (importing transformers) when a
+prompt must be rendered or a token counted, the weights when the model must answer. A run answered
+entirely from the cache imports neither torch nor transformers.
+"""
 
 from __future__ import annotations
 
 import gc
-import hashlib
 import inspect
 import json
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 import vnllmtest.backends.bundled as bundled
 import vnllmtest.backends.placement as placement
+import vnllmtest.hub as hub
+from vnllmtest.backends.digests import folder_digest, prompt_identity
 from vnllmtest.backends.base import (
     Backend,
     Generation,
@@ -28,23 +32,29 @@ from vnllmtest.backends.registry import ModelSpec
 from vnllmtest.messages import Message, plain_prompt
 from vnllmtest.thinking import cut_at_stop, opens_thinking
 
+if TYPE_CHECKING:
+    import torch
+
 _HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
-_SAMPLED_BYTES = 1 << 20
 # Below this many shared tokens a second forward pass costs more than it saves.
 MIN_SHARED_PREFIX = 8
 # Layers whose cache can hold a shared prefix followed by padding (not recurrent or linear ones).
 _SHARABLE_LAYERS = {"full_attention", "sliding_attention"}
+# What `_read` sets, on first use of any of them (see `__getattr__`).
+_READ_ATTRIBUTES = frozenset(
+    {"tokenizer", "vision_language", "prefix_sharing", "sliding_window", "generation_defaults", "chat_template",
+     "end_token_ids", "_row_end_ids"}
+)
 
 
 class HFBackend(Backend):
-    """Tokenizer and fingerprint at construction; weights on first use, so a run answered entirely
-    from the cache never loads the model."""
+    """Fingerprint and prompt identity at construction (file digests, no transformers); tokenizer and
+    config on first use, weights when the model must answer (see the module's docstring)."""
 
     supports_loglikelihood = True
 
     def __init__(self, spec: ModelSpec, settings: HFSettings):
-        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
-
+        self._read_error: ModelError | None = None
         self.label = spec.label
         self.spec = spec
         self.folder, source_id = _resolve_folder(spec)
@@ -52,12 +62,41 @@ class HFBackend(Backend):
         self.device = self.placement.device
         self.device_name = placement.describe_device(self.device)
         self.trust_remote_code = bool(spec.alias and spec.alias.trust_remote_code) or settings.trust_remote_code
+        adapter = f"|adapter=folder:{folder_digest(Path(spec.adapter))}" if spec.adapter else ""
+        self.fingerprint = f"{source_id}|{self.placement.summary}{adapter}"
+        self.prompt_identity = prompt_identity(self.folder, self._template_choice(), self.trust_remote_code)
+        self._label_token_ids: dict[tuple[tuple[str, ...], str], list[list[int]]] = {}
+        self._model = None
+        self._load_error: ModelError | None = None
+        if _needs_transformers_to_check(self.folder):
+            self._read()  # an unreadable config, or one that names code of its own, fails here, as it always did
+
+    def __getattr__(self, name: str) -> Any:
+        """The tokenizer and what is read with it (`_READ_ATTRIBUTES`), read on first use."""
+        if name not in _READ_ATTRIBUTES:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self._read()
+        return object.__getattribute__(self, name)
+
+    @property
+    def plain_prompts(self) -> bool:  # type: ignore[override]
+        return self._template_choice() == "plain" or self.chat_template is None
+
+    def _read(self) -> None:
+        """Read config, tokenizer and generation defaults (importing transformers), once; a failure is kept."""
+        if self._read_error is not None:
+            raise self._read_error
+        if "tokenizer" in self.__dict__:
+            return
+        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
         try:
             config = AutoConfig.from_pretrained(self.folder, trust_remote_code=self.trust_remote_code)
-            self.tokenizer = AutoTokenizer.from_pretrained(self.folder, trust_remote_code=self.trust_remote_code)
+            tokenizer = AutoTokenizer.from_pretrained(self.folder, trust_remote_code=self.trust_remote_code)
         except Exception as exc:  # config and tokenizer files come in many formats, each with its own errors
-            raise ModelError(f"model '{spec.text}': cannot read {self.folder}: {_explain(exc)}") from None
-        self.vision_language = _is_vision_language(spec, config)
+            self._read_error = ModelError(f"model '{self.spec.text}': cannot read {self.folder}: {_explain(exc)}")
+            raise self._read_error from None
+        self.vision_language = _is_vision_language(self.spec, config)
         self.prefix_sharing = (
             not self.vision_language
             and set(getattr(config, "layer_types", None) or ["full_attention"]) <= _SHARABLE_LAYERS
@@ -67,29 +106,28 @@ class HFBackend(Backend):
             self.generation_defaults = GenerationConfig.from_pretrained(self.folder)
         except OSError:
             self.generation_defaults = GenerationConfig()
-        adapter = f"|adapter=folder:{folder_digest(Path(spec.adapter))}" if spec.adapter else ""
-        self.fingerprint = f"{source_id}|{self.placement.summary}{adapter}"
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.chat_template = self._chat_template()
-        self.plain_prompts = self.chat_template is None
-        self.end_token_ids = self._end_token_ids()
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.chat_template = self._chat_template(tokenizer)
+        self.end_token_ids = self._end_token_ids(tokenizer)
         # A row that stops early (end of turn, or a stop string) is padded after it.
-        self._row_end_ids = {*self.end_token_ids, self.tokenizer.pad_token_id}
-        self._label_token_ids: dict[tuple[tuple[str, ...], str], list[list[int]]] = {}
-        self._model = None
-        self._load_error: ModelError | None = None
+        self._row_end_ids = {*self.end_token_ids, tokenizer.pad_token_id}
+        self.tokenizer = tokenizer
 
-    def _chat_template(self) -> str | None:
+    def _template_choice(self) -> str:
+        """The alias's chat_template: "model" (the model's own), "plain", or an inline Jinja template."""
+        return self.spec.alias.chat_template if self.spec.alias else "model"
+
+    def _chat_template(self, tokenizer: Any) -> str | None:
         """The alias's choice: the model's own template (the tokenizer's, else the processor's), none
         (plain completion prompts), or an inline Jinja template."""
-        choice = self.spec.alias.chat_template if self.spec.alias else "model"
+        choice = self._template_choice()
         if choice == "plain":
             return None
         if choice != "model":
             return choice
-        own = getattr(self.tokenizer, "chat_template", None)
+        own = getattr(tokenizer, "chat_template", None)
         if own is None and (self.folder / "chat_template.jinja").is_file():  # a processor's template
             own = (self.folder / "chat_template.jinja").read_text(encoding="utf-8")
         if own is None and (self.folder / "chat_template.json").is_file():  # the older processor format
@@ -132,13 +170,13 @@ class HFBackend(Backend):
             model = PeftModel.from_pretrained(model, self.spec.adapter)
         return model
 
-    def _end_token_ids(self) -> list[int]:
-        ids = {self.tokenizer.eos_token_id}
+    def _end_token_ids(self, tokenizer: Any) -> list[int]:
+        ids = {tokenizer.eos_token_id}
         configured = self.generation_defaults.eos_token_id
         ids.update(configured if isinstance(configured, list) else [configured])
         for token in self.spec.alias.end_tokens if self.spec.alias else ():
-            token_id = self.tokenizer.convert_tokens_to_ids(token)
-            if token_id is not None and token_id != self.tokenizer.unk_token_id:
+            token_id = tokenizer.convert_tokens_to_ids(token)
+            if token_id is not None and token_id != tokenizer.unk_token_id:
                 ids.add(token_id)
         return sorted(i for i in ids if i is not None)
 
@@ -156,8 +194,13 @@ class HFBackend(Backend):
     def prompt_length(self, prompt: str) -> int:
         return len(self.tokenizer(prompt, add_special_tokens=False).input_ids)
 
-    @torch.inference_mode()
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        import torch
+
+        with torch.inference_mode():
+            return self._generate(requests)
+
+    def _generate(self, requests: Sequence[Request]) -> list[Generation]:
         from transformers import GenerationConfig
 
         input_ids, attention_mask = self._left_padded(self._token_rows([request.prompt for request in requests]))
@@ -188,10 +231,17 @@ class HFBackend(Backend):
             finish = "stop"
         return Generation(text=text, finish_reason=finish, new_tokens=len(kept))
 
-    @torch.inference_mode()
     def score_choices(self, requests: Sequence[Request]) -> list[dict[str, float]]:
         """Next-token log-probabilities of each label, from one forward pass per batch. The prompts'
         common token prefix (instruction, few-shot examples) is run once and its cache shared."""
+        import torch
+
+        with torch.inference_mode():
+            return self._score_choices(requests)
+
+    def _score_choices(self, requests: Sequence[Request]) -> list[dict[str, float]]:
+        import torch
+
         rows = self._token_rows([request.prompt for request in requests])
         shared = self._shareable_prefix(rows)
         input_ids, attention_mask = self._left_padded([row[shared:] for row in rows])
@@ -236,6 +286,8 @@ class HFBackend(Backend):
         return shared
 
     def _left_padded(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         width = max(map(len, rows))
         input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -256,9 +308,13 @@ class HFBackend(Backend):
         return self._label_token_ids[key]
 
     def close(self) -> None:
+        if self._model is None:
+            return
         self._model = None
         gc.collect()
         if self.device.startswith("cuda"):
+            import torch
+
             torch.cuda.empty_cache()
 
 
@@ -298,29 +354,19 @@ def _resolve_folder(spec: ModelSpec) -> tuple[Path, str]:
     if path.is_dir():
         return path, f"folder:{folder_digest(path)}"
     try:
-        from huggingface_hub import snapshot_download
-
-        folder = Path(snapshot_download(spec.target, allow_patterns=_HUB_FILES))
-    except Exception as exc:  # offline, unknown repo, gated repo...: all mean "not available"
-        raise ModelError(
-            f"model '{spec.text}': hub id '{spec.target}' could not be fetched ({type(exc).__name__}: {exc}). "
-            "Without network, download it beforehand or pass a local checkpoint folder."
-        ) from None
+        folder = hub.fetch_model(spec.target, _HUB_FILES)
+    except LookupError as exc:
+        raise ModelError(f"model '{spec.text}': {exc}") from None
     return folder, f"hub:{spec.target}@{folder.name}"
 
 
-def folder_digest(folder: Path) -> str:
-    """A content digest of a checkpoint folder: small files whole, weight files by size plus
-    their first and last MiB (fast on multi-GB checkpoints, and stable when a folder is copied)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        size = path.stat().st_size
-        digest.update(f"{path.relative_to(folder)}\x00{size}\x00".encode())
-        with path.open("rb") as handle:
-            if size <= 2 * _SAMPLED_BYTES:
-                digest.update(handle.read())
-            else:
-                digest.update(handle.read(_SAMPLED_BYTES))
-                handle.seek(-_SAMPLED_BYTES, 2)
-                digest.update(handle.read())
-    return digest.hexdigest()
+def _needs_transformers_to_check(folder: Path) -> bool:
+    """Whether only transformers can tell if the folder loads: its config.json is missing or not a JSON
+    object, or its config or tokenizer config maps classes to code of their own (`auto_map`)."""
+    configs = []
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            configs.append(json.loads((folder / name).read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            configs.append(None if name == "config.json" else {})
+    return not all(isinstance(config, dict) and "auto_map" not in config for config in configs)

@@ -27,6 +27,18 @@ MODIFIERS = {
 
 
 @dataclass(frozen=True)
+class JudgeLimits:
+    """Caps on the budgets a model gets as a judge, below those the suite declares: for a tiny model
+    whose long prompts cost minutes and whose long replies are rarely readable. None: the suite's."""
+
+    max_tokens_per_section: int | None = None
+    max_new_tokens: int | None = None
+
+
+JUDGE_LIMIT_KEYS = [f.name for f in dataclasses.fields(JudgeLimits)]
+
+
+@dataclass(frozen=True)
 class Alias:
     """A named model: where its weights are and how to run it."""
 
@@ -39,6 +51,7 @@ class Alias:
     thinking: bool = False  # the chat template understands enable_thinking
     end_tokens: tuple[str, ...] = ()
     trust_remote_code: bool = False
+    judge_limits: JudgeLimits | None = None  # caps on its budgets as a judge
     source: str = "packaged"  # where the alias was defined, for error messages
 
 
@@ -92,7 +105,21 @@ def _alias(source: str, name: str, entry: Any) -> Alias:
         raise ModelError(f"{source}: alias '{name}' needs 'hf' (a hub id or folder) or 'bundled'")
     if entry.get("model_class", "auto") not in ("auto", "causal_lm", "image_text_to_text"):
         raise ModelError(f"{source}: alias '{name}': model_class must be auto, causal_lm or image_text_to_text")
-    return Alias(name=name, source=source, **{**entry, "end_tokens": tuple(entry.get("end_tokens", ()))})
+    limits = _judge_limits(f"{source}: alias '{name}': judge_limits", entry.get("judge_limits"))
+    return Alias(
+        name=name, source=source, **{**entry, "end_tokens": tuple(entry.get("end_tokens", ())), "judge_limits": limits}
+    )
+
+
+def _judge_limits(where: str, entry: Any) -> JudgeLimits | None:
+    if entry is None:
+        return None
+    if not isinstance(entry, Mapping) or not entry or set(entry) - set(JUDGE_LIMIT_KEYS):
+        raise ModelError(f"{where} must be a mapping with {' and/or '.join(JUDGE_LIMIT_KEYS)}, got {entry!r}")
+    for key, value in entry.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ModelError(f"{where}: {key} must be a whole number of at least 1, got {value!r}")
+    return JudgeLimits(**entry)
 
 
 def parse_model_spec(text: str, aliases: dict[str, Alias] | None = None) -> ModelSpec:

@@ -211,7 +211,19 @@ _READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".par
 
 
 def read_hf(name: str, split: str | None, revision: str | None) -> Iterator[RawRecord]:
-    """Records of a Hugging Face dataset (`datasets` library); DataError when it cannot be reached."""
+    """Records of a Hugging Face dataset (`datasets` library); DataError when it cannot be reached. Without
+    offline mode, one quick connection to the hub comes first: the library's retries take half a minute."""
+    from vnllmtest import hub
+
+    where = f"{HF_PREFIX}{name} (split {split or 'train'})"
+    offline = hub.offline_variable("dataset")
+    why = None if offline else hub.unreachable()
+    if why:
+        raise DataError(
+            f"{where} could not be loaded: the hub at {hub.endpoint()} cannot be reached ({why}). If the dataset "
+            f"is cached, run with HF_HUB_OFFLINE=1 to use that copy; otherwise download it where the hub can be "
+            f"reached: {hub.fetch_commands(name, 'dataset')}"
+        )
     try:
         import datasets
     except ImportError:
@@ -219,6 +231,11 @@ def read_hf(name: str, split: str | None, revision: str | None) -> Iterator[RawR
     try:
         rows = datasets.load_dataset(name, split=split or "train", revision=revision)
     except Exception as exc:  # the hub client raises many types; all mean "not available"
-        raise DataError(f"{HF_PREFIX}{name} (split {split or 'train'}) could not be loaded: {exc}") from None
+        if offline:
+            raise DataError(
+                f"{where} could not be loaded from the local cache ({offline}=1 allows only that): {exc}. If it is not "
+                f"cached, download it where the hub can be reached: {hub.fetch_commands(name, 'dataset')}"
+            ) from None
+        raise DataError(f"{where} could not be loaded: {exc}") from None
     for index, data in enumerate(rows):
         yield RawRecord(f"{HF_PREFIX}{name}[{split}] row {index}", data)

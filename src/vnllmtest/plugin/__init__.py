@@ -20,9 +20,10 @@ import pytest
 
 from vnllmtest.backends import Backend, ModelError, ModelSpec, load_backend
 from vnllmtest.cache import CacheError
-from vnllmtest.plugin.collect import SuiteCase, SuiteFile, record_failure
+from vnllmtest.plugin.collect import ItemErrored, SuiteCase, SuiteFile, record_failure
 from vnllmtest.plugin.keys import STATE, read_payload
 from vnllmtest.plugin.options import add_options
+from vnllmtest.plugin.repeated_errors import show_once
 from vnllmtest.plugin.results import ResultCollector
 from vnllmtest.plugin.session import RunState
 from vnllmtest.plugin.settings import read_settings
@@ -94,6 +95,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if isinstance(item, SuiteCase) and report.failed and report.when != "teardown" and read_payload(report) is None:
         record_failure(item, report, call)  # the model could not be set up, or something failed before a result
+    failure = call.excinfo
+    if isinstance(item, SuiteCase) and report.failed and failure is not None:  # one error of many: repeated_errors.py
+        set_up = report.when == "setup" and failure.errisinstance(pytest.fail.Exception)
+        if set_up or failure.errisinstance(ItemErrored):
+            show_once(item.config, item.model_label, item.suite.path, report, str(failure.value))
     return report
 
 

@@ -45,6 +45,8 @@ class Gathered(Protocol):
     run_folder: Path | None
     report_error: str | None
 
+    def phase_seconds(self) -> dict[str, dict[str, float]]: ...
+
 
 def finish_run(gathered: Gathered, session: pytest.Session, exitstatus: int) -> None:
     """Compare, summarise, check the gates (after the comparison), write the report and set the exit code."""
@@ -69,6 +71,7 @@ def finish_run(gathered: Gathered, session: pytest.Session, exitstatus: int) -> 
     manifest = build_manifest(
         (record["context"] for record in records), settings.manifest_options(), [spec.label for spec in settings.specs]
     )
+    manifest["phase_seconds"] = gathered.phase_seconds()  # the report phase up to here: the files are not written yet
     gathered.cache_faults = manifest["cache_faults"]
     gathered.cache_recomputed = manifest["cache_entries_recomputed"]
     facts = RunFacts(

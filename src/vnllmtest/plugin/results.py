@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from vnllmtest import timing
 from vnllmtest.plugin.keys import PROPERTY, read_payload
+from vnllmtest.plugin.xdist import PHASES_OUTPUT
 from vnllmtest.suite_marker import is_suite_file
 
 if TYPE_CHECKING:
@@ -44,6 +46,18 @@ class ResultCollector:
         self.comparison: Comparison | None = None
         self.nodeids: dict[tuple[str, str, str], str] = {}  # (suite, model, item id) -> node id
         self.verdict: GatesVerdict | None = None
+        self.timing_start = timing.snapshot()
+        self.worker_phases: dict[str, dict[str, float]] = {}  # seconds per phase of each xdist worker
+
+    def phase_seconds(self) -> dict[str, dict[str, float]]:
+        """Seconds per phase of each process so far: the xdist workers and the controller, or the one process."""
+        workers = {name: self.worker_phases[name] for name in sorted(self.worker_phases, key=_worker_number)}
+        return {**workers, "controller" if workers else "main": timing.since(self.timing_start)}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """An xdist worker finished: keep the seconds per phase it sent (none when it crashed)."""
+        self.worker_phases[node.gateway.id] = getattr(node, "workeroutput", {}).get(PHASES_OUTPUT) or {}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -97,18 +111,27 @@ class ResultCollector:
             return
         from vnllmtest.plugin.finish import finish_run  # the statistics and report stack, only for suite runs
 
-        finish_run(self, session, exitstatus)
+        with timing.phase("report"):
+            finish_run(self, session, exitstatus)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.summaries and not self.collection_errors:
             return
-        from vnllmtest.plugin.terminal import show_comparison, show_coverage, show_gates, show_misses, show_run_notes
+        from vnllmtest.plugin.terminal import (
+            show_comparison,
+            show_coverage,
+            show_gates,
+            show_misses,
+            show_phases,
+            show_run_notes,
+        )
 
         settings = self.settings
         option = self.config.option  # pytest's own: --tb and -r
         show_misses(terminalreporter, self.misses, settings.show_misses, option.tbstyle, option.reportchars)
         if self.comparison is not None:
             show_comparison(terminalreporter, self.comparison, settings.show_flips, self.run_folder)
+        show_phases(terminalreporter, self.phase_seconds(), (datetime.now(timezone.utc) - self.started).total_seconds())
         show_coverage(terminalreporter, self.summaries)
         show_gates(terminalreporter, self.summaries, self.collection_errors, settings.require_gates)
         notes = ((r["context"]["suite"], note) for r in self.records for note in r["context"].get("data_notes", []))
@@ -121,6 +144,12 @@ class ResultCollector:
             self.report_error,
             self.run_folder,
         )
+
+
+def _worker_number(name: str) -> tuple[int, str]:
+    """gw2 before gw10."""
+    digits = name.removeprefix("gw")
+    return (int(digits), name) if digits.isdigit() else (-1, name)
 
 
 def _check_writable(folder: Path, option: str) -> None:

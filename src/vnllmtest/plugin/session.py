@@ -6,9 +6,7 @@ declares no hooks."""
 from __future__ import annotations
 
 import dataclasses
-import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -16,7 +14,9 @@ import pytest
 
 from vnllmtest.backends import LOAD_LOG, Backend, ModelError, ModelSpec, load_backend
 from vnllmtest.loaders import BadRecord, Item, LoadedData
+from vnllmtest.plugin.progress import show_progress
 from vnllmtest.plugin.settings import Settings
+from vnllmtest.timing import phase
 
 if TYPE_CHECKING:
     from vnllmtest.grading import Scorer
@@ -97,7 +97,7 @@ class RunState:
             self._runner = Runner(
                 PredictionCache(settings.cache_dir) if settings.cache_dir else None,
                 settings.batch_size,
-                self._progress,
+                show_progress(self.config, self.worker_id),
                 refresh=settings.refresh_cache,
                 max_output_bytes=settings.server.max_reply_bytes,
             )
@@ -128,7 +128,8 @@ class RunState:
         suite, data = self.suites_by_path[path], self.data[path]
         members = self._members(backend.label, path, shard)
         settings = self.settings
-        found = evaluate(backend, suite, data, members, self.runner, settings.max_new_tokens, settings.thinking)
+        with phase("score"):
+            found = evaluate(backend, suite, data, members, self.runner, settings.max_new_tokens, settings.thinking)
         self.results.setdefault((backend.label, path), {}).update(found)
 
     def _judged_paths(self, label: str) -> list[Path]:
@@ -162,9 +163,15 @@ class RunState:
         ]
 
         def load(spec: ModelSpec) -> Backend:
-            return load_backend(spec, settings.hf, settings.server)
+            try:
+                return load_backend(spec, settings.hf, settings.server)
+            except ModelError as exc:
+                if spec in settings.judge_specs and not self.config.getoption("judge"):
+                    raise ModelError(f"{exc}. It is the default judge: choose another with --judge SPEC") from None
+                raise
 
-        grade(list(self.scorers.values()), jobs, self.results, load, self.runner, settings.max_new_tokens)
+        with phase("judge"):
+            grade(list(self.scorers.values()), jobs, self.results, load, self.runner, settings.max_new_tokens)
         self.judged.update(keys)
 
     # --- run facts ----------------------------------------------------------------------------
@@ -211,19 +218,6 @@ class RunState:
             return {}
         self.specs_sent.add(suite.path)
         return {"suite_spec": suite.spec.model_dump(mode="json")}
-
-    @contextmanager
-    def _progress(self, description: str, total: int) -> Iterator[Any]:
-        if self.is_worker or total == 0:
-            yield lambda done: None
-            return
-        from tqdm import tqdm
-
-        capture = self.config.pluginmanager.getplugin("capturemanager")
-        with capture.global_and_fixture_disabled() if capture else nullcontext():
-            sys.stderr.write("\n")
-            with tqdm(total=total, desc=description, unit="item", file=sys.stderr, mininterval=1.0) as bar:
-                yield bar.update
 
 
 def _last_load(label: str, since: int) -> dict[str, Any] | None:

@@ -1,9 +1,9 @@
-"""What a run prints in pytest's terminal summary: missed items, the comparison with the baseline,
-verdict coverage, the gates table, then data notes, the verdict, cache faults and where the report is."""
+"""What a run prints in pytest's terminal summary: missed items, the comparison with the baseline, the time
+per phase, verdict coverage, the gates table, then data notes, the verdict, cache faults and where the report is."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from vnllmtest.gates import GatesVerdict, gate_outcome
 from vnllmtest.metric_table import VERDICT_COVERAGE
 from vnllmtest.outcomes import GroupSummary
 from vnllmtest.report import FLIPPED_FILE
+from vnllmtest.timing import PHASES
 
 
 def show_misses(
@@ -32,6 +33,27 @@ def show_misses(
         terminalreporter.section("short summary of missed items")
         for nodeid, detail in misses:
             terminalreporter.write_line(f"MISSED {nodeid} - {detail.splitlines()[0]}")
+
+
+def show_phases(terminalreporter: Any, seconds: Mapping[str, Mapping[str, float]], wall: float) -> None:
+    """Seconds per phase: one column per process (the xdist workers and the controller, or the one process) and,
+    with several, their sum (more than the wall clock when the workers ran side by side)."""
+    processes = list(seconds)
+    summed = len(processes) > 1
+    rows = [("phase", *processes, *(["all processes"] if summed else []))]
+    for name in [*PHASES, "total"]:
+        values = [
+            sum(found.values()) if name == "total" else found.get(name, 0.0) for found in map(seconds.get, processes)
+        ]
+        shown = [f"{value:.1f}" if seconds[process] else "n/a" for process, value in zip(processes, values)]
+        rows.append((name, *shown, *([f"{sum(values):.1f}"] if summed else [])))
+    terminalreporter.section("vnllmtest time per phase (seconds)")
+    write_table(terminalreporter, rows)
+    rest = "; the rest went to pytest (collection, item reports)" if not summed else ""
+    terminalreporter.write_line(f"wall clock {wall:.1f} s{rest}")
+    lost = [process for process in processes if not seconds[process]]
+    if lost:
+        terminalreporter.write_line(f"n/a: {', '.join(lost)} sent no times (the worker crashed or was stopped)")
 
 
 def show_gates(

@@ -1,5 +1,5 @@
 """pytest-xdist support: work units that keep each (suite, model) group on one worker (or split it into
---shard-size slices), and one GPU per worker."""
+--shard-size slices), one GPU per worker, and each worker's time per phase sent to the controller."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from vnllmtest import timing
+
+PHASES_OUTPUT = "vnllmtest_phases"  # the key of a worker's seconds per phase in its workeroutput
 
 
 class XdistScheduling:
@@ -18,6 +21,14 @@ class XdistScheduling:
 
     def __init__(self, shard_size: int | None):
         self.shard_size = shard_size
+        self.timing_start = timing.snapshot()
+
+    @pytest.hookimpl
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """A worker sends its seconds per phase to the controller (which gets them in pytest_testnodedown)."""
+        output = getattr(session.config, "workeroutput", None)
+        if output is not None:
+            output[PHASES_OUTPUT] = timing.since(self.timing_start)
 
     @pytest.hookimpl
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
