@@ -23,19 +23,6 @@ from pathlib import Path
 from common import measure
 from throughput import MODEL, REPO, write_suite
 
-# Written into the work folder: the heavy modules each pytest process held when it ended.
-MODULES_SEEN = """
-import json
-import sys
-from pathlib import Path
-
-
-def pytest_unconfigure(config):
-    held = sorted(name for name in ("tokenizers", "torch", "transformers") if name in sys.modules)
-    with Path(__file__).with_name("modules-seen.jsonl").open("a", encoding="utf-8") as out:
-        out.write(json.dumps(held) + "\\n")
-"""
-
 
 def run(workdir: Path, data_dir: Path, batch_size: int, limit: int | None) -> tuple[float, float, list[dict], dict]:
     """One pytest run of the suite; its wall time, peak RSS, items and summary."""
@@ -63,7 +50,7 @@ def main() -> None:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     (workdir / "pytest.ini").write_text("[pytest]\n", "utf-8")
-    (workdir / "conftest.py").write_text(MODULES_SEEN, "utf-8")
+    shutil.copyfile(REPO / "tests" / "modules_seen.py", workdir / "conftest.py")  # records the modules imported
     write_suite(workdir, "vmlu.yaml", "vmlu_ll", {"mode": "loglikelihood"}, None)
     data_dir = options.data_dir.resolve()
     runs = [run(workdir, data_dir, options.batch_size, options.limit) for _ in range(1 + options.warm_runs)]

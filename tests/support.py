@@ -9,8 +9,11 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+from vnllmtest.backends.base import Backend, Generation, Request
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "suites" / "data"
@@ -214,6 +217,21 @@ def run_folders(root: Path, report_dir: str = "reports") -> list[RunFolder]:
     return [RunFolder(folder) for folder in folders]
 
 
+def cold_then_warm(project: Any, *args: str) -> tuple[RunFolder, RunFolder]:
+    """Runs `args` twice in pytest subprocesses of the `project` (pytester): cold, then from the warm cache;
+    checks that the runs agree (random weights may fail gates) and that only the cold one held torch,
+    transformers or tokenizers (tests/modules_seen.py, as the project's conftest); gives both run folders."""
+    project.makeconftest(Path(__file__).with_name("modules_seen.py").read_text("utf-8"))
+    cold = project.runpytest_subprocess(*args)
+    warm = project.runpytest_subprocess(*args)
+    assert cold.ret == warm.ret and cold.ret in (0, 1)
+    assert "error" not in warm.parseoutcomes() and cold.parseoutcomes() == warm.parseoutcomes()
+    seen = [json.loads(line) for line in (project.path / "modules-seen.jsonl").read_text("utf-8").splitlines()]
+    assert seen == [["tokenizers", "torch", "transformers"], []]
+    first, second = run_folders(project.path)
+    return first, second
+
+
 def read_run(root: Path, report_dir: str = "reports") -> RunFolder:
     """The newest run under `root`/`report_dir`."""
     runs = run_folders(root, report_dir)
@@ -353,3 +371,19 @@ def load_data_with_little_memory(suite: Path, report: str, headroom_mb: int = 20
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.strip()
+
+
+class ScriptedJudge(Backend):
+    """A judge model whose replies are written in advance, (text, finish_reason) in call order."""
+
+    cacheable = False
+
+    def __init__(self, replies: list[tuple[str, str]], plain: bool = False):
+        self.label = self.fingerprint = "scripted"
+        self.plain_prompts = plain
+        self.replies = list(replies)
+        self.requests: list[Request] = []
+
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        self.requests += requests
+        return [Generation(*self.replies.pop(0), new_tokens=37) for _ in requests]

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_judge import ScriptedJudge
+from support import ScriptedJudge
 from test_judge_prompts import CANDIDATES, CLUSTER, INSTRUCTION
 
 from vnllmtest.backends import ModelError

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from support import ScriptedJudge
+
 from vnllmtest.aggregate import judge_agreement
 from vnllmtest.backends import HFSettings, load_backend
-from vnllmtest.backends.base import Backend, Generation, Request
 from vnllmtest.backends.registry import parse_model_spec
 from vnllmtest.evaluation import ScoreJob
 from vnllmtest.judge import JudgeParseError, judge_messages, packaged_rubrics, parse_judgment, rubric_from_mapping
@@ -148,22 +148,6 @@ def test_the_seed_suites_judge_with_the_published_rubrics(tmp_path):
 
 
 # -- judging items ------------------------------------------------------------------------------
-
-
-class ScriptedJudge(Backend):
-    """A judge model whose replies are written in advance, (text, finish_reason) in call order."""
-
-    cacheable = False
-
-    def __init__(self, replies: list[tuple[str, str]], plain: bool = False):
-        self.label = self.fingerprint = "scripted"
-        self.plain_prompts = plain
-        self.replies = list(replies)
-        self.requests: list[Request] = []
-
-    def generate(self, requests: Sequence[Request]) -> list[Generation]:
-        self.requests += requests
-        return [Generation(*self.replies.pop(0), new_tokens=37) for _ in requests]
 
 
 SUITE = """vnllmtest: 1

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 import pytest
-from test_judge import ScriptedJudge
 
+from support import ScriptedJudge
 from vnllmtest.evaluation import ScoreJob
 from vnllmtest.judging import judge_all
 from vnllmtest.loaders import vims, vtsnlp

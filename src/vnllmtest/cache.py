@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 # 2: keyed by what a prompt is rendered from (Request.source) where the backend renders at a cost, and the
-# rendered prompts themselves cached (vnllmtest.rendering). An entry of an earlier version is never found.
+# rendered prompts themselves cached (vnllmtest.rendering). Keys built from the prompt text keep the layout
+# of version 1, so that the answers of backends keyed that way (OpenAI-compatible, third-party) stay found.
 SCHEMA_VERSION = 2
 TABLES = ("predictions", "prompts")
 FIX = "re-run with --no-cache, or point --cache-dir at a writable folder (or delete the file to start afresh)"
@@ -30,7 +31,11 @@ class CacheError(Exception):
 def cache_key(fingerprint: str, kind: str, **parameters: Any) -> str:
     """Key = model fingerprint (or another owner) + kind of entry (a scoring mode, "prompt") + what decides
     the entry: the prompt or what it was rendered from, generation parameters..."""
-    material = json.dumps([SCHEMA_VERSION, fingerprint, kind, parameters], ensure_ascii=False, sort_keys=True)
+    if "prompt" in parameters:  # the prompt text: version 1's layout (see SCHEMA_VERSION)
+        prompt = parameters.pop("prompt")
+        material = json.dumps([1, fingerprint, kind, prompt, parameters], ensure_ascii=False, sort_keys=True)
+    else:
+        material = json.dumps([SCHEMA_VERSION, fingerprint, kind, parameters], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 

@@ -1,8 +1,8 @@
 """Runs a judge model over finished candidate results: renders the rubric prompts (each section cut to
-its token budget, recorded), generates in batches through the cached runner, reads the scores, and
-asks once more, more strictly, where a reply could not be read. Every judged item then carries
-`verdict_coverage` (1 when the first judge's verdict was readable), so unreadable replies are counted,
-never dropped."""
+its token budget, recorded: vnllmtest.judge_rendering), generates in batches through the cached runner,
+reads the scores, and asks once more, more strictly, where a reply could not be read. Every judged item
+then carries `verdict_coverage` (1 when the first judge's verdict was readable), so unreadable replies are
+counted, never dropped."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ from typing import Any
 
 from vnllmtest.backends.base import Backend, Request
 from vnllmtest.backends.registry import JudgeLimits
-from vnllmtest.budget import fit
 from vnllmtest.evaluation import ScoreJob
-from vnllmtest.judge import judge_messages, primer
+from vnllmtest.judge import primer
+from vnllmtest.judge_rendering import Ask, JudgePrompt, Section, judge_prompts
 from vnllmtest.judge_parse import parse_judgment
 from vnllmtest.metric_table import JUDGE_OVERALL, JUDGE_PREFIX, JUDGE_SCORE, VERDICT_COVERAGE
 from vnllmtest.outcomes import ItemResult
 from vnllmtest.prompts import PromptError, new_quota, render
-from vnllmtest.prompt_spec import PromptBudget
 from vnllmtest.rubrics import JudgeParseError, Judgment, Rubric
 from vnllmtest.runner import Prediction, Runner
 from vnllmtest.suite import JudgeSpec
@@ -63,29 +62,30 @@ def judge_all(
     limits = limits or JudgeLimits()
     cap = min(filter(None, (max_new_tokens_cap, limits.max_new_tokens)), default=None)
     verdicts = [Verdict(judge.label) for _ in jobs]
-    sections = []
-    for job, verdict in zip(jobs, verdicts):
+    asks: dict[int, Ask] = {}
+    for index, (job, verdict) in enumerate(zip(jobs, verdicts)):
         try:
-            sections.append(_sections(judge, job, verdict, limits.max_tokens_per_section))
+            asks[index] = _ask(job, limits.max_tokens_per_section)
         except PromptError as exc:
             verdict.error, verdict.judge_failed = f"judge prompt: {exc}", True
-            sections.append(None)
-    pending = [i for i, found in enumerate(sections) if found is not None]
+    pending = list(asks)
     for strict in (False, True):
         if not pending:
             break
-        requests = [_request(judge, jobs[i], sections[i], strict, cap) for i in pending]
+        prompts = judge_prompts(judge, [asks[i] for i in pending], strict, runner.cache, runner.refresh)
+        requests = [_request(jobs[i], prompt, cap) for i, prompt in zip(pending, prompts)]
         label = f"judge {judge.label}" + (" (retry)" if strict else "")
         predictions = runner.run(judge, requests, "generate", description=label)
         still = []
-        for index, prediction in zip(pending, predictions):
+        for index, prompt, prediction in zip(pending, prompts, predictions):
             verdict = verdicts[index]
+            verdict.truncated_sections = list(prompt.truncated_sections)
             if prediction.error is not None:
                 verdict.error, verdict.judge_failed = f"judge model error: {prediction.error}", True
                 continue
             rubric = jobs[index].suite.spec.judge.resolved_rubric
             verdict.reply_cut = prediction.finish_reason == "length"
-            reply = _reply(judge, rubric, prediction)
+            reply = _reply(prompt.primed, rubric, prediction)
             verdict.raw_outputs.append(reply)
             try:
                 _accept(verdict, parse_judgment(reply, rubric, cut=verdict.reply_cut))
@@ -102,18 +102,18 @@ def _accept(verdict: Verdict, judgment: Judgment) -> None:
     verdict.rationale, verdict.error = judgment.rationale, None
 
 
-def _reply(judge: Backend, rubric: Rubric, prediction: Prediction) -> str:
+def _reply(primed: bool, rubric: Rubric, prediction: Prediction) -> str:
     """The judge's whole reply: a primed base model's JSON start, its continuation, and the closing
     brace its stop string removed (not when the budget cut it)."""
-    if not judge.plain_prompts:
+    if not primed:
         return prediction.text
     closing = "" if prediction.finish_reason == "length" else PRIMED_STOP
     return primer(rubric) + prediction.text + closing
 
 
-def _sections(judge: Backend, job: ScoreJob, verdict: Verdict, cap: int | None) -> list[tuple[str, str]]:
-    """The sections the suite shows the judge, each cut to its `max_tokens` (else the judge's
-    `max_tokens_per_section`; at most `cap`, the judge model's limit) in the judge's tokens, every cut recorded."""
+def _ask(job: ScoreJob, cap: int | None) -> Ask:
+    """The sections the suite shows the judge, each to be cut to its `max_tokens` (else the judge's
+    `max_tokens_per_section`; at most `cap`, the judge model's limit) in the judge's tokens."""
     spec = job.suite.spec.judge
     fields = {
         **job.item.fields,
@@ -121,32 +121,23 @@ def _sections(judge: Backend, job: ScoreJob, verdict: Verdict, cap: int | None) 
         "reference": job.item.references[0] if job.item.references else "",
         "references": list(job.item.references),
     }
-    rendered = []
+    sections = []
     for index, section in enumerate(spec.sees):
         tokens = min(filter(None, (section.max_tokens or spec.max_tokens_per_section, cap)))
-        budget = PromptBudget(max_tokens=tokens, field="text", policy="head")
         text = render(section.text, fields, new_quota(job.suite.spec.prompt.limits), f"judge.sees.{index}.text")
-        cut, truncation = fit({"text": text}, budget, lambda f: judge.prompt_length(f["text"]))
-        if truncation is not None:
-            verdict.truncated_sections.append({"section": section.title, **asdict(truncation)})
-        rendered.append((section.title, cut["text"]))
-    return rendered
+        sections.append(Section(section.title, text, tokens))
+    return Ask(spec.resolved_rubric, tuple(sections))
 
 
-def _request(
-    judge: Backend, job: ScoreJob, sections: list[tuple[str, str]], strict: bool, cap: int | None
-) -> Request:
-    """A model that continues plain text (a base model) gets the start of the JSON to continue, stops
-    at its closing brace and has at most PRIMED_MAX_NEW_TOKENS; chat models answer on their own turn,
-    reasoning first if they like, within judge.max_new_tokens. `cap` (--max-new-tokens, the judge
-    model's limit) caps both."""
+def _request(job: ScoreJob, prompt: JudgePrompt, cap: int | None) -> Request:
+    """A primed prompt (a base model continues the start of the JSON) stops at the closing brace and has
+    at most PRIMED_MAX_NEW_TOKENS; chat models answer on their own turn, reasoning first if they like,
+    within judge.max_new_tokens. `cap` (--max-new-tokens, the judge model's limit) caps both."""
     spec = job.suite.spec.judge
-    prompt = judge.format_prompt(judge_messages(spec.resolved_rubric, sections, strict=strict))
     budget = min(spec.max_new_tokens, cap or spec.max_new_tokens)
-    if not judge.plain_prompts:
-        return Request(job.suite.name, job.item.id, prompt, (), budget)
-    prompt = f"{prompt}\n\n{primer(spec.resolved_rubric)}"
-    return Request(job.suite.name, job.item.id, prompt, (), min(budget, PRIMED_MAX_NEW_TOKENS), (PRIMED_STOP,))
+    if not prompt.primed:
+        return Request(job.suite.name, job.item.id, prompt.text, (), budget)
+    return Request(job.suite.name, job.item.id, prompt.text, (), min(budget, PRIMED_MAX_NEW_TOKENS), (PRIMED_STOP,))
 
 
 def judge_metrics(verdict: Verdict, rubric: Rubric) -> dict[str, float]:

@@ -4,7 +4,8 @@ A backend whose rendering is costly (a tokenizer to load: it declares a `prompt_
 cached, with what a token budget cut from them, under a digest of everything they are rendered from: its
 prompt identity (tokenizer files, chat template), the thinking switch and the chat messages the suite's
 templates make of the record (cut first to the budget's character bound); under a budget also the prompt
-spec, the record fields the templates read, and the suite's constants. That digest (`Request.source`) keys
+spec, the record fields the templates read, the suite's constants, and the characters and words that bound
+cut (the budget's Truncation record counts them). That digest (`Request.source`) keys
 the predictions too, so a run the cache answers renders no chat template and counts no token.
 """
 
@@ -14,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from vnllmtest.backends.base import Backend, ModelError
@@ -25,6 +27,7 @@ from vnllmtest.prompts import PromptBuilder, PromptError, template_variables
 from vnllmtest.suite import SuiteSpec
 
 PROMPTS = "prompts"  # the cache's table of rendered prompts, and the kind of their keys
+_TEXT_FIELDS = ("field", "policy")  # of a Truncation record; the others are whole numbers
 
 
 @dataclass(frozen=True)
@@ -89,10 +92,11 @@ def _source(
 ) -> str:
     """The digest of what the item's prompt is rendered from (the module's docstring); raises PromptError."""
     budget = spec.prompt.budget
-    fields = bounded(item.fields, budget)[0] if budget is not None else item.fields
+    fields, chars_cut, words_cut = bounded(item.fields, budget) if budget is not None else (item.fields, 0, 0)
     material: dict[str, Any] = {"identity": identity, "thinking": thinking, "messages": builder.messages(item, fields)}
     if budget is not None:
         read = template_variables(spec.prompt)
+        material["cut"] = [chars_cut, words_cut]  # the Truncation record counts the text beyond the bound too
         material["prompt"] = spec.prompt.model_dump(mode="json")
         material["fields"] = {name: value for name, value in fields.items() if name in read}
         material["constants"] = {name: value for name, value in constants.items() if name in read}
@@ -133,10 +137,17 @@ def _rendered(
 def _from_entry(entry: dict[str, Any], source: str, cache: PredictionCache) -> Rendered | None:
     """A cached prompt, or None (rendered again, and counted) when the entry is malformed."""
     prompt, truncation = entry.get("prompt"), entry.get("truncation")
-    try:
-        if isinstance(prompt, str) and isinstance(truncation, dict | None):
-            return Rendered(prompt, Truncation(**truncation) if truncation else None, source)
-    except TypeError:
-        pass
+    if isinstance(prompt, str) and (truncation is None or _is_truncation(truncation)):
+        return Rendered(prompt, Truncation(**truncation) if truncation is not None else None, source)
     cache.malformed += 1
     return None
+
+
+def _is_truncation(value: Any) -> bool:
+    """Whether a cached value is a Truncation record as stored: every field, texts and whole numbers."""
+    names = {field.name for field in dataclass_fields(Truncation)}
+    return (
+        isinstance(value, dict)
+        and value.keys() == names
+        and all(isinstance(v, str) if k in _TEXT_FIELDS else type(v) is int for k, v in value.items())
+    )

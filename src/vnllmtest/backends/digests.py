@@ -11,6 +11,8 @@ from typing import Any
 
 _SAMPLED_BYTES = 1 << 20
 _WHOLE_PROMPT_FILE_BYTES = 256 << 20  # tokenizer files are read whole up to this size (the largest are ~35 MB)
+# What renders chat templates and counts tokens: a new release of any of them may change a prompt or a budget cut.
+_RENDERERS = ("transformers", "tokenizers", "jinja2", "sentencepiece")
 # Files that never shape a prompt (weights); every other file of the folder is in `prompt_identity`.
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5", ".msgpack", ".ckpt", ".onnx")
 
@@ -18,18 +20,24 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5", ".msg
 def prompt_identity(folder: Path, template_choice: str, trust_remote_code: bool) -> str:
     """A digest of everything that turns chat messages into this model's prompt text and counts its tokens:
     every file of the folder but the weights (tokenizer files, special tokens, chat templates, config),
-    the alias's chat template choice, whether the folder's own code may run, and the transformers release
-    that renders. Computed without transformers, so that cached prompts are found without the tokenizer."""
+    the alias's chat template choice, whether the folder's own code may run, and the installed releases of
+    what renders and counts (`_RENDERERS`). Computed without transformers (nor importing any of them), so
+    that cached prompts are found without the tokenizer."""
     digest = hashlib.sha256()
-    try:
-        renderer = importlib.metadata.version("transformers")
-    except importlib.metadata.PackageNotFoundError:
-        renderer = "none"
-    header = {"transformers": renderer, "chat_template": template_choice, "trust_remote_code": trust_remote_code}
+    header: dict[str, Any] = {name: _installed(name) for name in _RENDERERS}
+    header.update(chat_template=template_choice, trust_remote_code=trust_remote_code)
     digest.update(json.dumps(header, sort_keys=True).encode())
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(_WEIGHT_SUFFIXES)):
         _add_file(digest, folder, path, _WHOLE_PROMPT_FILE_BYTES)
     return digest.hexdigest()
+
+
+def _installed(package: str) -> str:
+    """The installed release of `package` ("none" when it is not installed), read without importing it."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
 
 
 def folder_digest(folder: Path) -> str:

@@ -63,7 +63,9 @@ class HFBackend(Backend):
         self.device_name = placement.describe_device(self.device)
         self.trust_remote_code = bool(spec.alias and spec.alias.trust_remote_code) or settings.trust_remote_code
         adapter = f"|adapter=folder:{folder_digest(Path(spec.adapter))}" if spec.adapter else ""
-        self.fingerprint = f"{source_id}|{self.placement.summary}{adapter}"
+        ends = spec.alias.end_tokens if spec.alias else ()  # where generation stops
+        end_tokens = f"|end_tokens={json.dumps(list(ends), ensure_ascii=False)}" if ends else ""
+        self.fingerprint = f"{source_id}|{self.placement.summary}{adapter}{end_tokens}"
         self.prompt_identity = prompt_identity(self.folder, self._template_choice(), self.trust_remote_code)
         self._label_token_ids: dict[tuple[tuple[str, ...], str], list[list[int]]] = {}
         self._model = None
@@ -83,19 +85,26 @@ class HFBackend(Backend):
         return self._template_choice() == "plain" or self.chat_template is None
 
     def _read(self) -> None:
-        """Read config, tokenizer and generation defaults (importing transformers), once; a failure is kept."""
+        """Read config, tokenizer and generation defaults (importing transformers), once; any failure is kept
+        as a ModelError (an item's error, never an escape from `__getattr__` or the run)."""
         if self._read_error is not None:
             raise self._read_error
         if "tokenizer" in self.__dict__:
             return
-        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
-
         try:
-            config = AutoConfig.from_pretrained(self.folder, trust_remote_code=self.trust_remote_code)
-            tokenizer = AutoTokenizer.from_pretrained(self.folder, trust_remote_code=self.trust_remote_code)
-        except Exception as exc:  # config and tokenizer files come in many formats, each with its own errors
+            self._read_files()
+        except ModelError as exc:
+            self._read_error = exc
+            raise
+        except Exception as exc:  # config, tokenizer and template files come in many formats, each with its own errors
             self._read_error = ModelError(f"model '{self.spec.text}': cannot read {self.folder}: {_explain(exc)}")
             raise self._read_error from None
+
+    def _read_files(self) -> None:
+        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+        config = AutoConfig.from_pretrained(self.folder, trust_remote_code=self.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(self.folder, trust_remote_code=self.trust_remote_code)
         self.vision_language = _is_vision_language(self.spec, config)
         self.prefix_sharing = (
             not self.vision_language
@@ -131,8 +140,23 @@ class HFBackend(Backend):
         if own is None and (self.folder / "chat_template.jinja").is_file():  # a processor's template
             own = (self.folder / "chat_template.jinja").read_text(encoding="utf-8")
         if own is None and (self.folder / "chat_template.json").is_file():  # the older processor format
-            own = json.loads((self.folder / "chat_template.json").read_text(encoding="utf-8")).get("chat_template")
+            own = self._processor_template(self.folder / "chat_template.json")
         return own
+
+    def _processor_template(self, path: Path) -> str | None:
+        """The `chat_template` of a processor's chat_template.json; a ModelError naming the file when it
+        is not a JSON object whose chat_template is a text."""
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"model '{self.spec.text}': cannot read {path}: {type(exc).__name__}: {exc}") from None
+        template = document.get("chat_template") if isinstance(document, dict) else None
+        if not isinstance(document, dict) or not isinstance(template, str | None):
+            raise ModelError(
+                f"model '{self.spec.text}': {path}: expected a JSON object with a text 'chat_template', "
+                f"got {type(template if isinstance(document, dict) else document).__name__}"
+            )
+        return template
 
     @property
     def model(self):
