@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("torch", "transformers", "numpy", "pydantic", "jinja2", "httpx", "datasets")
+HEAVY = ("torch", "transformers", "numpy", "pydantic", "jinja2", "httpx", "datasets", "underthesea")
 REPORT_HEAVY = f"import sys; print(sorted(h for h in {HEAVY!r} if h in sys.modules))"
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from vnllmtest.loaders import BadRecord, DataError, DataOptions, Item, load_data, sampling
-from vnllmtest.suite import Sampling, load_suite
+from vnllmtest.dataset_spec import Sampling
+from vnllmtest.suite import load_suite
 
 from support import REPO, write_jsonl
 

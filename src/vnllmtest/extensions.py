@@ -9,6 +9,7 @@ from these registries only. docs/architecture.md has the recipes.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -78,7 +79,9 @@ class Metric:
 
     A metric is computed in one of four ways: `compute(answer, references, abstentions) -> float` from
     the answer text (generative tasks); `grader`, a model-graded metric (generative tasks); by
-    multiple-choice scoring in the scoring modes `choice_modes`; or, with none of these, by the judge."""
+    multiple-choice scoring in the scoring modes `choice_modes`; or, with none of these, by the judge.
+    `requires` names top-level modules the computation imports that may be missing (an optional extra), and
+    `install` how to get them: a suite that lists the metric where one is missing does not load."""
 
     kind: Literal["binary", "continuous"]
     scale: Literal["points", "rubric"]
@@ -87,6 +90,12 @@ class Metric:
     compute: Callable[[str, Sequence[str], Sequence[str]], float] | None = None
     grader: GradingModel | None = None
     choice_modes: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    install: str = ""
+
+    def missing_modules(self) -> list[str]:
+        """The modules of `requires` that are not installed here (looked up, not imported)."""
+        return [name for name in self.requires if importlib.util.find_spec(name) is None]
 
     @property
     def declarable(self) -> bool:
@@ -220,6 +229,10 @@ METRICS: Registry[Metric] = Registry(
         "rouge_1": "vnllmtest.metric_table:ROUGE_1",
         "rouge_2": "vnllmtest.metric_table:ROUGE_2",
         "rouge_l": "vnllmtest.metric_table:ROUGE_L",
+        "f1_word": "vnllmtest.metric_table:F1_WORD",
+        "rouge_1_word": "vnllmtest.metric_table:ROUGE_1_WORD",
+        "rouge_2_word": "vnllmtest.metric_table:ROUGE_2_WORD",
+        "rouge_l_word": "vnllmtest.metric_table:ROUGE_L_WORD",
         "verdict_coverage": "vnllmtest.metric_table:VERDICT_COVERAGE_METRIC",
         "judge_score": "vnllmtest.metric_table:JUDGE_SCORE_METRIC",
         "judge_overall": "vnllmtest.metric_table:JUDGE_OVERALL_METRIC",

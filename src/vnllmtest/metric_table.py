@@ -5,11 +5,13 @@ it. Metrics of installed packages come through vnllmtest.extensions.METRICS."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 from vnllmtest.clipping import described
 from vnllmtest.extensions import METRICS, ExtensionError, Metric
 from vnllmtest.metrics.scores import exact_match, rouge_l, rouge_n, token_f1
+from vnllmtest.metrics.words import SEGMENTER_INSTALL, SEGMENTER_MODULE, words
 
 JUDGE_PREFIX = "judge_"  # judge metrics stay on the rubric's scale; the others are reported in points
 JUDGE_SCORE = "judge_score"  # the judge's holistic score, where the rubric asks for one
@@ -38,6 +40,27 @@ ROUGE_2 = Metric(
     compute=lambda answer, references, abstentions: rouge_n(answer, references, 2, abstentions),
 )
 ROUGE_L = Metric("continuous", "points", 2, "ROUGE-L F1 over syllables, best over the references", compute=rouge_l)
+# The same scores over words (metrics/words.py), from the `words` extra. Word-level exact match would equal
+# exact_match: both compare the whole normalised answer.
+_WORDS = {"requires": (SEGMENTER_MODULE,), "install": SEGMENTER_INSTALL}
+F1_WORD = Metric(
+    "continuous", "points", 1, "overlap F1 over words (underthesea segmentation), best over the gold answers",
+    compute=functools.partial(token_f1, tokens=words), **_WORDS,
+)
+ROUGE_1_WORD = Metric(
+    "continuous", "points", 1, "ROUGE-1 F1 over words (underthesea segmentation), best over the references",
+    compute=lambda answer, references, abstentions: rouge_n(answer, references, 1, abstentions, tokens=words),
+    **_WORDS,
+)
+ROUGE_2_WORD = Metric(
+    "continuous", "points", 1, "ROUGE-2 F1 over words (underthesea segmentation), best over the references",
+    compute=lambda answer, references, abstentions: rouge_n(answer, references, 2, abstentions, tokens=words),
+    **_WORDS,
+)
+ROUGE_L_WORD = Metric(
+    "continuous", "points", 1, "ROUGE-L F1 over words (underthesea segmentation), best over the references",
+    compute=functools.partial(rouge_l, tokens=words), **_WORDS,
+)
 VERDICT_COVERAGE_METRIC = Metric("binary", "points", 1, "the first judge gave a readable verdict")
 JUDGE_SCORE_METRIC = Metric("continuous", "rubric", 1, "the judge's holistic score")
 JUDGE_OVERALL_METRIC = Metric("continuous", "rubric", 2, "weighted mean of the judge's criterion scores")

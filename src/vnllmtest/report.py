@@ -64,6 +64,15 @@ def summary_document(report: RunReport) -> dict:
     return document
 
 
+def _submission_lines(files: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A --submission run's leaderboard files (its questions have hidden answers, so nothing is scored)."""
+    if not files:
+        return []
+    intro = "The answers are hidden, so nothing was scored and no gate applies. The files are beside this one:"
+    lines = ["## Leaderboard submission", "", intro, ""]
+    return lines + [f"- {record['description']}" for record in files] + [""]
+
+
 def _group_json(summary: GroupSummary) -> dict[str, Any]:
     return {
         "suite": summary.suite,
@@ -96,18 +105,21 @@ def markdown(report: RunReport) -> str:
     lines = [f"# vnllmtest run {facts.id}", ""]
     if not facts.complete:
         lines += ["**Incomplete run**: interrupted or stopped early; numbers cover the items that finished.", ""]
-    lines += [
-        "Values are points (0-100), judge scores (`judge_*`) are on the rubric's scale (1-10); "
-        "all with 95% bootstrap confidence intervals.",
-        "",
-    ]
-    lines += [
-        f"- `{s.suite}` resamples whole clusters of items sharing `{s.cluster_by}` ({s.clusters} clusters)."
-        for s in summaries
-        if s.cluster_by and s.model == models[0]
-    ]
-    lines += [""] if lines[-1] != "" else []
-    lines += [markdown_row(["Dataset", "Metric", *models]), markdown_row(["---"] * (2 + len(models)))]
+    scored = any(s.metrics for s in summaries)
+    if scored:
+        lines += [
+            "Values are points (0-100), judge scores (`judge_*`) are on the rubric's scale (1-10); "
+            "all with 95% bootstrap confidence intervals.",
+            "",
+        ]
+        lines += [
+            f"- `{s.suite}` resamples whole clusters of items sharing `{s.cluster_by}` ({s.clusters} clusters)."
+            for s in summaries
+            if s.cluster_by and s.model == models[0]
+        ]
+        lines += [""] if lines[-1] != "" else []
+        lines += [markdown_row(["Dataset", "Metric", *models]), markdown_row(["---"] * (2 + len(models)))]
+    lines += _submission_lines(manifest.get("submissions", []))
     for suite in suites:
         metric_names = next(s.metrics for s in summaries if s.suite == suite)
         for metric in metric_names:

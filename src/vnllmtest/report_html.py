@@ -73,13 +73,13 @@ table.flips td{white-space:nowrap}table.flips details,table.flips summary{displa
 """).substitute(sans=SANS_FONTS, mono=MONO_FONTS)
 
 
-def _source_hash(source: str) -> str:
+def source_hash(source: str) -> str:
     digest = hashlib.sha256(source.encode("utf-8")).digest()
     return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
 
 
 # Only the page's own style and script may run, and nothing may be fetched.
-CSP = f"default-src 'none'; base-uri 'none'; style-src {_source_hash(CSS)}; script-src {_source_hash(PAGE_SCRIPT)}"
+CSP = f"default-src 'none'; base-uri 'none'; style-src {source_hash(CSS)}; script-src {source_hash(PAGE_SCRIPT)}"
 
 
 def render_html(document: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> str:
@@ -119,6 +119,10 @@ def _run_section(run: Record, manifest: Record) -> str:
     data = [_data_entry(name, as_mapping(suite)) for name, suite in suites]
     if data:
         content.append(f"<p>Data:</p><ul>{''.join(data)}</ul>")
+    files = [f"<li>{esc(found.get('description'))}</li>" for found in as_records(manifest.get("submissions"))]
+    if files:
+        intro = "Leaderboard submission (the answers are hidden: nothing was scored and no gate applies):"
+        content.append(f"<p>{intro}</p><ul>{''.join(files)}</ul>")
     return section("run", "Run", "".join(content))
 
 
@@ -182,6 +186,8 @@ def _metrics_section(results: Results) -> str:
                 for m in results.models
             ]
             rows.append(html_row([esc(suite), esc(metric), *cells]))
+    if not rows:
+        return ""
     table = html_table(["Dataset", "Metric", *results.models], rows)
     return section("metrics", "Metrics", SCALE_NOTE + table + _definitions(results))
 

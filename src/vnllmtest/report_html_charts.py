@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from vnllmtest.report_html_data import Record, as_mapping, as_number, as_records, as_text, dig
-from vnllmtest.report_html_parts import Results, esc, estimate, section
+from vnllmtest.report_html_parts import Results, esc, estimate, section, svg
 
 PALETTE = ("#3b6db3", "#d9822b", "#3a9a5b", "#b04a8f", "#6f6f6f", "#1f8a9e")
 WIDTH, PLOT_X0, PLOT_X1 = 660, 190, 580  # chart width and the plot area's x range
@@ -32,6 +32,8 @@ def charts_section(results: Results, comparison: Any) -> str:
             ]
             panels.append(_panel(metric, bars, results.models, top))
             top += TITLE + sum(_pitch(bar) for bar in bars) + AXIS
+        if not panels:
+            continue
         if compared:
             panels.insert(0, _legend(as_text(dig(comparison, "baseline").get("run_id"))))
         size = f'viewBox="0 0 {WIDTH} {top}" width="{WIDTH}" height="{top}"'
@@ -58,10 +60,10 @@ def _pitch(bar: tuple[str, Record, Record | None]) -> int:
 def _legend(run_id: str) -> str:
     """This run's bars filled, the baseline's outlined."""
     parts = [
-        _svg("rect", x=PLOT_X0, y=4, width=14, height=10, fill=PALETTE[0]),
-        _svg("text", "this run", x=PLOT_X0 + 20, y=13),
-        _svg("rect", class_="baseline", x=PLOT_X0 + 90, y=6, width=14, height=6, stroke=PALETTE[0]),
-        _svg("text", f"baseline {run_id} (items both runs scored)", x=PLOT_X0 + 110, y=13),
+        svg("rect", x=PLOT_X0, y=4, width=14, height=10, fill=PALETTE[0]),
+        svg("text", "this run", x=PLOT_X0 + 20, y=13),
+        svg("rect", class_="baseline", x=PLOT_X0 + 90, y=6, width=14, height=6, stroke=PALETTE[0]),
+        svg("text", f"baseline {run_id} (items both runs scored)", x=PLOT_X0 + 110, y=13),
     ]
     return f'<g class="legend">{"".join(parts)}</g>'
 
@@ -69,7 +71,7 @@ def _legend(run_id: str) -> str:
 def _panel(metric: str, bars: list[tuple[str, Record, Record | None]], models: list[str], top: int) -> str:
     """One metric: a bar with a CI whisker per model (and the baseline's below it), over the metric's own axis."""
     scale = _axis(metric, bars)
-    parts = [_svg("text", metric, x=0, y=top + 15, class_="metric")]
+    parts = [svg("text", metric, x=0, y=top + 15, class_="metric")]
     y = top + TITLE
     for model, found, baseline in bars:
         colour = PALETTE[models.index(model) % len(PALETTE)]
@@ -77,9 +79,9 @@ def _panel(metric: str, bars: list[tuple[str, Record, Record | None]], models: l
         if baseline is not None:
             parts.append(_baseline_bar(metric, baseline, y + STEP - 3, colour, scale))
         y += _pitch((model, found, baseline))
-    parts.append(_svg("line", class_="axis", x1=PLOT_X0, y1=y, x2=PLOT_X1, y2=y))
+    parts.append(svg("line", class_="axis", x1=PLOT_X0, y1=y, x2=PLOT_X1, y2=y))
     for tick in _ticks(*scale):
-        parts.append(_svg("text", f"{tick:g}", class_="tick", x=_x(tick, scale), y=y + 15))
+        parts.append(svg("text", f"{tick:g}", class_="tick", x=_x(tick, scale), y=y + 15))
     return "".join(parts)
 
 
@@ -95,10 +97,10 @@ def _bar(
     label = model if len(model) <= 26 else model[:25] + "…"
     parts = [
         f"<title>{esc(model)} {esc(metric)}: {estimate(found)}</title>",
-        _svg("text", label, class_="label", x=PLOT_X0 - 8, y=y + 12),
+        svg("text", label, class_="label", x=PLOT_X0 - 8, y=y + 12),
     ]
     if value is None:
-        parts.append(_svg("text", "n/a", x=PLOT_X0 + 4, y=y + 12))
+        parts.append(svg("text", "n/a", x=PLOT_X0 + 4, y=y + 12))
     else:
         parts += _mark(value, low, high, y, BAR, scale, class_="bar", fill=colour)
     return "<g>" + "".join(parts) + "</g>"
@@ -119,25 +121,15 @@ def _mark(
     value: float, low: float | None, high: float | None, y: int, height: int, scale: tuple[float, float], **style: str
 ) -> list[str]:
     """A bar `height` high from the axis to `value`, the whisker of [low, high] over it, the value at the right."""
-    parts = [_svg("rect", x=PLOT_X0, y=y, width=_x(value, scale) - PLOT_X0, height=height, **style)]
+    parts = [svg("rect", x=PLOT_X0, y=y, width=_x(value, scale) - PLOT_X0, height=height, **style)]
     if low is not None and high is not None:
         left, right, middle, inset = _x(low, scale), _x(high, scale), y + height / 2, height // 5
-        parts.append(_svg("line", class_="whisker", x1=left, y1=middle, x2=right, y2=middle))
+        parts.append(svg("line", class_="whisker", x1=left, y1=middle, x2=right, y2=middle))
         for end in (left, right):
-            parts.append(_svg("line", class_="whisker", x1=end, y1=y + inset, x2=end, y2=y + height - inset))
+            parts.append(svg("line", class_="whisker", x1=end, y1=y + inset, x2=end, y2=y + height - inset))
     value_css = "baseline-value" if style.get("class_") == "baseline" else "value"
-    parts.append(_svg("text", f"{value:.1f}", class_=value_css, x=PLOT_X1 + 8, y=y + min(height, 12)))
+    parts.append(svg("text", f"{value:.1f}", class_=value_css, x=PLOT_X1 + 8, y=y + min(height, 12)))
     return parts
-
-
-def _svg(tag: str, text: str | None = None, **attributes: Any) -> str:
-    """An SVG element; `class_` names `class`, `x_y` names `x-y`; all escaped."""
-    pairs = []
-    for name, value in attributes.items():
-        value = f"{value:.1f}" if isinstance(value, float) else value
-        pairs.append(f'{name.rstrip("_").replace("_", "-")}="{esc(value)}"')
-    opening = f"<{tag} {' '.join(pairs)}"
-    return f"{opening}/>" if text is None else f"{opening}>{esc(text)}</{tag}>"
 
 
 def _axis(metric: str, bars: list[tuple[str, Record, Record | None]]) -> tuple[float, float]:

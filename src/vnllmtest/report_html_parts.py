@@ -76,6 +76,16 @@ def estimate(found: Any) -> str:
     return f"{value:.1f}{interval}"
 
 
+def svg(tag: str, text: str | None = None, **attributes: Any) -> str:
+    """An SVG element; `class_` names `class`, `x_y` names `x-y`; all escaped."""
+    pairs = []
+    for name, value in attributes.items():
+        value = f"{value:.1f}" if isinstance(value, float) else value
+        pairs.append(f'{name.rstrip("_").replace("_", "-")}="{esc(value)}"')
+    opening = f"<{tag} {' '.join(pairs)}"
+    return f"{opening}/>" if text is None else f"{opening}>{esc(text)}</{tag}>"
+
+
 def number_text(value: Any, digits: int) -> str:
     number = as_number(value)
     if number is not None:

@@ -65,11 +65,13 @@ def _answer_metrics(spec: SuiteSpec, item: Item, answer: str) -> dict[str, float
 def _score_choice(spec: SuiteSpec, item: Item, prediction: Prediction, generated: Prediction | None) -> ItemScore:
     """`accuracy` from the generation's extracted letter, `accuracy_loglik` from the log-probabilities,
     `mode_agreement` when both exist; a mode that gave nothing readable leaves its metric out."""
-    gold = item.references[0]
     generation = generated if generated is not None else prediction if prediction.mode == "generate" else None
     loglik = prediction if prediction.mode == "loglikelihood" else None
-    metrics: dict[str, float] = {}
     reading = read_choice(generation.text, item.labels) if generation is not None else None
+    if spec.answers_hidden:
+        return _hidden_choice(item, reading, generation, loglik)
+    gold = item.references[0]
+    metrics: dict[str, float] = {}
     if reading is not None:
         metrics["accuracy"] = float(reading.label == gold)
     loglik_answer, unreadable = _loglik_choice(item, loglik) if loglik is not None else (None, "not run")
@@ -89,6 +91,24 @@ def _score_choice(spec: SuiteSpec, item: Item, prediction: Prediction, generated
     else:
         failure_class = "ambiguous" if loglik_answer is None else "wrong"
     return ItemScore("missed", answer, metrics, failure_class, loglik_answer=loglik_answer)
+
+
+def _hidden_choice(
+    item: Item, reading: ChoiceReading | None, generation: Prediction | None, loglik: Prediction | None
+) -> ItemScore:
+    """A question whose answer is hidden (a leaderboard submission): the chosen option, nothing scored. An
+    item passes when the model chose an option, and is missed (with why) when none could be read."""
+    if reading is not None and generation is not None:
+        if reading.label is not None:
+            return ItemScore("passed", reading.label, {})
+        return ItemScore("missed", None, {}, _choice_failure_class(reading, generation), "no option letter in the reply")
+    assert loglik is not None  # a submission runs one mode: generate or loglikelihood
+    answer, unreadable = _loglik_choice(item, loglik)
+    if unreadable is not None:
+        return ItemScore("error", None, {}, "unscored", f"no option chosen: {unreadable}")
+    if answer is None:
+        return ItemScore("missed", None, {}, "ambiguous", "options tied for the highest log-probability")
+    return ItemScore("passed", answer, {}, loglik_answer=answer)
 
 
 def _loglik_choice(item: Item, prediction: Prediction) -> tuple[str | None, str | None]:

@@ -81,6 +81,9 @@ def load_run(path: Path) -> StoredRun:
         raise BaselineError(f"{items_file}: not found; a baseline needs the run's items.jsonl beside summary.json")
     summary_file = folder / "summary.json"
     summary = _read_summary(summary_file) if summary_file.is_file() else None
+    manifest = (summary or {}).get("manifest")
+    if isinstance(manifest, dict) and manifest.get("submissions"):
+        raise BaselineError(f"{summary_file}: a --submission run (its answers are hidden): nothing was scored to compare")
     run_id = (summary or {}).get("run", {}).get("id") or folder.name
     return StoredRun(path=path, run_id=str(run_id), items=_read_items(items_file), summary=summary)
 

@@ -14,6 +14,7 @@ from jinja2 import TemplateError, TemplateSyntaxError
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from vnllmtest.clipping import described, shown
+from vnllmtest.dataset_spec import HIDDEN_ANSWERS, DatasetSpec, SubmissionSpec
 from vnllmtest.extensions import ADAPTERS, METRICS, ExtensionError
 from vnllmtest.metric_table import (
     CHOICE_METRICS,
@@ -29,18 +30,9 @@ from vnllmtest.rubrics import Rubric, packaged_rubrics, rubric_from_mapping
 from vnllmtest.suite_file import SuiteError, describe_validation, line_of, read_suite_yaml
 
 
-
-def _known_adapter(name: str) -> str:
-    """A registered dataset adapter; the error (placed at the key by pydantic) lists the known ones."""
-    try:
-        ADAPTERS.get(name)
-    except ExtensionError as exc:
-        raise ValueError(str(exc)) from None
-    return name
-
-
 def _declarable_metric(name: str) -> str:
-    """A metric a suite may list (judge metrics come with `judge:` instead); the error names the ones it may."""
+    """A metric a suite may list (judge metrics come with `judge:` instead) whose required modules are installed;
+    the error names the ones it may list, or how to install what is missing."""
     try:
         metric = metric_info(name)
     except ExtensionError as exc:
@@ -52,6 +44,10 @@ def _declarable_metric(name: str) -> str:
             f"'{name}' comes with the suite's judge: block (an item passes on the judge's score with "
             f"judge.pass_min); a suite may list {', '.join(declarable_metrics())}"
         )
+    missing = metric.missing_modules()
+    if missing:
+        how = f"; install it with: {metric.install}" if metric.install else ""
+        raise ValueError(f"metric '{name}' needs {', '.join(missing)}, which is not installed here{how}")
     return name
 
 
@@ -69,7 +65,6 @@ def declarable_metrics(multiple_choice: bool | None = None) -> list[str]:
     return found
 
 
-AdapterName = Annotated[str, AfterValidator(_known_adapter)]
 MetricName = Annotated[str, AfterValidator(_declarable_metric)]
 
 
@@ -78,53 +73,6 @@ class TaskType(str, Enum):
     extractive_qa = "extractive_qa"
     summarization = "summarization"
     instruction = "instruction"
-
-
-class Sampling(Strict):
-    """Deterministic subset of the records: a fraction or a count, per stratum if stratified."""
-
-    fraction: float | None = Field(default=None, gt=0, le=1)
-    count: int | None = Field(default=None, ge=1)
-    seed: int = 0
-    stratify: str | None = None
-    proportions: dict[str, float] | None = None
-
-    @model_validator(mode="after")
-    def _one_size(self) -> Sampling:
-        if (self.fraction is None) == (self.count is None):
-            raise ValueError("give exactly one of 'fraction' or 'count'")
-        if self.proportions is not None:
-            if self.stratify is None:
-                raise ValueError("'proportions' needs 'stratify' (the tag or field whose values they name)")
-            if any(not 0 < share <= 1 for share in self.proportions.values()):
-                raise ValueError("every proportion must lie in (0, 1]")
-            if abs(sum(self.proportions.values()) - 1) > 1e-6:
-                raise ValueError(f"proportions must add up to 1, got {sum(self.proportions.values()):g}")
-        return self
-
-
-class DatasetSpec(Strict):
-    adapter: AdapterName
-    source: str | None = None
-    split: str | None = None
-    revision: str | None = None
-    local: str | None = None
-    sample: str | None = None
-    sampling: Sampling | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _has_origin(self) -> DatasetSpec:
-        if not (self.source or self.local or self.sample):
-            raise ValueError("give at least one of 'source', 'local' or 'sample'")
-        allowed = ADAPTERS.get(self.adapter).options
-        for key, value in self.options.items():
-            if key not in allowed:
-                known = ", ".join(sorted(allowed)) or "none"
-                raise ValueError(f"adapter '{self.adapter}' has no option '{key}' (options: {known})")
-            if value not in allowed[key]:
-                raise ValueError(f"options.{key} must be one of {', '.join(allowed[key])}, got {described(value)}")
-        return self
 
 
 class ScoringSpec(Strict):
@@ -252,10 +200,20 @@ class SuiteSpec(Strict):
     judge: JudgeSpec | None = None
     cluster_by: str | None = Field(default=None, min_length=1)
     gates: list[Gate] = Field(default_factory=list)
+    submission: SubmissionSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SuiteSpec:
         multiple_choice = self.task is TaskType.multiple_choice
+        if self.submission is not None:
+            _check_submission(self)
+        if self.answers_hidden:
+            if self.submission is None or self.gates:
+                raise ValueError(
+                    "dataset.options.answers 'hidden' is what `pytest --submission` runs: records without answers, "
+                    "nothing scored and no gates; declare a submission: block instead"
+                )
+            return self
         for metric in self.metrics:
             if bool(metric_info(metric).choice_modes) != multiple_choice:
                 raise ValueError(
@@ -282,9 +240,35 @@ class SuiteSpec(Strict):
         return self
 
     @property
+    def answers_hidden(self) -> bool:
+        """Whether the records carry no answers (a submission run): nothing is scored."""
+        return self.dataset.options.get("answers") == HIDDEN_ANSWERS
+
+    def as_submission(self) -> SuiteSpec:
+        """The suite as `pytest --submission` runs it: every question of the submission's data, answers
+        hidden, letters from the submission's scoring mode, no gates."""
+        if self.submission is None:
+            raise ValueError(f"suite '{self.name}' declares no submission: block")
+        chosen, dataset = self.submission, self.dataset
+        if chosen.split and not (dataset.source or "").startswith("hf://"):
+            raise ValueError(
+                "submission.split names a split of a hub dataset (dataset.source: hf://...), which this suite does "
+                "not have; give submission.local (under --data-dir) or submission.sample instead"
+            )
+        source = dataset.source if chosen.split else None  # never the declared split's file or split
+        data = {"source": source, "split": chosen.split, "local": chosen.local, "sample": chosen.sample}
+        options = {**dataset.options, "answers": HIDDEN_ANSWERS}
+        hidden = dataset.model_copy(update={**data, "sampling": None, "options": options})
+        scoring = self.scoring.model_copy(update={"mode": chosen.letters})
+        changed = self.model_copy(update={"dataset": hidden, "scoring": scoring, "gates": []})
+        return SuiteSpec.model_validate(changed.model_dump(mode="json"))
+
+    @property
     def reported_metrics(self) -> list[str]:
         """The declared metrics, plus every multiple-choice metric whenever scoring.mode is `both`, plus
-        the judge's metrics when the suite has a judge."""
+        the judge's metrics when the suite has a judge; none when the answers are hidden."""
+        if self.answers_hidden:
+            return []
         both = self.scoring.mode == "both"
         extra = [m for m in CHOICE_METRICS if both and m not in self.metrics]
         return [*self.metrics, *extra, *(self.judge.metrics if self.judge else [])]
@@ -299,6 +283,17 @@ class SuiteSpec(Strict):
         """Whether a model scores this suite's answers after the candidates (the judge, or a model-graded
         metric): its items run last and its (suite, model) groups are never sharded."""
         return self.judge is not None or bool(self.graded_metrics)
+
+
+def _check_submission(spec: SuiteSpec) -> None:
+    """A submission answers multiple-choice questions from records an adapter can read without answers."""
+    if spec.task is not TaskType.multiple_choice:
+        raise ValueError(f"submission: is for multiple-choice suites (a letter per question), not '{spec.task.value}'")
+    if HIDDEN_ANSWERS not in ADAPTERS.get(spec.dataset.adapter).options.get("answers", ()):
+        raise ValueError(
+            f"submission: adapter '{spec.dataset.adapter}' cannot read records without answers (it has no "
+            f"option answers: {HIDDEN_ANSWERS}); vmlu can"
+        )
 
 
 def _check_judge_gates(gates: list[Gate], rubric: Rubric) -> None:

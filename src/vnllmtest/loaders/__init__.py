@@ -108,25 +108,23 @@ def _locate(suite: Suite, options: DataOptions, adapter: DatasetAdapter) -> tupl
             _named(suite, f"dataset.{key}", refuse_url, value, key == "source")
     read: Callable[[Path, DataRoot], Iterator[RawRecord]] = adapter.read_records or read_file
     folder = DataRoot(None if options.allow_outside else suite.path.parent.resolve(), "the suite's folder")
+    block = "submission" if suite.spec.answers_hidden else "dataset"  # where the suite file names the data
     if options.mode == "sample":
         if not dataset.sample:
-            raise DataError(f"{suite.path}: suite '{suite.name}' declares no bundled sample (dataset.sample)")
-        origin, records = _local(suite, read, folder, "dataset.sample", dataset.sample, "dataset.sample")
+            raise DataError(f"{suite.path}: suite '{suite.name}' declares no bundled sample ({block}.sample)")
+        origin, records = _local(suite, read, folder, f"{block}.sample", dataset.sample, f"{block}.sample")
         return f"bundled sample {origin}", records
     if options.data_dir is not None and dataset.local:
         base = options.data_dir.resolve()
         data_dir = DataRoot(None if options.allow_outside else base, "--data-dir", follow_links=True)
-        how = f"--data-dir {options.data_dir} + dataset.local"
-        return _local(suite, read, data_dir, "dataset.local", dataset.local, how, base=base)
+        how = f"--data-dir {options.data_dir} + {block}.local"
+        return _local(suite, read, data_dir, f"{block}.local", dataset.local, how, base=base)
     source = dataset.source or dataset.local
     if source is None:
-        raise DataError(
-            f"{suite.path}: suite '{suite.name}' has no dataset.source; point --data-dir (or {DATA_DIR_ENV}) "
-            f"at a folder holding {dataset.local}, or run the bundled sample with --data sample"
-        )
+        raise DataError(f"{suite.path}: suite '{suite.name}' has no data for --data full. {_how_to_provide(suite)}")
     if source.startswith(HF_PREFIX):
         return source, _hf_records(suite, source)
-    key = "dataset.source" if dataset.source else "dataset.local"
+    key = "dataset.source" if dataset.source else f"{block}.local"
     return _local(suite, read, folder, key, source, key)
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 from vnllmtest.loaders.base import BadRecord, Item
 
 if TYPE_CHECKING:
-    from vnllmtest.suite import Sampling
+    from vnllmtest.dataset_spec import Sampling
 
 Entry = TypeVar("Entry", Item, BadRecord)
 

@@ -1,4 +1,6 @@
-"""VMLU multiple-choice records: `id` ("SS-NNNN", SS = subject), `question`, `choices` ("A. ..."), `answer`."""
+"""VMLU multiple-choice records: `id` ("SS-NNNN", SS = subject), `question`, `choices` ("A. ..."), `answer`.
+With the option `answers: hidden` (the test split, whose answers are not public) records have no `answer`,
+and any they have is ignored: such items have no references and are answered for a leaderboard submission."""
 
 from __future__ import annotations
 
@@ -45,9 +47,7 @@ def to_item(record: RawRecord, options: Mapping[str, Any]) -> Item:
     expected = [chr(ord("A") + i) for i in range(len(choices))]
     if labels != expected:
         raise RecordError("choices", f"labels {''.join(labels)} are not {''.join(expected)} in order")
-    answer = require_text(data, "answer").strip()
-    if answer not in labels:
-        raise RecordError("answer", f"{described(answer, 80)} is not one of the option labels {', '.join(labels)}")
+    references = () if options.get("answers") == "hidden" else (_answer(data, labels),)
     tags = {}
     subject = _SUBJECT_ID.match(item_id)
     if subject:
@@ -58,11 +58,18 @@ def to_item(record: RawRecord, options: Mapping[str, Any]) -> Item:
     return Item(
         id=item_id,
         fields={"id": item_id, "question": question, "choices": nfc(choices), "labels": labels},
-        references=(answer,),
+        references=references,
         labels=tuple(labels),
         tags=tags,
         origin=record.origin,
     )
 
 
-ADAPTER = DatasetAdapter(to_item)
+def _answer(data: Mapping[str, Any], labels: list[str]) -> str:
+    answer = require_text(data, "answer").strip()
+    if answer not in labels:
+        raise RecordError("answer", f"{described(answer, 80)} is not one of the option labels {', '.join(labels)}")
+    return answer
+
+
+ADAPTER = DatasetAdapter(to_item, options={"answers": ("given", "hidden")})

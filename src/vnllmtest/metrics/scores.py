@@ -1,4 +1,5 @@
-"""Reference-based scores over Vietnamese syllables: EM, token F1, ROUGE-N, ROUGE-L, accuracy."""
+"""Reference-based scores over Vietnamese syllables (or another tokenisation, such as words): EM, token F1,
+ROUGE-N, ROUGE-L, accuracy."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from vnllmtest.metrics.text import is_abstention, syllables
 
 _PairScore = Callable[[list[str], list[str]], float]
+Tokenizer = Callable[[str], Sequence[str]]  # text to the units a score counts (syllables by default)
 _NGrams = Counter[tuple[str, ...]]
 
 
@@ -16,15 +18,16 @@ def _best_over_references(
     references: Sequence[str] | str,
     abstentions: Iterable[str],
     pair_score: _PairScore,
+    tokens: Tokenizer,
 ) -> float:
-    """Max of pair_score over references; no references means the question is unanswerable. A
-    declared abstention is the empty answer: right on an unanswerable question, 0 on any other."""
+    """Max of pair_score over references, each text split by `tokens`; no references means the question is
+    unanswerable. A declared abstention is the empty answer: right on an unanswerable question, 0 on any other."""
     refs = [references] if isinstance(references, str) else list(references)
     abstained = is_abstention(prediction, abstentions)
     if not refs:
         return float(abstained)
-    predicted = [] if abstained else syllables(prediction)
-    return max(pair_score(predicted, syllables(ref)) for ref in refs)
+    predicted = [] if abstained else list(tokens(prediction))
+    return max(pair_score(predicted, list(tokens(ref))) for ref in refs)
 
 
 def _f_measure(overlap: int, predicted_size: int, reference_size: int) -> float:
@@ -74,17 +77,17 @@ def _rouge_l_pair(predicted: list[str], reference: list[str]) -> float:
 
 
 def exact_match(
-    prediction: str, references: Sequence[str] | str, abstentions: Iterable[str] = ()
+    prediction: str, references: Sequence[str] | str, abstentions: Iterable[str] = (), tokens: Tokenizer = syllables
 ) -> float:
     """1.0 when the normalised prediction equals a normalised reference."""
-    return _best_over_references(prediction, references, abstentions, _exact_pair)
+    return _best_over_references(prediction, references, abstentions, _exact_pair, tokens)
 
 
 def token_f1(
-    prediction: str, references: Sequence[str] | str, abstentions: Iterable[str] = ()
+    prediction: str, references: Sequence[str] | str, abstentions: Iterable[str] = (), tokens: Tokenizer = syllables
 ) -> float:
-    """SQuAD-style F1 over syllables with multiset overlap."""
-    return _best_over_references(prediction, references, abstentions, _f1_pair)
+    """SQuAD-style F1 over syllables (or `tokens`) with multiset overlap."""
+    return _best_over_references(prediction, references, abstentions, _f1_pair, tokens)
 
 
 def rouge_n(
@@ -92,8 +95,9 @@ def rouge_n(
     references: Sequence[str] | str,
     n: int = 1,
     abstentions: Iterable[str] = (),
+    tokens: Tokenizer = syllables,
 ) -> float:
-    """ROUGE-N F-measure over syllable n-grams with clipped counts."""
+    """ROUGE-N F-measure over syllable (or `tokens`) n-grams with clipped counts."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
 
@@ -103,14 +107,14 @@ def rouge_n(
             return 0.0
         return _counter_f_measure(predicted_ngrams, reference_ngrams)
 
-    return _best_over_references(prediction, references, abstentions, pair_score)
+    return _best_over_references(prediction, references, abstentions, pair_score, tokens)
 
 
 def rouge_l(
-    prediction: str, references: Sequence[str] | str, abstentions: Iterable[str] = ()
+    prediction: str, references: Sequence[str] | str, abstentions: Iterable[str] = (), tokens: Tokenizer = syllables
 ) -> float:
-    """ROUGE-L F-measure from the longest common subsequence of syllables."""
-    return _best_over_references(prediction, references, abstentions, _rouge_l_pair)
+    """ROUGE-L F-measure from the longest common subsequence of syllables (or `tokens`)."""
+    return _best_over_references(prediction, references, abstentions, _rouge_l_pair, tokens)
 
 
 def accuracy(predictions: Sequence[str | None], golds: Sequence[str]) -> float:

@@ -157,6 +157,20 @@ def paired_permutation_p(
     return PermutationResult(p_value, math.sqrt(p_value * (1.0 - p_value) / draws), draws)
 
 
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values for testing them together, in the order given: the k-th
+    smallest of m becomes the largest (m - j + 1) * p_(j) over j <= k, at most 1. Rejecting where the
+    adjusted p is below alpha keeps the chance of any false rejection at most alpha."""
+    data = _as_array(p_values)
+    if np.any((data < 0.0) | (data > 1.0)):
+        raise ValueError(f"p-values must be in [0, 1], got {data[(data < 0.0) | (data > 1.0)][0]!r}")
+    order = np.argsort(data, kind="stable")
+    scaled = data[order] * np.arange(data.size, 0, -1)
+    adjusted = np.empty_like(data)
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled)) if data.size else scaled
+    return [float(value) for value in adjusted]
+
+
 def spearman(first: Sequence[float], second: Sequence[float]) -> float:
     """Spearman's rank correlation (ties get their average rank); NaN when either side is constant
     or there are fewer than two pairs."""

@@ -16,7 +16,7 @@ from _pytest.python import FunctionDefinition, Metafunc
 
 from vnllmtest.clipping import clip
 from vnllmtest.loaders import BadRecord, DataError, Item, LoadedData, load_data
-from vnllmtest.plugin.keys import STATE, attach_payload
+from vnllmtest.plugin.keys import NO_SUBMISSION, STATE, attach_payload
 
 if TYPE_CHECKING:
     from vnllmtest.backends import Backend
@@ -46,6 +46,8 @@ class SuiteFile(pytest.Module):
         state = self.config.stash[STATE]
         try:
             suite = load_suite(self.path)
+            if state.settings.submission:
+                suite = _submission_view(suite)
             data = load_data(suite, state.settings.data)
             _check_template_fields(suite, data)
             state.register(suite, data)
@@ -74,6 +76,18 @@ class SuiteFile(pytest.Module):
                 case.suite, case.entry, case.model_label = suite, entry, callspec.params["vnllm_model"].label
                 case.shard = position // shard_size if shard_size else 0
                 yield case
+
+
+def _submission_view(suite: Suite) -> Suite:
+    """The suite as --submission runs it; a suite without a submission: block is skipped (the skip names it)."""
+    from vnllmtest.suite import SuiteError
+
+    if suite.spec.submission is None:
+        pytest.skip(f"{NO_SUBMISSION}: {suite.name}", allow_module_level=True)
+    try:
+        return dataclasses.replace(suite, spec=suite.spec.as_submission())
+    except ValueError as exc:
+        raise SuiteError(f"{suite.path}: {exc}") from None
 
 
 def _check_template_fields(suite: Suite, data: LoadedData) -> None:

@@ -21,6 +21,7 @@ from vnllmtest.plugin.junit import gates_to_junit
 from vnllmtest.plugin.settings import Settings
 from vnllmtest.report import RunReport, new_run_folder, write_failure_summary, write_run
 from vnllmtest.stored_run import StoredRun
+from vnllmtest.submission import SubmissionFile, plan_submissions, write_submissions
 from vnllmtest.suite import SuiteSpec
 
 
@@ -44,6 +45,7 @@ class Gathered(Protocol):
     cache_recomputed: int
     run_folder: Path | None
     report_error: str | None
+    submissions: list[SubmissionFile]
 
     def phase_seconds(self) -> dict[str, dict[str, float]]: ...
 
@@ -72,6 +74,9 @@ def finish_run(gathered: Gathered, session: pytest.Session, exitstatus: int) -> 
         (record["context"] for record in records), settings.manifest_options(), [spec.label for spec in settings.specs]
     )
     manifest["phase_seconds"] = gathered.phase_seconds()  # the report phase up to here: the files are not written yet
+    gathered.submissions = plan_submissions(items, specs, [spec.label for spec in settings.specs], scope)
+    if gathered.submissions:
+        manifest["submissions"] = [planned.to_json() for planned in gathered.submissions]
     gathered.cache_faults = manifest["cache_faults"]
     gathered.cache_recomputed = manifest["cache_entries_recomputed"]
     facts = RunFacts(
@@ -89,6 +94,7 @@ def finish_run(gathered: Gathered, session: pytest.Session, exitstatus: int) -> 
     try:
         gathered.run_folder = new_run_folder(Path(settings.report_dir))
         facts.id = gathered.run_folder.name
+        write_submissions(gathered.run_folder, items, gathered.submissions)
         write_run(gathered.run_folder, report, _rerun_options(gathered.config, settings.argv))
     except OSError as exc:
         status = pytest.ExitCode.INTERNAL_ERROR
@@ -108,8 +114,9 @@ def _suite_paths(records: Sequence[dict[str, Any]]) -> dict[str, str]:
 
 
 def _specs(records: Sequence[dict[str, Any]]) -> dict[str, SuiteSpec]:
-    """Suite specs by name, as collected: each process sends a suite's spec with the first item it
-    reports of it (xdist workers collect, the controller does not; the files may have changed since)."""
+    """Suite specs by name, as collected (under --submission, as SuiteSpec.as_submission made them): each
+    process sends a suite's spec with the first item it reports of it (xdist workers collect, the
+    controller does not; the files may have changed since)."""
     specs: dict[str, SuiteSpec] = {}
     for record in records:
         context = record["context"]

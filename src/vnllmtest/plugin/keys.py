@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 PROPERTY = "vnllmtest"
 STATE = pytest.StashKey["RunState"]()
+NO_SUBMISSION = "--submission: no submission: block"  # the reason a suite file is skipped under --submission
 
 
 def attach_payload(report_or_item: pytest.TestReport | pytest.Item, payload: dict[str, Any]) -> None:

@@ -69,6 +69,13 @@ def add_options(parser: pytest.Parser) -> None:
         "--data-dir (dataset.local), through '..', absolute paths or symlinks. Off by default, so a shared "
         "suite cannot read other files into prompts and reports.",
     )
+    group.addoption(
+        "--submission",
+        action="store_true",
+        help="answer the split whose answers are not public (a suite's submission: block, e.g. VMLU's test "
+        "split) and write the leaderboard's CSV (id,answer) into the run's report folder; nothing is scored and "
+        "no gate applies. Suites without a submission: block are not run.",
+    )
     group.addoption("--limit", type=int, metavar="N", help="evaluate at most N records per suite (deterministic).")
     group.addoption(
         "--batch-size",

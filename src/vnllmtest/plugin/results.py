@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from vnllmtest import timing
-from vnllmtest.plugin.keys import PROPERTY, read_payload
+from vnllmtest.plugin.keys import NO_SUBMISSION, PROPERTY, read_payload
 from vnllmtest.plugin.xdist import PHASES_OUTPUT
 from vnllmtest.suite_marker import is_suite_file
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from vnllmtest.outcomes import GroupSummary
     from vnllmtest.plugin.session import RunState
     from vnllmtest.stored_run import StoredRun
+    from vnllmtest.submission import SubmissionFile
 
 
 class ResultCollector:
@@ -42,6 +43,8 @@ class ResultCollector:
         self.summaries: list[GroupSummary] = []
         self.run_folder: Path | None = None
         self.report_error: str | None = None
+        self.submissions: list[SubmissionFile] = []  # the leaderboard files a --submission run wrote
+        self.without_submission: list[str] = []  # under --submission: the suites skipped for having no block
         self.baseline: StoredRun | None = None
         self.comparison: Comparison | None = None
         self.nodeids: dict[tuple[str, str, str], str] = {}  # (suite, model, item id) -> node id
@@ -98,6 +101,8 @@ class ResultCollector:
                 self.other_failures.append(f"{report.nodeid} ({report.when})")
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.skipped and isinstance(report.longrepr, tuple) and NO_SUBMISSION in str(report.longrepr[2]):
+            self.without_submission.append(str(report.longrepr[2]).rpartition(": ")[2])
         if report.failed:
             self.hard_failures += 1
             if is_suite_file(Path(str(report.fspath))):
@@ -107,6 +112,8 @@ class ResultCollector:
 
     @pytest.hookimpl(tryfirst=True)  # before JUnit XML writes its file: the gates go into it
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.without_submission and not (self.records or self.collection_errors):
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR  # shown by pytest_terminal_summary
         if exitstatus == pytest.ExitCode.USAGE_ERROR or not (self.records or self.collection_errors):
             return
         from vnllmtest.plugin.finish import finish_run  # the statistics and report stack, only for suite runs
@@ -115,6 +122,12 @@ class ResultCollector:
             finish_run(self, session, exitstatus)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.without_submission and not (self.records or self.collection_errors):
+            terminalreporter.write_line(
+                f"ERROR: --submission: no suite collected declares a submission: block "
+                f"({', '.join(sorted(self.without_submission))}); run a suite that does, such as suites/vmlu.yaml",
+                red=True,
+            )
         if not self.summaries and not self.collection_errors:
             return
         from vnllmtest.plugin.terminal import (
@@ -124,6 +137,7 @@ class ResultCollector:
             show_misses,
             show_phases,
             show_run_notes,
+            show_submissions,
         )
 
         settings = self.settings
@@ -144,6 +158,8 @@ class ResultCollector:
             self.report_error,
             self.run_folder,
         )
+        if settings.submission:
+            show_submissions(terminalreporter, self.submissions, self.without_submission, self.run_folder)
 
 
 def _worker_number(name: str) -> tuple[int, str]:

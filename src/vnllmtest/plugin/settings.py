@@ -48,6 +48,7 @@ class Settings:
     bootstrap_iterations: int
     strict_items: bool
     require_gates: bool
+    submission: bool  # --submission: answer the suites' hidden-answer splits for a leaderboard
     show_misses: int
     show_flips: int
     shard_size: int | None
@@ -81,6 +82,7 @@ class Settings:
             "trust_remote_code": self.hf.trust_remote_code,
             "strict_items": self.strict_items,
             "require_gates": self.require_gates,
+            "submission": self.submission,
             "bootstrap_iterations": self.bootstrap_iterations,
             "bootstrap_seed": 0,
         }
@@ -101,6 +103,9 @@ def read_settings(config: pytest.Config) -> Settings:
     except ModelError as exc:
         raise pytest.UsageError(str(exc)) from None
     baseline = option("baseline")
+    if option("submission") and baseline:
+        raise pytest.UsageError("--submission answers questions whose answers are hidden: there is nothing to "
+                                "compare with --baseline")
     return Settings(
         argv=tuple(config.invocation_params.args),
         specs=tuple(specs),
@@ -135,6 +140,7 @@ def read_settings(config: pytest.Config) -> Settings:
         bootstrap_iterations=option("bootstrap_iterations"),
         strict_items=option("strict_items"),
         require_gates=option("require_gates"),
+        submission=option("submission"),
         show_misses=option("show_misses"),
         show_flips=option("show_flips"),
         shard_size=option("shard_size"),

@@ -12,6 +12,7 @@ from vnllmtest.gates import GatesVerdict, gate_outcome
 from vnllmtest.metric_table import VERDICT_COVERAGE
 from vnllmtest.outcomes import GroupSummary
 from vnllmtest.report import FLIPPED_FILE
+from vnllmtest.submission import SubmissionFile
 from vnllmtest.timing import PHASES
 
 
@@ -114,6 +115,21 @@ def show_run_notes(
         terminalreporter.write_line(
             f"vnllmtest report: {run_folder}/summary.md (also report.html, summary.json, items.jsonl)"
         )
+
+
+def show_submissions(
+    terminalreporter: Any, files: Sequence[SubmissionFile], without: Sequence[str], run_folder: Path | None
+) -> None:
+    """A --submission run's files, one line each (red when one is not ready), and the suites it did not run."""
+    if without:
+        terminalreporter.write_line(
+            f"vnllmtest --submission: not run, no submission: block: {', '.join(sorted(without))}", yellow=True
+        )
+    if not files:
+        terminalreporter.write_line("vnllmtest --submission: no submission file was written", red=True)
+    for planned in files:
+        line = planned.describe(str(run_folder / planned.file) if run_folder is not None else None)
+        terminalreporter.write_line(f"vnllmtest submission: {line}", green=planned.ready, red=not planned.ready)
 
 
 def write_table(terminalreporter: Any, rows: Sequence[Sequence[str]]) -> None:

@@ -1,0 +1,75 @@
+"""trend.html in Chromium: written by `vnllmtest trend` from real checkpoints' runs (tests/trend_runs.py), it
+loads nothing, logs nothing, runs no script, shows one dot per point in each chart with the planted drop marked,
+and keeps Vietnamese text and a hostile item id as text."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from report_pages import browser, open_report  # noqa: F401
+from trend_runs import HOSTILE_ID, MISSING_ID, trend_runs
+
+from vnllmtest.cli import main
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return trend_runs(tmp_path_factory.getbasetemp() / "trend-runs")
+
+
+def written(tmp_path: Path, *paths: Path) -> Path:
+    assert main(["trend", *map(str, paths), "--out", str(tmp_path), "--bootstrap-iterations", "200"]) == 0
+    return tmp_path / "trend.html"
+
+
+def chart_facts(opened) -> dict[str, list[int]]:
+    """Per chart (its aria-label): dots, whiskers, drop triangles and `≠` marks."""
+    return opened.page.evaluate(
+        """() => Object.fromEntries(Array.from(document.querySelectorAll("svg.trend")).map((chart) => [
+            chart.getAttribute("aria-label"),
+            ["circle.point", "line.whisker", "path.drop", "text.incomparable"].map(
+                (css) => chart.querySelectorAll(css).length)]))"""
+    )
+
+
+def test_the_trend_page_is_offline_escaped_and_charts_every_point(runs, tmp_path, open_report, capsys):  # noqa: F811
+    paths = [runs[label] for label in ("step-1000", "step-2000", "step-3000")]
+    opened = open_report(written(tmp_path, *paths))
+    capsys.readouterr()
+    assert opened.quiet()
+    page = opened.page
+    assert page.evaluate("[window.__pwned, document.scripts.length]") == [None, 0]
+    assert chart_facts(opened) == {
+        "mc accuracy over 3 checkpoints": [3, 3, 1, 0],
+        "qa exact_match over 3 checkpoints": [3, 3, 0, 0],
+        "qa f1 over 3 checkpoints": [3, 3, 0, 0],
+    }
+    drop_title = page.locator("svg.trend path.drop").first.locator("xpath=..").locator("title").text_content()
+    assert drop_title.startswith("significant drop against point 2: -40.0 [") and "Holm p " in drop_title
+    dot_title = page.locator("svg.trend circle.point").first.locator("xpath=..").locator("title").text_content()
+    assert dot_title.startswith(f"1: step-1000 ({paths[0].name}): 75.0 [")
+    assert "1 significant drop(s): mc accuracy at 3 vs 2." in page.locator("#drops").inner_text()
+    assert "Holm–Bonferroni across 6 tests" in page.locator("#method").inner_text()
+    flips = page.locator("#flips").inner_text()
+    assert f"qa, pass → miss: {HOSTILE_ID}" in flips
+    assert f"qa: 1 item only in point 1, not compared: {MISSING_ID}" in flips
+    assert page.locator("#flips code", has_text="đoạn-11").count() == 2  # only in point 1, then only in point 3
+    drop_cell = page.locator("#metrics table.metrics span.worse")
+    assert drop_cell.count() == 1 and drop_cell.inner_text().endswith("▼ drop vs 2")
+    assert page.locator("#steps span.worse").inner_text() == "significant drop"
+
+
+def test_a_metric_not_compared_is_marked_on_its_chart(runs, tmp_path, open_report, capsys):  # noqa: F811
+    changed = shutil.copytree(runs["step-2000"], tmp_path / "changed")
+    summary = json.loads((changed / "summary.json").read_text("utf-8"))
+    summary["metric_definitions"]["f1"] += 1
+    (changed / "summary.json").write_text(json.dumps(summary), "utf-8")
+    opened = open_report(written(tmp_path, runs["step-1000"], changed))
+    capsys.readouterr()
+    assert opened.quiet()
+    assert chart_facts(opened)["qa f1 over 2 checkpoints"] == [2, 2, 0, 1]
+    mark = opened.page.locator("svg.trend text.incomparable").locator("xpath=..").locator("title").text_content()
+    assert mark.startswith("not compared with point 1: definition changed")
