@@ -141,3 +141,42 @@ def test_a_run_reports_word_level_beside_syllable_level_and_fails_to_collect_wit
     assert "suites/qa.yaml" in blocked.stdout and "line 6: metrics.2: Value error, metric 'f1_word' needs underthesea" \
         ", which is not installed here; install it with: pip install 'vnllmtest[words]'" in blocked.stdout
     assert "rouge_l_word" in blocked.stdout and "Traceback" not in blocked.stdout + blocked.stderr
+
+
+@pytest.mark.parametrize(
+    "answer, gold",
+    [
+        ("COVID-19 lan nhanh", "COVID 19 lan nhanh"),
+        ("Dân số TP.HCM tăng", "Dân số TP. HCM tăng"),
+        ("tỉnh Bà Rịa-Vũng Tàu", "tỉnh Bà Rịa - Vũng Tàu"),
+        ("giá 5,5 triệu ngày 2/9/1945", "giá 5, 5 triệu ngày 2 / 9 / 1945"),
+        ("thành phố hồ chí minh", "Thành phố Hồ Chí Minh"),  # lowercased, the segmenter splits the name
+        ("đọc báo vnexpress.net", "đọc báo vnexpress . net"),
+    ],
+)
+def test_an_exact_match_gets_full_word_credit(answer, gold):
+    assert metric_info("exact_match").compute(answer, [gold], []) == 1.0
+    assert all(score(name, answer, [gold, "Hà Tĩnh"]) == 1.0 for name in WORD_METRICS)
+
+
+def test_punctuation_never_sits_inside_a_word():
+    assert words("COVID-19 ở TP.HCM, giá 5,5%") == ("covid", "19", "ở", "tp", "hcm", "giá", "5", "5")
+    assert score("f1_word", "COVID-19", ["COVID 19 ở Hà Nội"]) == score("f1_word", "COVID 19", ["COVID 19 ở Hà Nội"])
+
+
+def test_segmenting_loads_neither_torch_nor_transformers():
+    code = (
+        "import sys; from vnllmtest.metrics.words import words; assert words('Thủ đô Hà Nội') == ('thủ đô', 'hà nội');"
+        "print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-2000:]
+
+
+def test_an_installed_metric_requires_top_level_modules_only():
+    from vnllmtest.extensions import Metric, _installed_metric_problem
+
+    dotted = Metric("continuous", "points", 1, "x", compute=lambda *args: 0.0, requires=("pkg.sub",))
+    assert "names top-level modules" in _installed_metric_problem(dotted)
+    plain = Metric("continuous", "points", 1, "x", compute=lambda *args: 0.0, requires=("pkg",))
+    assert _installed_metric_problem(plain) is None

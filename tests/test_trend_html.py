@@ -5,14 +5,17 @@ and keeps Vietnamese text and a hostile item id as text."""
 from __future__ import annotations
 
 import json
-import shutil
+import re
 from pathlib import Path
 
 import pytest
 from report_pages import browser, open_report  # noqa: F401
-from trend_runs import HOSTILE_ID, MISSING_ID, trend_runs
+from trend_runs import HOSTILE_ID, MISSING_ID, tampered, trend_runs
 
 from vnllmtest.cli import main
+from vnllmtest.metrics import Estimate
+from vnllmtest.trend import Trend, load_points
+from vnllmtest.trend_chart import trend_chart
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +65,10 @@ def test_the_trend_page_is_offline_escaped_and_charts_every_point(runs, tmp_path
     assert page.locator("#steps span.worse").inner_text() == "significant drop"
 
 
-def test_a_metric_not_compared_is_marked_on_its_chart(runs, tmp_path, open_report, capsys):  # noqa: F811
-    changed = shutil.copytree(runs["step-2000"], tmp_path / "changed")
+def test_a_metric_not_compared_is_marked_and_a_long_id_wraps(runs, tmp_path, open_report, capsys):  # noqa: F811
+    long_id = "đ" * 5000
+    renamed = {"q39": long_id}
+    changed = tampered(runs["step-2000"], tmp_path / "changed", lambda r: {**r, "id": renamed.get(r["id"], r["id"])})
     summary = json.loads((changed / "summary.json").read_text("utf-8"))
     summary["metric_definitions"]["f1"] += 1
     (changed / "summary.json").write_text(json.dumps(summary), "utf-8")
@@ -72,4 +77,18 @@ def test_a_metric_not_compared_is_marked_on_its_chart(runs, tmp_path, open_repor
     assert opened.quiet()
     assert chart_facts(opened)["qa f1 over 2 checkpoints"] == [2, 2, 0, 1]
     mark = opened.page.locator("svg.trend text.incomparable").locator("xpath=..").locator("title").text_content()
-    assert mark.startswith("not compared with point 1: definition changed")
+    assert mark.startswith("not compared with point 1: definition changed (point 1 v")
+    assert opened.page.locator("#flips code", has_text=long_id).count() == 1
+    assert opened.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_many_points_number_every_kth_on_the_x_axis(runs):
+    points = load_points([runs["step-1000"]] * 60, [])
+    values = [Estimate(50.0 + n % 7, 40.0, 60.0 + n % 7, 40) for n in range(60)]
+    key = ("mc", "accuracy")
+    trend = Trend(points, None, 0.05, {key: values}, {key: [0] * 60}, {"accuracy": [2] * 60})
+    chart = trend_chart(trend, "mc", "accuracy")
+    ticks = re.findall(r'<text class="tick" x="([\d.]+)" y="[\d.]+">(\d+)</text>', chart)
+    assert [label for _, label in ticks] == [str(n) for n in range(1, 61, 4)]  # k = ceil(60 / 15) = 4
+    assert min(float(b[0]) - float(a[0]) for a, b in zip(ticks, ticks[1:])) > 30
+    assert chart.count('class="point"') == 60

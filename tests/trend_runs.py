@@ -11,8 +11,11 @@ project with replayed answers (tests/test_trend.py and tests/test_trend_html.py 
 from __future__ import annotations
 
 import functools
+import json
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from support import make_project, run_folders, short_questions, write_jsonl, write_replay
@@ -60,3 +63,12 @@ def trend_runs(root: Path) -> dict[str, Path]:
         [folder] = run_folders(root, label)
         folders[label] = folder.path
     return folders
+
+
+def tampered(folder: Path, into: Path, change: Callable[[dict], dict]) -> Path:
+    """A copy of run `folder` at `into` with every items.jsonl record passed through `change`."""
+    shutil.copytree(folder, into)
+    items = into / "items.jsonl"
+    records = [change(json.loads(line)) for line in items.read_text("utf-8").splitlines()]
+    write_jsonl(items, records)
+    return into

@@ -5,8 +5,8 @@ each run's recorded gates against the baseline. Exit status: 0; 1 when a gate fa
 arguments or a run that cannot be used.
 
 `vnllmtest trend RUN RUN [RUN ...]`: a trend over checkpoints, written as trend.html and trend.md (printed
-too). Exit status: 0; 1 with --fail-on-drop when a step is a significant drop; 2 for bad arguments, a run
-that cannot be used or a page that cannot be written."""
+too). Exit status: 0; 1 with --fail-on-drop when a step is a significant drop or tested nothing; 2 for bad
+arguments, a run that cannot be used or a page that cannot be written."""
 
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ from vnllmtest.trend_markdown import trend_markdown
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     arguments = parser.parse_args(argv)
+    if arguments.command == "trend":
+        return _trend(arguments)
     if arguments.bootstrap_iterations < 1:
         parser.error("--bootstrap-iterations must be at least 1")
-    if arguments.command == "trend":
-        return _trend(parser, arguments)
     if arguments.require_gates and not arguments.gate:
         parser.error("--require-gates needs --gate")
     iterations = arguments.bootstrap_iterations
@@ -95,9 +95,10 @@ def _trend_parser(commands: argparse._SubParsersAction) -> None:
         "each metric per suite with its 95% CI, each step compared with the previous point (or --reference) by "
         "the paired tests of `compare`, p-values adjusted by Holm's method across every step and metric tested, "
         "and the items that flipped. Writes trend.html and trend.md into --out and prints the Markdown. Exits 0; "
-        "1 with --fail-on-drop when a step is a significant drop; 2 for a bad argument, a run that cannot be "
-        "read or a page that cannot be written.",
+        "1 with --fail-on-drop when a step is a significant drop or tested nothing; 2 for a bad argument, a run "
+        "that cannot be read or a page that cannot be written.",
     )
+    command.set_defaults(usage_error=command.error)
     command.add_argument("runs", type=Path, nargs="+", help="the checkpoints' runs, in order (at least two)")
     command.add_argument(
         "--model",
@@ -114,16 +115,26 @@ def _trend_parser(commands: argparse._SubParsersAction) -> None:
     )
     command.add_argument("--alpha", type=float, default=0.05, help="level for the Holm-adjusted p-values (0.05)")
     command.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="where to write (this folder)")
-    command.add_argument("--bootstrap-iterations", type=int, default=1000, metavar="N", help="bootstrap resamples")
-    command.add_argument("--fail-on-drop", action="store_true", help="exit 1 when a step is a significant drop")
+    command.add_argument(
+        "--bootstrap-iterations",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="bootstrap resamples for the steps' differences, and for a run that did not record its own",
+    )
+    command.add_argument(
+        "--fail-on-drop", action="store_true", help="exit 1 when a step is a significant drop or tested nothing"
+    )
 
 
-def _trend(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> int:
+def _trend(arguments: argparse.Namespace) -> int:
     """`vnllmtest trend`: the trend's pages written, its Markdown printed."""
     if len(arguments.runs) < 2:
-        parser.error("trend needs at least two runs")
+        arguments.usage_error("trend needs at least two runs")
     if not 0.0 < arguments.alpha < 1.0:
-        parser.error(f"--alpha must be between 0 and 1, got {arguments.alpha:g}")
+        arguments.usage_error(f"--alpha must be between 0 and 1, got {arguments.alpha:g}")
+    if arguments.bootstrap_iterations < 1:
+        arguments.usage_error("--bootstrap-iterations must be at least 1")
     try:
         reference = reference_index(arguments.reference, arguments.runs)
         points = load_points(arguments.runs, arguments.model)
@@ -142,7 +153,11 @@ def _trend(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> in
         return 2
     sys.stdout.write(markdown)
     print(f"vnllmtest trend: wrote {written[0][0]} and {written[1][0]}", file=sys.stderr)
-    return 1 if arguments.fail_on_drop and trend.drops else 0
+    for step in trend.idle_steps:
+        name = trend.step_name(trend.steps[step])
+        gate = ": --fail-on-drop cannot pass it" if arguments.fail_on_drop else ""
+        print(f"vnllmtest trend: step {name} tested nothing ({trend.idle_reason(step)}){gate}", file=sys.stderr)
+    return 1 if arguments.fail_on_drop and (trend.drops or trend.idle_steps) else 0
 
 
 def compare_markdown(

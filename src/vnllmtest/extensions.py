@@ -182,9 +182,13 @@ class Registry(Generic[T]):
 
 
 def _installed_metric_problem(metric: Metric) -> str | None:
-    """Installed metrics are computed from the answer or by a model; multiple-choice scoring is vnllmtest's."""
+    """Installed metrics are computed from the answer or by a model (multiple-choice scoring is vnllmtest's), and
+    require top-level modules only."""
     if metric.choice_modes or not (metric.compute or metric.grader):
         return "an installed metric needs `compute` (from the answer) or `grader` (model-graded), not `choice_modes`"
+    dotted = [name for name in metric.requires if not name.isidentifier()]
+    if dotted:
+        return f"`requires` names top-level modules (looked up without importing them), not {dotted[0]!r}"
     return None
 
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-PACKAGES = ("vnllmtest", "pytest", "torch", "transformers", "tokenizers", "numpy", "pytest-xdist")
+PACKAGES = ("vnllmtest", "pytest", "torch", "transformers", "tokenizers", "numpy", "pytest-xdist", "underthesea")
 
 
 def versions() -> dict[str, str]:

@@ -1,24 +1,57 @@
 """Estimates recomputed from stored runs' items, as each run's own report computed them: the metric names
-each suite's items carry, and one (suite, model, metric) estimate with its bootstrap CI."""
+each suite's items carry, the bootstrap options a run recorded, and one (suite, model, metric) estimate with
+its bootstrap CI and the count of items without a value."""
 
 from __future__ import annotations
 
+from vnllmtest.clipping import described
 from vnllmtest.metric_table import scale_of
 from vnllmtest.metrics import Estimate, estimate
 from vnllmtest.outcomes import cluster_labels
-from vnllmtest.stored_run import StoredRun
+from vnllmtest.stored_run import BaselineError, StoredRun
 
 
-def run_estimate(run: StoredRun, suite: str, model: str, metric: str, iterations: int) -> Estimate:
-    """`metric` over the (suite, model) items of `run` that have a value (errors left out), resampling
-    clusters where the items have them."""
-    having = [
-        item
-        for item in run.items
-        if (item.suite, item.model) == (suite, model) and item.status != "error" and metric in item.metrics
-    ]
+def run_estimate(run: StoredRun, suite: str, model: str, metric: str, iterations: int, seed: int = 0) -> Estimate:
+    """`metric` over the (suite, model) items of `run` that have a value (errors left out), in item-id order
+    as the report resampled them, resampling clusters where the items have them."""
+    having = sorted(
+        (
+            item
+            for item in run.items
+            if (item.suite, item.model) == (suite, model) and item.status != "error" and metric in item.metrics
+        ),
+        key=lambda item: item.id,
+    )
     values = [item.metrics[metric] for item in having]
-    return estimate(values, scale=scale_of(metric), iterations=iterations, clusters=cluster_labels(having))
+    return estimate(values, scale=scale_of(metric), iterations=iterations, seed=seed, clusters=cluster_labels(having))
+
+
+def unscored(run: StoredRun, suite: str, model: str, metric: str) -> int:
+    """How many (suite, model) items of `run` have no value of `metric` (errored, or not scored on it)."""
+    return sum(
+        1
+        for item in run.items
+        if (item.suite, item.model) == (suite, model) and (item.status == "error" or metric not in item.metrics)
+    )
+
+
+def recorded_bootstrap(run: StoredRun, iterations: int) -> tuple[int, int]:
+    """The bootstrap resamples and seed the run's report used (summary.json's manifest.options), or
+    (`iterations`, 0) for a run that did not record them. BaselineError names a malformed field."""
+    manifest = (run.summary or {}).get("manifest")
+    options = manifest.get("options") if isinstance(manifest, dict) else None
+    if not isinstance(options, dict):
+        return iterations, 0
+    found = []
+    for key, default, least in (("bootstrap_iterations", iterations, 1), ("bootstrap_seed", 0, 0)):
+        value = options.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise BaselineError(
+                f"{run.summary_file}: field 'manifest.options.{key}': expected a whole number of at least {least}, "
+                f"got {described(value, 80)}"
+            )
+        found.append(value)
+    return found[0], found[1]
 
 
 def metrics_by_suite(*runs: StoredRun) -> dict[str, list[str]]:

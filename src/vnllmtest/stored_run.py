@@ -152,6 +152,8 @@ def _checked_record(line: str, where: str) -> dict[str, Any]:
             raise BaselineError(
                 f"{where}: metric '{shown(name, SHOWN_CHARS)}' is {described(value, SHOWN_CHARS)}, not a finite number"
             )
+        if value not in (0, 1) and _is_binary(name):
+            raise BaselineError(f"{where}: metric '{name}' is declared binary (0 or 1) but has the value {value:g}")
     tags = record.get("tags", {})
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
         raise BaselineError(
@@ -233,6 +235,13 @@ _KIND_NAMES = {
     float | int | None: "a number or null",
     str | None: "a string or null",
 }
+
+
+def _is_binary(metric: str) -> bool:
+    """Whether the metric's paired test counts items that changed between 0 and 1 (McNemar)."""
+    from vnllmtest.metric_table import is_known_metric, metric_info  # the metrics stack, only when a run is read
+
+    return is_known_metric(metric) and metric_info(metric).kind == "binary"
 
 
 def _is_finite(value: Any) -> bool:

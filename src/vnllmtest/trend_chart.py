@@ -1,6 +1,7 @@
 """trend.html's charts: one inline SVG line chart per (suite, metric) over the checkpoints: each point's value
 (a dot with its title), its 95% CI as a shaded band and a whisker, a downward triangle under a point whose step
-is a significant drop, and `≠` over a point whose step could not compare the metric (definitions differ)."""
+is a significant drop, and `≠` over a point whose step could not compare the metric (definitions differ). With
+many points, every k-th one is numbered on the x axis (k = ceil(points / 15)); every dot has its title."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ WIDTH, HEIGHT = 660, 210
 X0, X1, Y0, Y1 = 64, 630, 34, 170  # the plot area
 TICK_STEPS = (0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5, 10, 20, 25, 50, 100)
 COLOUR = "#3b6db3"
+LABELLED = 15  # the most points numbered on the x axis
 
 
 def trend_chart(trend: Trend, suite: str, metric: str) -> str:
@@ -27,17 +29,22 @@ def trend_chart(trend: Trend, suite: str, metric: str) -> str:
         parts.append(svg("line", class_="grid", x1=X0, y1=y, x2=X1, y2=y))
         parts.append(svg("text", f"{tick:g}", class_="label", x=X0 - 6, y=y + 4))
     xs = [_x(index, len(estimates)) for index in range(len(estimates))]
+    every = math.ceil(len(estimates) / LABELLED)
+    missing = trend.unscored[(suite, metric)]
     for segment in _segments(estimates):
         parts.append(_band([(xs[i], estimates[i]) for i in segment], scale))
         line = " ".join(f"{xs[i]:.1f},{_y(estimates[i].value, scale):.1f}" for i in segment)
         parts.append(svg("polyline", class_="trend", points=line, stroke=COLOUR))
     for index, (x, found) in enumerate(zip(xs, estimates, strict=True)):
         point = trend.points[index]
-        parts.append(svg("text", str(point.number), class_="tick", x=x, y=Y1 + 30))
+        if index % every == 0:
+            parts.append(svg("text", str(point.number), class_="tick", x=x, y=Y1 + 30))
         if _has_value(found):
-            parts.append(_dot(x, found, scale, f"{point.number}: {point.label}: {found.describe()}"))
+            unscored = f" ({missing[index]} unscored)" if missing[index] else ""
+            parts.append(_dot(x, found, scale, f"{point.number}: {point.label}: {found.describe()}{unscored}"))
         else:
-            parts.append(svg("text", "n/a", class_="tick", x=x, y=Y1 - 4))
+            title = f"<title>{esc(f'{point.number}: {point.label}: n/a')}</title>"
+            parts.append(f'<g>{title}{svg("text", "×", class_="tick", x=x, y=Y1 - 4)}</g>')
         parts += _step_mark(trend, suite, metric, index, x, found, scale)
     size = f'viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}"'
     label = f"{suite} {metric} over {len(estimates)} checkpoints"
@@ -100,10 +107,10 @@ def _step_mark(
         )
         triangle = svg("path", class_="drop", d=f"M{x - 5:.1f},{y:.1f}h10l-5,9z")
         return [f"<g><title>{esc(title)}</title>{triangle}</g>"]
-    reason = trend.steps[step].comparison.incomparable_reason(suite, trend.points[index].model, metric)
-    if reason is None:
+    untested = trend.not_tested(step, suite, metric)
+    if untested is None or not untested.definitions:
         return []
-    title = f"not compared with point {against}: {reason}"
+    title = f"not compared with point {against}: {untested.reason}"
     return [f'<g><title>{esc(title)}</title>{svg("text", "≠", class_="incomparable", x=x, y=Y0 - 6)}</g>']
 
 

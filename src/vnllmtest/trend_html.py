@@ -13,6 +13,7 @@ from vnllmtest.trend_markdown import (
     method_text,
     metric_table,
     notes,
+    verdict,
     point_cells,
     step_heading,
     step_items,
@@ -24,10 +25,12 @@ svg.trend .grid{stroke:#e4e4e4}svg.trend .band{fill-opacity:.18;stroke:none}
 svg.trend .trend{fill:none;stroke-width:2}svg.trend .drop{fill:#c0392b}
 svg.trend .incomparable{fill:#8a5a00;text-anchor:middle;font-weight:600}
 .worse{font-weight:600}.muted{color:#777}ul.ids{max-width:70rem}
+td,th,code,li,h3,figcaption{overflow-wrap:anywhere}
 """
 CHART_LEGEND = (
     '<p class="muted">Line and dots: each point\'s value; band and whiskers: its 95% CI; ▼: the step into the point '
-    "is a significant drop; ≠: not compared there (definitions differ). The x axis numbers the points.</p>"
+    "is a significant drop; ≠: not compared there (definitions differ); ×: no value. The x axis numbers the points "
+    "(every k-th one when there are many; each dot's title names its point).</p>"
 )
 CSP = f"default-src 'none'; base-uri 'none'; style-src {source_hash(TREND_CSS)}"
 
@@ -53,14 +56,8 @@ def render_trend_html(trend: Trend) -> str:
 def _points_section(trend: Trend) -> str:
     rows = [html_row(esc(cell) for cell in point_cells(point)) for point in trend.points]
     table = html_table("#|Model|Run folder|Run id|Path", rows, "points")
-    drops = trend.drops
-    if drops:
-        steps = ", ".join(
-            f"{d.difference.suite} {d.difference.metric} at {trend.step_name(trend.steps[d.step])}" for d in drops
-        )
-        banner = f'<p class="banner bad" id="drops">{len(drops)} significant drop(s): {esc(steps)}.</p>'
-    else:
-        banner = f'<p class="banner ok" id="drops">No significant drop ({esc(trend.correction)}).</p>'
+    text, bad = verdict(trend)
+    banner = f'<p class="banner {"bad" if bad else "ok"}" id="drops">{esc(text)}</p>'
     found = "".join(f"<li>{esc(note)}</li>" for note in notes(trend))
     method = f'<p id="method">{esc(method_text(trend))}</p>'
     return section("points", "Checkpoints", banner + table + method + (f"<ul>{found}</ul>" if found else ""))

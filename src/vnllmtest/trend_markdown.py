@@ -1,8 +1,10 @@
-"""trend.md (and what `vnllmtest trend` prints): the checkpoints, each suite's metrics over them with their CIs
-and the significant drops marked, every step's paired tests with Holm-adjusted p-values, and the flipped items."""
+"""trend.md (and what `vnllmtest trend` prints): the verdict, the checkpoints, each suite's metrics over them with
+their CIs, unscored items and the significant drops marked, every step's paired tests with Holm-adjusted p-values
+and what it could not test, and the flipped items. Text from a run is kept to one line and `|` escaped."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from vnllmtest.clipping import shown
@@ -13,19 +15,36 @@ LISTED_IDS = 50  # ids listed per step and direction; the rest are counted
 
 
 def trend_markdown(trend: Trend) -> str:
-    lines = [f"# vnllmtest trend over {len(trend.points)} checkpoints", ""]
+    text, _ = verdict(trend)
+    lines = [f"# vnllmtest trend over {len(trend.points)} checkpoints", "", f"**{_line(text)}**", ""]
     header = ["#", "Model", "Run folder", "Run id", "Path"]
     lines.append(_table(header, [[(c, "") for c in point_cells(p)] for p in trend.points]))
-    lines += ["", method_text(trend)]
+    lines += ["", _line(method_text(trend))]
     found = notes(trend)
-    lines += [""] + [f"- Note: {note}" for note in found] if found else []
+    lines += [""] + [f"- Note: {_line(note)}" for note in found] if found else []
     for suite in trend.suites():
-        lines += ["", f"## {suite}", "", _table(*metric_table(trend, suite))]
+        lines += ["", f"## {_line(suite)}", "", _table(*metric_table(trend, suite))]
     lines += ["", "## Steps", "", _table(*steps_table(trend)), "", "## Flipped items"]
     for step in trend.steps:
-        lines += ["", f"### {step_heading(trend, step)}", ""]
-        lines += [f"- {text}: {listed(ids)}" if ids else f"- {text}" for text, ids in step_items(trend, step)]
+        lines += ["", f"### {_line(step_heading(trend, step))}", ""]
+        lines += [f"- {_line(text)}{': ' + listed(ids) if ids else ''}" for text, ids in step_items(trend, step)]
     return "\n".join(lines) + "\n"
+
+
+def verdict(trend: Trend) -> tuple[str, bool]:
+    """The trend's verdict in one sentence, and whether it is bad: the significant drops, then the steps that
+    tested nothing; else no significant drop, with the correction."""
+    parts = []
+    if trend.drops:
+        steps = ", ".join(
+            f"{d.difference.suite} {d.difference.metric} at {trend.step_name(trend.steps[d.step])}" for d in trend.drops
+        )
+        parts.append(f"{len(trend.drops)} significant drop(s): {steps}.")
+    for n in trend.idle_steps:
+        parts.append(f"Step {trend.step_name(trend.steps[n])} tested nothing ({trend.idle_reason(n)}).")
+    if not trend.drops:
+        parts.append(f"No significant drop{' among the steps tested' if parts else ''} ({trend.correction}).")
+    return " ".join(parts), bool(trend.drops or trend.idle_steps)
 
 
 def method_text(trend: Trend) -> str:
@@ -43,16 +62,11 @@ def method_text(trend: Trend) -> str:
 
 
 def notes(trend: Trend) -> list[str]:
-    """What was left out or assumed: undefined metrics, runs without stored definitions, untested steps."""
+    """What was left out or assumed: undefined metrics, runs without stored definitions, runs given twice."""
     found = list(dict.fromkeys(note for step in trend.steps for note in step.comparison.notes))
     if trend.unknown:
         found.append(f"not shown: {', '.join(trend.unknown)}, which this vnllmtest does not define")
-    for n, difference in trend.untested:
-        found.append(
-            f"step {trend.step_name(trend.steps[n])}, {difference.suite} {difference.metric}: "
-            "not tested, no item has a value in both points"
-        )
-    return found
+    return found + trend.repeated()
 
 
 Cell = tuple[str, str]  # text, and its emphasis: "" or "worse", "better", "muted"
@@ -60,17 +74,18 @@ Table = tuple[list[str], list[list[Cell]]]  # header, rows
 
 
 def metric_table(trend: Trend, suite: str) -> Table:
-    """One row a metric: its estimate at each point, tagged with the definition version where versions
-    differ along the row, and marked where the step into that point is a significant drop."""
+    """One row a metric: its estimate at each point with the items left unscored, tagged with the definition
+    version where versions differ along the row, and marked where the step into that point is a significant
+    drop."""
     header = ["Metric", *(f"{p.number}: {p.label}" for p in trend.points)]
     rows = []
     for (of_suite, metric), estimates in trend.estimates.items():
         if of_suite != suite:
             continue
-        versions = trend.versions[metric]
+        versions, missing = trend.versions[metric], trend.unscored[(suite, metric)]
         cells: list[Cell] = [(metric, "")]
         for index, found in enumerate(estimates):
-            text = found.describe()
+            text = found.describe() + (f" ({missing[index]} unscored)" if missing[index] else "")
             if len(set(versions)) > 1:
                 text += f" (v{'?' if versions[index] is None else versions[index]})"
             step = trend.step_into(index)
@@ -82,20 +97,22 @@ def metric_table(trend: Trend, suite: str) -> Table:
 
 
 def steps_table(trend: Trend) -> Table:
-    """Every paired test with its adjusted p and verdict, then the metrics not compared and why."""
-    header = ["Step", "Dataset", "Metric", "Items", "Earlier", "Later", "Difference", "p (test)", "Holm p", "Result"]
+    """Every paired test with its adjusted p and verdict, then the metrics a step did not test and why. A step
+    "A vs B" compares point A with point B on the items both scored: the values are over those items."""
+    other = "Previous" if trend.reference is None else "Reference"
+    header = ["Step", "Dataset", "Metric", "Shared items", "Point (shared items)", f"{other} (shared items)"]
+    header += [f"Difference (point − {other.lower()})", "p (test)", "Holm p", "Result"]
     rows = []
     for tested in trend.tested:
         d = tested.difference
         name = trend.step_name(trend.steps[tested.step])
         emphasis = "worse" if tested.drop else "better" if tested.significant else ""
-        cells = [name, d.suite, d.metric, str(d.shared), d.baseline.describe(), d.current.describe()]
+        cells = [name, d.suite, d.metric, str(d.shared), d.current.describe(), d.baseline.describe()]
         cells += [d.difference.describe(signed=True), d.describe_p(), f"{tested.adjusted_p:.3g}"]
         rows.append([(cell, "") for cell in cells] + [(tested.verdict, emphasis)])
-    for step in trend.steps:
-        for skipped in step.comparison.incomparable:
-            cells = [trend.step_name(step), skipped.suite, skipped.metric, *["—"] * 6]
-            rows.append([(cell, "") for cell in cells] + [(f"not compared: {skipped.reason}", "muted")])
+    for skipped in trend.untested:
+        cells = [trend.step_name(trend.steps[skipped.step]), skipped.suite, skipped.metric, *["—"] * 6]
+        rows.append([(cell, "") for cell in cells] + [(f"not tested: {skipped.reason}", "muted")])
     return header, rows
 
 
@@ -134,9 +151,22 @@ def step_heading(trend: Trend, step: Step) -> str:
 
 
 def listed(ids: Sequence[str], limit: int = LISTED_IDS) -> str:
-    """Ids in code spans on one line, the ones past `limit` counted."""
-    shown_ids = ", ".join("`" + shown(item, 80).replace("`", "'") + "`" for item in ids[:limit])
+    """Ids in code spans on one line (a long id's middle cut out and counted), the ones past `limit` counted."""
+    shown_ids = ", ".join(_code(shown(item, 80)) for item in ids[:limit])
     return shown_ids + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def _code(text: str) -> str:
+    """`text` as a Markdown code span: fenced by one backtick more than its longest run of them, and padded
+    with a space where it starts or ends with one (Markdown strips one space from each side)."""
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    padded = f" {text} " if text.startswith(("`", " ")) or text.endswith(("`", " ")) else text
+    return fence + padded + fence
+
+
+def _line(text: str) -> str:
+    """Text for a heading, a bullet or a paragraph: one line, about 2,000 characters at most."""
+    return shown(text, 2000)
 
 
 def point_cells(point: Point) -> list[str]:
@@ -145,7 +175,7 @@ def point_cells(point: Point) -> list[str]:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Cell]]) -> str:
     """A Markdown table; emphasised cells in bold."""
-    lines = [markdown_row(header), markdown_row(["---"] * len(header))]
+    lines = [markdown_row([shown(text, 400) for text in header]), markdown_row(["---"] * len(header))]
     for row in rows:
         lines.append(markdown_row([f"**{shown(text, 400)}**" if css in ("worse", "better") else shown(text, 400)
                                    for text, css in row]))

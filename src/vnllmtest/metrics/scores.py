@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
-from vnllmtest.metrics.text import is_abstention, syllables
+from vnllmtest.metrics.text import is_abstention, normalize_text, syllables
 
 _PairScore = Callable[[list[str], list[str]], float]
 Tokenizer = Callable[[str], Sequence[str]]  # text to the units a score counts (syllables by default)
@@ -21,13 +21,21 @@ def _best_over_references(
     tokens: Tokenizer,
 ) -> float:
     """Max of pair_score over references, each text split by `tokens`; no references means the question is
-    unanswerable. A declared abstention is the empty answer: right on an unanswerable question, 0 on any other."""
+    unanswerable. A declared abstention is the empty answer: right on an unanswerable question, 0 on any other.
+    A prediction equal to a reference after normalisation is split as that reference is: a tokenisation that
+    reads the original text (words, whose segmenter reads case) never parts two texts scored as equal."""
     refs = [references] if isinstance(references, str) else list(references)
     abstained = is_abstention(prediction, abstentions)
     if not refs:
         return float(abstained)
     predicted = [] if abstained else list(tokens(prediction))
-    return max(pair_score(predicted, list(tokens(ref))) for ref in refs)
+    normalised = None if abstained else normalize_text(prediction)
+    best = 0.0
+    for ref in refs:
+        reference = list(tokens(ref))
+        same = normalised is not None and normalised == normalize_text(ref)
+        best = max(best, pair_score(reference if same else predicted, reference))
+    return best
 
 
 def _f_measure(overlap: int, predicted_size: int, reference_size: int) -> float:
@@ -76,11 +84,9 @@ def _rouge_l_pair(predicted: list[str], reference: list[str]) -> float:
     return _f_measure(_lcs_length(predicted, reference), len(predicted), len(reference))
 
 
-def exact_match(
-    prediction: str, references: Sequence[str] | str, abstentions: Iterable[str] = (), tokens: Tokenizer = syllables
-) -> float:
+def exact_match(prediction: str, references: Sequence[str] | str, abstentions: Iterable[str] = ()) -> float:
     """1.0 when the normalised prediction equals a normalised reference."""
-    return _best_over_references(prediction, references, abstentions, _exact_pair, tokens)
+    return _best_over_references(prediction, references, abstentions, _exact_pair, syllables)
 
 
 def token_f1(

@@ -14,7 +14,7 @@ _ASCII_PUNCTUATION = frozenset(string.punctuation)
 _ANSWER_LABEL = re.compile(r"^\s*(?:câu\s+trả\s+lời|trả\s+lời|đáp\s+án)\s*:", re.IGNORECASE)
 
 
-def _is_punctuation(char: str) -> bool:
+def is_punctuation(char: str) -> bool:
     return char in _ASCII_PUNCTUATION or unicodedata.category(char).startswith("P")
 
 
@@ -25,7 +25,7 @@ def normalize_text(text: str) -> str:
     Diacritics are kept: "Hà Nội" and "Ha Noi" stay different, and so do "hòa" and "hóa".
     """
     lowered = unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).lower())
-    spaced = "".join(" " if _is_punctuation(char) else char for char in lowered)
+    spaced = "".join(" " if is_punctuation(char) else char for char in lowered)
     return " ".join(canonical_tones(token) for token in spaced.split())
 
 
