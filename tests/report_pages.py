@@ -4,7 +4,7 @@ with what it logged and fetched."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -296,3 +296,18 @@ def open_report(browser: Any, tmp_path: Path) -> Iterator[Callable[..., Opened]]
     for page in pages:
         page.close()
 
+
+def fonts_drawn(page: Any, selectors: Iterable[str]) -> dict[str, dict[str, int]]:
+    """For each CSS selector: the font families Chromium drew the matching elements' glyphs with, and how many
+    glyphs each (asked through the DevTools protocol, so a fallback font shows up by its real name)."""
+    session = page.context.new_cdp_session(page)
+    session.send("DOM.enable")
+    session.send("CSS.enable")
+    root = session.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    drawn: dict[str, dict[str, int]] = {}
+    for selector in selectors:
+        glyphs = drawn.setdefault(selector, {})
+        for node in session.send("DOM.querySelectorAll", {"nodeId": root, "selector": selector})["nodeIds"]:
+            for font in session.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]:
+                glyphs[font["familyName"]] = glyphs.get(font["familyName"], 0) + font["glyphCount"]
+    return drawn

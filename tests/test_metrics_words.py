@@ -125,6 +125,15 @@ def test_a_run_reports_word_level_beside_syllable_level_and_fails_to_collect_wit
     markdown = run.markdown
     assert "| qa | f1 | 83.3" in markdown and "| qa | f1_word | 66.7" in markdown
     assert "`f1_word` (v1): overlap F1 over words (underthesea segmentation)" in markdown
+    assert run.manifest["versions"]["underthesea"] == "9.5.0"
+
+    # A baseline whose words came from another underthesea release: the comparison says so.
+    summary = run.path / "summary.json"
+    summary.write_text(summary.read_text("utf-8").replace('"underthesea": "9.5.0"', '"underthesea": "9.4.1"'), "utf-8")
+    compared = project.runpytest("suites", "--model", "replay:preds.jsonl", "-p", "no:cacheprovider",
+                                 "--baseline", str(run.path))
+    note = "*f1_word, rouge_l_word: computed with underthesea 9.4.1 in * and 9.5.0 in this run*"
+    compared.stdout.fnmatch_lines([note])
 
     # Loading the suite only looks underthesea up; the first text scored imports it.
     load = "import sys; from pathlib import Path; from vnllmtest.suite import load_suite; " \

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import unicodedata
 
-from report_pages import DOCUMENT, GEMMA, ITEMS, JUDGE, browser, estimate, item, open_report, result  # noqa: F401
+from report_pages import (  # noqa: F401
+    DOCUMENT,
+    GEMMA,
+    ITEMS,
+    JUDGE,
+    browser,
+    estimate,
+    fonts_drawn,
+    item,
+    open_report,
+    result,
+)
 
 from vnllmtest.report_html import FONTS_PACKAGE, MONO_FONTS, SANS_FONTS
 
@@ -44,16 +55,7 @@ def test_every_block_draws_vietnamese_in_its_declared_font(open_report):
     page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
     page.click("#items button.sort >> nth=0")  # the sorted column's arrow is drawn too
     assert opened.quiet(), (opened.console, opened.errors, opened.requests)  # before CSS.enable re-reads the page
-    session = page.context.new_cdp_session(page)
-    session.send("DOM.enable")
-    session.send("CSS.enable")
-    root = session.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
-    drawn: dict[str, dict[str, int]] = {}  # element kind: {family: glyphs}
-    for selector in BLOCKS:
-        glyphs = drawn.setdefault(selector, {})
-        for node in session.send("DOM.querySelectorAll", {"nodeId": root, "selector": selector})["nodeIds"]:
-            for font in session.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]:
-                glyphs[font["familyName"]] = glyphs.get(font["familyName"], 0) + font["glyphCount"]
+    drawn = fonts_drawn(page, BLOCKS)  # element kind: {family: glyphs}
     used = {family for glyphs in drawn.values() for family in glyphs}
     for selector, stack in BLOCKS.items():
         family = first_family(stack)

@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import re
+import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -17,21 +19,24 @@ from vnllmtest.loaders.base import BadRecord
 from vnllmtest.outcomes import ItemResult, RunScope
 from vnllmtest.runner import Prediction
 from vnllmtest.scoring import score
-from vnllmtest.submission import plan_submissions, write_submissions
+from vnllmtest.submission import plan_submissions, submission_texts
 from vnllmtest.suite import SuiteError, load_suite
 
 from support import REPO, make_project, read_run, write_jsonl, write_replay
 
 # Test-layout records of our own: `SS-NNNN` ids, no `answer` (one has an NFD question, one five options).
 TEST_SPLIT = [
-    {"id": "03-0007", "question": "Vua nào lên ngôi năm 1802?", "choices": ["A. Gia Long", "B. Minh Mạng", "C. Tự Đức", "D. Quang Trung"]},
+    {"id": "03-0007", "question": "Vua nào lên ngôi năm 1802?",
+     "choices": ["A. Gia Long", "B. Minh Mạng", "C. Tự Đức", "D. Quang Trung"]},
     {"id": "01-0012", "question": unicodedata.normalize("NFD", "Thủ đô của nước Việt Nam là thành phố nào?"),
      "choices": ["A. Huế", "B. Hà Nội", "C. Đà Nẵng", "D. Cần Thơ"]},
     {"id": "58-0003", "question": "Biển báo hình tròn viền đỏ thường là loại biển gì?",
      "choices": ["A. Biển cấm", "B. Biển chỉ dẫn", "C. Biển nguy hiểm", "D. Biển hiệu lệnh", "E. Biển phụ"]},
-    {"id": "22-0100", "question": "Hiến pháp là văn bản có hiệu lực pháp lý như thế nào?", "choices": ["A. Cao nhất", "B. Thấp nhất", "C. Ngang luật"]},
+    {"id": "22-0100", "question": "Hiến pháp là văn bản có hiệu lực pháp lý như thế nào?",
+     "choices": ["A. Cao nhất", "B. Thấp nhất", "C. Ngang luật"]},
     {"id": "41-0001", "question": "Số nguyên tố nhỏ nhất là số nào?", "choices": ["A. 0", "B. 1", "C. 2", "D. 3"]},
-    {"id": "41-0002", "question": "Nước sôi ở bao nhiêu độ C ở áp suất thường?", "choices": ["A. 90", "B. 100", "C. 110", "D. 120"]},
+    {"id": "41-0002", "question": "Nước sôi ở bao nhiêu độ C ở áp suất thường?",
+     "choices": ["A. 90", "B. 100", "C. 110", "D. 120"]},
 ]
 REPLIES = {  # 41-0002 has no reply: the replay backend makes that item an error
     "03-0007": "A",
@@ -95,7 +100,8 @@ def test_a_submission_run_writes_every_id_once_and_counts_what_it_could_not_answ
         " (left blank); letters from generate; NOT ready: 1 question errored",
     ])
     [group] = run.results
-    assert group["metrics"] == {} and group["gates"] == [] and group["statuses"] == {"passed": 3, "missed": 2, "error": 1}
+    assert group["metrics"] == {} and group["gates"] == []
+    assert group["statuses"] == {"passed": 3, "missed": 2, "error": 1}
     assert group["failure_classes"] == {"extraction_failed": 1, "ambiguous": 1, "model_error": 1}
     assert run.manifest["suites"]["vmlu"]["data_origin"].endswith("private/vmlu/test.jsonl")
     assert all(item["references"] == [] for item in run.items)
@@ -150,7 +156,8 @@ def test_submission_needs_a_suite_that_declares_one(pytester, workers):
     make_project(pytester.path, samples=True)
     result = pytester.runpytest_subprocess("suites/visquad2.yaml", "suites/vims.yaml", "--submission", *workers)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["ERROR: --submission: no suite collected declares a submission: block (vims, visquad2)*"])
+    expected = "ERROR: --submission: no suite collected declares a submission: block (vims, visquad2)*"
+    result.stdout.fnmatch_lines([expected])
 
 
 def test_submission_refuses_a_baseline_and_is_never_one(pytester):
@@ -169,11 +176,13 @@ def test_submission_refuses_a_baseline_and_is_never_one(pytester):
 
 def test_the_adapter_reads_test_records_without_answers_only_when_they_are_hidden(tmp_path):
     path = _vmlu_suite(tmp_path, local="vmlu/test.jsonl")
-    records = [*TEST_SPLIT[:2], {**TEST_SPLIT[2], "answer": ""}, {"id": "09-0001", "question": "Hỏi?", "choices": ["x", "y"]}]
+    unlabelled = {"id": "09-0001", "question": "Hỏi?", "choices": ["x", "y"]}
+    records = [*TEST_SPLIT[:2], {**TEST_SPLIT[2], "answer": ""}, unlabelled]
     write_jsonl(tmp_path / "suites" / "data" / "vmlu" / "test.jsonl", records)
     suite = load_suite(path)
     hidden = suite.__class__(suite.spec.as_submission(), suite.path, suite.sha256)
-    entries = {entry.id: entry for entry in load_data(hidden, DataOptions(data_dir=tmp_path / "suites" / "data")).entries}
+    options = DataOptions(data_dir=tmp_path / "suites" / "data")
+    entries = {entry.id: entry for entry in load_data(hidden, options).entries}
     assert all(entries[key].references == () for key in ("03-0007", "01-0012", "58-0003"))
     assert entries["01-0012"].fields["question"] == unicodedata.normalize("NFC", TEST_SPLIT[1]["question"])
     assert isinstance(entries["09-0001"], BadRecord) and "field 'choices'" in entries["09-0001"].problem
@@ -187,7 +196,8 @@ def test_the_adapter_reads_test_records_without_answers_only_when_they_are_hidde
 def test_the_submission_view_runs_every_question_of_the_hidden_split_with_no_gates(tmp_path):
     spec = load_suite(REPO / "suites" / "vmlu.yaml").spec
     view = spec.as_submission()
-    assert (view.dataset.source, view.dataset.split, view.dataset.local) == ("hf://tridm/VMLU", "test", "vmlu/test.jsonl")
+    where = (view.dataset.source, view.dataset.split, view.dataset.local)
+    assert where == ("hf://tridm/VMLU", "test", "vmlu/test.jsonl")
     assert view.dataset.sampling is None and view.gates == [] and view.reported_metrics == []
     assert view.scoring.mode == "generate" and view.answers_hidden and not spec.answers_hidden
     local_only = spec.model_copy(update={"submission": spec.submission.model_copy(update={"split": None})})
@@ -221,15 +231,23 @@ def test_submission_data_problems_name_the_submission_block(pytester):
         ("submission: {letters: generate}\n", "give at least one of 'split', 'local' or 'sample'"),
         ("dataset: {adapter: vmlu, source: v.jsonl, options: {answers: hidden}}\n", "declare a submission: block"),
         ("task: extractive_qa\nsubmission: {local: t.jsonl}\n", "submission: is for multiple-choice suites"),
+        ("dataset: {adapter: vmlu, source: v.jsonl, options: {answers: hidden}}\nsubmission: {local: t.jsonl}\n",
+         "is set by `pytest --submission` alone"),
+        ("prompt: {template: '{{ question }}', fewshot: {k: 2, target: '{{ answer }}'}}\n"
+         "submission: {local: t.jsonl}\n",
+         "submission: a few-shot prompt takes its examples' answers from the data"),
     ],
 )
 def test_submission_blocks_that_cannot_work_are_suite_errors(tmp_path, change, problem):
     base = "vnllmtest: 1\nname: mc\ntask: multiple_choice\ndataset: {adapter: vmlu, source: v.jsonl}\n"
     base += "prompt: {template: '{{ question }}'}\nmetrics: [accuracy]\nitem_pass: {metric: accuracy, min: 1}\n"
     if change.startswith("task:"):
-        base = base.replace("task: multiple_choice\n", "").replace("[accuracy]", "[f1]").replace("accuracy, min", "f1, min")
+        base = base.replace("task: multiple_choice\n", "").replace("[accuracy]", "[f1]")
+        base = base.replace("accuracy, min", "f1, min")
     if change.startswith("dataset:"):
         base = base.replace("dataset: {adapter: vmlu, source: v.jsonl}\n", "")
+    if change.startswith("prompt:"):
+        base = base.replace("prompt: {template: '{{ question }}'}\n", "")
     path = tmp_path / "mc.yaml"
     path.write_text(base + change, encoding="utf-8")
     with pytest.raises(SuiteError) as raised:
@@ -280,6 +298,25 @@ def test_a_model_none_of_whose_questions_ran_gets_no_file_and_says_so(tmp_path):
     first, second = plan_submissions(ran, {"vmlu": view}, ["a", "b/ c"], scope)
     assert (first.file, first.ready, second.file, second.ready) == ("submission-vmlu-a.csv", True, "", False)
     assert second.describe() == "vmlu × b/ c: no file, 0 of 2 items ran; the run stopped early"
-    write_submissions(tmp_path, ran, [first, second])
-    assert [path.name for path in tmp_path.iterdir()] == ["submission-vmlu-a.csv"]
-    assert (tmp_path / first.file).read_text("utf-8") == "id,answer\n01-0001,B\n01-0002,B\n"
+    assert submission_texts(ran, [first, second]) == {"submission-vmlu-a.csv": "id,answer\n01-0001,B\n01-0002,B\n"}
+    assert first.to_json()["letters"] == "generate" and "read from the model's reply" in first.to_json()["letters_from"]
+
+
+def test_a_submission_the_disk_refuses_is_never_ready(tmp_path):
+    import resource
+
+    _vmlu_suite(tmp_path, sample="data/test.jsonl")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    write_replay(tmp_path, {key: f"B {'chữ ' * 15_000}" for key in REPLIES}, "long")
+    command = [sys.executable, "-m", "pytest", "suites", "--submission", "--data", "sample"]
+    command += ["--model", "replay:long.jsonl"]
+    done = subprocess.run(  # files may not grow past 100 kB: items.jsonl cannot be written, summary.json can
+        [*command, "-p", "no:cacheprovider", "--no-cache"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000)),
+    )
+    assert done.returncode == 3, done.stdout[-3000:]
+    assert "NOT ready: the report could not be written" in done.stdout
+    [run] = list((tmp_path / "reports").iterdir())
+    assert sorted(path.name for path in run.iterdir()) == ["summary.json"]
+    [written] = json.loads((run / "summary.json").read_text("utf-8"))["manifest"]["submissions"]
+    assert (written["ready"], written["note"]) == (False, "the report could not be written")

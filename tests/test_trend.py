@@ -175,14 +175,14 @@ def later_point(record: dict) -> dict:
         record["id"], record["status"])}
 
 
-def test_metrics_only_one_point_has_are_listed_not_tested_and_unscored_items_counted(runs, tmp_path, capsys):
+def test_metrics_only_one_point_has_are_listed_not_tested_and_items_without_a_value_counted(runs, tmp_path, capsys):
     later = tampered(runs["step-2000"], tmp_path / "later", later_point)
     status, out, _ = trend_cli(capsys, runs["step-1000"], later, "--out", tmp_path, "--fail-on-drop")
     assert status == 0 and "Holm–Bonferroni across 1 test)" in out  # mc accuracy
     mc = out.split("## mc")[1].split("## qa")[0].splitlines()
     accuracy, f1 = (next(line for line in mc if line.startswith(f"| {m} |")) for m in ("accuracy", "f1"))
-    assert accuracy.endswith(" (2 unscored) |") and f1.startswith("| f1 | n/a (40 unscored) | ")
-    assert f1.endswith(" (1 unscored) |")
+    assert accuracy.endswith(" (2 without a value) |") and f1.startswith("| f1 | n/a (40 without a value) | ")
+    assert f1.endswith(" (1 without a value) |")
     assert "| 2 vs 1 | mc | accuracy | 38 |" in out
     assert "| 2 vs 1 | mc | f1 | — | — | — | — | — | — | not tested: no value in point 1 |" in out
     only_first = "not tested: no shared items (only point 1 has qa results)"
@@ -233,7 +233,9 @@ def test_a_binary_metric_with_another_value_is_an_error_naming_the_line(runs, tm
     broken = tampered(runs["step-2000"], tmp_path / "broken", halved)
     status, out, err = trend_cli(capsys, runs["step-1000"], broken, "--out", tmp_path)
     assert (status, out) == (2, "")
-    line = next(n for n, text in enumerate((broken / "items.jsonl").read_text("utf-8").splitlines(), 1) if '"q07"' in text)
-    assert f"{broken / 'items.jsonl'}:{line}: metric 'accuracy' is declared binary (0 or 1) but has the value 0.5" in err
+    lines = (broken / "items.jsonl").read_text("utf-8").splitlines()
+    line = next(number for number, text in enumerate(lines, 1) if '"q07"' in text)
+    expected = f"{broken / 'items.jsonl'}:{line}: metric 'accuracy' is declared binary (0 or 1) but has the value 0.5"
+    assert expected in err
     assert main(["compare", str(broken), str(runs["step-1000"])]) == 2  # read by the same check as every stored run
     assert f"{broken / 'items.jsonl'}:{line}: metric 'accuracy' is declared binary" in capsys.readouterr().err

@@ -9,10 +9,11 @@ import re
 from pathlib import Path
 
 import pytest
-from report_pages import browser, open_report  # noqa: F401
+from report_pages import browser, fonts_drawn, open_report  # noqa: F401
 from trend_runs import HOSTILE_ID, MISSING_ID, tampered, trend_runs
 
 from vnllmtest.cli import main
+from vnllmtest.report_html import MONO_FONTS, SANS_FONTS
 from vnllmtest.metrics import Estimate
 from vnllmtest.trend import Trend, load_points
 from vnllmtest.trend_chart import trend_chart
@@ -60,6 +61,11 @@ def test_the_trend_page_is_offline_escaped_and_charts_every_point(runs, tmp_path
     assert f"qa, pass → miss: {HOSTILE_ID}" in flips
     assert f"qa: 1 item only in point 1, not compared: {MISSING_ID}" in flips
     assert page.locator("#flips code", has_text="đoạn-11").count() == 2  # only in point 1, then only in point 3
+    families = {"code": MONO_FONTS, "td:not(:has(code))": SANS_FONTS, "th": SANS_FONTS, "h2": SANS_FONTS,
+                "svg text": SANS_FONTS}
+    drawn = fonts_drawn(page, families)  # Vietnamese ids in code, the rest in the page's sans: never a fallback
+    for selector, stack in families.items():
+        assert set(drawn[selector]) == {stack.split(",")[0].strip('"')}, (selector, drawn[selector])
     drop_cell = page.locator("#metrics table.metrics span.worse")
     assert drop_cell.count() == 1 and drop_cell.inner_text().endswith("▼ drop vs 2")
     assert page.locator("#steps span.worse").inner_text() == "significant drop"

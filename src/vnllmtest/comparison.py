@@ -4,6 +4,7 @@ A metric whose definition version differs between the runs is listed as incompar
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -11,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vnllmtest.outcomes import ItemResult, cluster_labels
-from vnllmtest.metric_table import metric_info, scale_of
+from vnllmtest.metric_table import is_known_metric, metric_info, scale_of
 from vnllmtest.metrics.stats import PERMUTATION_DRAWS, Estimate, estimate, mcnemar_exact, paired_permutation_p
 from vnllmtest.stored_run import BaselineError, StoredRun
 
@@ -155,6 +156,7 @@ def compare(
     comparison = Comparison(baseline)
     current_version = current_run.definition_version if current_run is not None else defined_version
     comparison.notes += [run.definitions_note for run in (baseline, current_run) if run and run.definitions_note]
+    comparison.notes += _requirement_notes(baseline, current_run, metrics_by_suite)
     for (suite, model), records in sorted(groups.items()):
         matched = _baseline_model(suite, model, sorted(m for s, m in stored if s == suite), baseline_model)
         if matched is None:
@@ -185,6 +187,41 @@ def compare(
         comparison.flips += _flips(suite, model, matched, pairs, nodeids or {})
     comparison.flips.sort(key=lambda f: (f.direction != "regression", f.suite, f.model, f.id))
     return comparison
+
+
+def _requirement_notes(
+    baseline: StoredRun, current_run: StoredRun | None, metrics_by_suite: Mapping[str, Sequence[str]]
+) -> list[str]:
+    """A note for each package a compared metric computes with (its `requires`, such as the word segmenter)
+    whose recorded version differs between the runs: the same definition may then split text differently."""
+    scored = {name for item in baseline.items for name in item.metrics}
+    names = sorted({name for metrics in metrics_by_suite.values() for name in metrics if name in scored})
+    names = [name for name in names if is_known_metric(name)]
+    packages = sorted({package for name in names for package in metric_info(name).requires})
+    notes = []
+    for package in packages:
+        before, now = _package_version(baseline, package), _package_version(current_run, package)
+        if before != now:
+            users = ", ".join(name for name in names if package in metric_info(name).requires)
+            notes.append(
+                f"{users}: computed with {package} {before or 'not recorded'} in {baseline.run_id} and "
+                f"{now or 'not recorded'} in {current_run.run_id if current_run else 'this run'}; "
+                "its releases may treat some texts differently"
+            )
+    return notes
+
+
+def _package_version(run: StoredRun | None, package: str) -> str | None:
+    """The version of `package` a stored run recorded, or (run None) the one installed here."""
+    if run is None:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    manifest = (run.summary or {}).get("manifest")
+    versions = manifest.get("versions") if isinstance(manifest, dict) else None
+    found = versions.get(package) if isinstance(versions, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def _by_group(items: Iterable[ItemResult]) -> dict[tuple[str, str], dict[str, ItemResult]]:

@@ -287,11 +287,14 @@ def markdown_row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
-def write_run(folder: Path, report: RunReport, rerun_options: Sequence[str] = ()) -> None:
-    """Write the report files into `folder`. Each goes to a temporary file first, and only once every
-    one is written are they renamed into place (a rename needs no space), so a full disk leaves none of
-    them rather than a report that tells part of the story. flipped.txt (node ids, then `rerun_options`) makes `pytest @folder/flipped.txt`
-    re-run exactly the flipped items. Raises OSError when a file could not be written."""
+def write_run(
+    folder: Path, report: RunReport, rerun_options: Sequence[str] = (), extra: Mapping[str, str] | None = None
+) -> None:
+    """Write the report files, and the `extra` files by name (a submission's CSVs), into `folder`. Each goes
+    to a temporary file first, and only once every one is written are they renamed into place (a rename
+    needs no space), so a full disk leaves none of them rather than a report that tells part of the story.
+    flipped.txt (node ids, then `rerun_options`) makes `pytest @folder/flipped.txt` re-run exactly the
+    flipped items. Raises OSError when a file could not be written."""
     document = summary_document(report)
     records = [item.to_record() for item in report.items]
     files = {
@@ -303,6 +306,7 @@ def write_run(folder: Path, report: RunReport, rerun_options: Sequence[str] = ()
     nodeids = [flip.nodeid for flip in comparison.flips if flip.nodeid] if comparison else []
     if nodeids:
         files[FLIPPED_FILE] = "\n".join([*nodeids, *rerun_options]) + "\n"
+    files.update(extra or {})
     files["summary.json"] = _dumps(document, indent=2) + "\n"
     _write_together(folder, files)
 

@@ -101,7 +101,8 @@ def _hidden_choice(
     if reading is not None and generation is not None:
         if reading.label is not None:
             return ItemScore("passed", reading.label, {})
-        return ItemScore("missed", None, {}, _choice_failure_class(reading, generation), "no option letter in the reply")
+        failure_class = _choice_failure_class(reading, generation)
+        return ItemScore("missed", None, {}, failure_class, "no option letter in the reply")
     assert loglik is not None  # a submission runs one mode: generate or loglikelihood
     answer, unreadable = _loglik_choice(item, loglik)
     if unreadable is not None:

@@ -26,7 +26,7 @@ def run_estimate(run: StoredRun, suite: str, model: str, metric: str, iterations
     return estimate(values, scale=scale_of(metric), iterations=iterations, seed=seed, clusters=cluster_labels(having))
 
 
-def unscored(run: StoredRun, suite: str, model: str, metric: str) -> int:
+def without_value(run: StoredRun, suite: str, model: str, metric: str) -> int:
     """How many (suite, model) items of `run` have no value of `metric` (errored, or not scored on it)."""
     return sum(
         1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
@@ -33,10 +33,7 @@ class StoredRun:
     def definition_version(self, metric: str) -> int | None:
         """The version of `metric`'s definition the run used, from its summary.json; a run from before
         versions were stored (or without summary.json) used version 1; None: not recorded."""
-        if self.summary is None or "metric_definitions" not in self.summary:
-            return 1
-        version = (self.summary.get("metric_definitions") or {}).get(metric)
-        return version if isinstance(version, int) and not isinstance(version, bool) else None
+        return _stored_version(self.summary, metric)
 
     @property
     def definitions_note(self) -> str | None:
@@ -83,9 +80,12 @@ def load_run(path: Path) -> StoredRun:
     summary = _read_summary(summary_file) if summary_file.is_file() else None
     manifest = (summary or {}).get("manifest")
     if isinstance(manifest, dict) and manifest.get("submissions"):
-        raise BaselineError(f"{summary_file}: a --submission run (its answers are hidden): nothing was scored to compare")
+        raise BaselineError(
+            f"{summary_file}: a --submission run (its answers are hidden): nothing was scored to compare"
+        )
     run_id = (summary or {}).get("run", {}).get("id") or folder.name
-    return StoredRun(path=path, run_id=str(run_id), items=_read_items(items_file), summary=summary)
+    items = _read_items(items_file, _binary_under(summary))
+    return StoredRun(path=path, run_id=str(run_id), items=items, summary=summary)
 
 
 def _read_summary(path: Path) -> dict[str, Any]:
@@ -101,7 +101,7 @@ def _read_summary(path: Path) -> dict[str, Any]:
     return summary
 
 
-def _read_items(path: Path) -> list[ItemResult]:
+def _read_items(path: Path, binary: Callable[[str], bool]) -> list[ItemResult]:
     items: list[ItemResult] = []
     first_line: dict[tuple[str, str, str], int] = {}
     try:
@@ -109,7 +109,7 @@ def _read_items(path: Path) -> list[ItemResult]:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
-                record = _checked_record(line, f"{path}:{number}")
+                record = _checked_record(line, f"{path}:{number}", binary)
                 key = (record["suite"], record["model"], record["id"])
                 if key in first_line:
                     suite, model, item = (shown(part, SHOWN_CHARS) for part in key)
@@ -124,7 +124,7 @@ def _read_items(path: Path) -> list[ItemResult]:
     return items
 
 
-def _checked_record(line: str, where: str) -> dict[str, Any]:
+def _checked_record(line: str, where: str, binary: Callable[[str], bool]) -> dict[str, Any]:
     """One items.jsonl line as a record with the fields a comparison reads, each of the right type."""
     try:
         record = json.loads(line)
@@ -152,7 +152,7 @@ def _checked_record(line: str, where: str) -> dict[str, Any]:
             raise BaselineError(
                 f"{where}: metric '{shown(name, SHOWN_CHARS)}' is {described(value, SHOWN_CHARS)}, not a finite number"
             )
-        if value not in (0, 1) and _is_binary(name):
+        if value not in (0, 1) and binary(name):
             raise BaselineError(f"{where}: metric '{name}' is declared binary (0 or 1) but has the value {value:g}")
     tags = record.get("tags", {})
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
@@ -237,11 +237,25 @@ _KIND_NAMES = {
 }
 
 
-def _is_binary(metric: str) -> bool:
-    """Whether the metric's paired test counts items that changed between 0 and 1 (McNemar)."""
+def _stored_version(summary: Mapping[str, Any] | None, metric: str) -> int | None:
+    if summary is None or "metric_definitions" not in summary:
+        return 1
+    version = (summary.get("metric_definitions") or {}).get(metric)
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
+def _binary_under(summary: Mapping[str, Any] | None) -> Callable[[str], bool]:
+    """Whether a metric of this run is binary (its paired test, McNemar, counts items that changed between 0
+    and 1): declared so today, under the definition the run used (another version is not compared anyway)."""
     from vnllmtest.metric_table import is_known_metric, metric_info  # the metrics stack, only when a run is read
 
-    return is_known_metric(metric) and metric_info(metric).kind == "binary"
+    def binary(metric: str) -> bool:
+        if not is_known_metric(metric):
+            return False
+        found = metric_info(metric)
+        return found.kind == "binary" and _stored_version(summary, metric) == found.version
+
+    return binary
 
 
 def _is_finite(value: Any) -> bool:

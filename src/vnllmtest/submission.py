@@ -5,11 +5,12 @@ written beside the run's report. What each file holds is recorded in the manifes
 from __future__ import annotations
 
 import csv
+import dataclasses
+import io
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from vnllmtest.outcomes import ItemResult, RunScope
@@ -17,8 +18,8 @@ from vnllmtest.suite import SuiteSpec
 
 HEADER = ("id", "answer")
 LETTERS = {  # how each scoring mode chooses the letter
-    "generate": "generate: the option letter read from the model's reply (the published protocol)",
-    "loglikelihood": "loglikelihood: the option letter most likely as the next token",
+    "generate": "the option letter read from the model's reply (the published protocol)",
+    "loglikelihood": "the option letter most likely as the next token",
 }
 
 
@@ -34,14 +35,14 @@ class SubmissionFile:
     unanswered: int  # the model gave no readable option (missed items)
     errors: int  # the item could not be evaluated (a model or record error): the run fails
     unanswered_written: str  # what those rows hold: "" (blank) or the suite's submission.unanswered letter
-    letters: str  # the scoring mode that chose the letters
+    letters: str  # the scoring mode that chose the letters: generate or loglikelihood (LETTERS says how)
     planned: int | None  # the questions the submission's data holds
     ready: bool
     note: str = ""  # why it is not ready
 
     def to_json(self) -> dict[str, Any]:
         """summary.json's record (`manifest.submissions`), with the line the reports show."""
-        return {**asdict(self), "description": self.describe()}
+        return {**asdict(self), "letters_from": LETTERS.get(self.letters, ""), "description": self.describe()}
 
     def describe(self, place: str | None = None) -> str:
         """One line for the terminal, summary.md and report.html; `place`: where the file is, if not its name."""
@@ -51,7 +52,7 @@ class SubmissionFile:
         counts = f"{_count(self.questions, 'question')}, {self.answered:,} answered, {self.unanswered:,} unanswered"
         errors = f", {_count(self.errors, 'error')}" if self.errors else ""
         state = "ready to submit" if self.ready else f"NOT ready: {self.note}"
-        mode = self.letters.split(":")[0]
+        mode = self.letters
         where = f"{self.suite} × {self.model}: {place or self.file}"
         return f"{where}: {counts}{errors} ({filled}); letters from {mode}; {state}"
 
@@ -81,6 +82,8 @@ def _plan(
     shortfall = scope.shortfall(planned, len(members))
     if shortfall:
         problems.append(shortfall)
+    elif not members:
+        problems.append("none of its questions ran")
     return SubmissionFile(
         suite=suite,
         model=model,
@@ -90,9 +93,9 @@ def _plan(
         unanswered=len(members) - answered - errors,
         errors=errors,
         unanswered_written=spec.submission.unanswered,
-        letters=LETTERS[spec.scoring.mode],
+        letters=spec.scoring.mode,
         planned=planned,
-        ready=not problems,
+        ready=bool(members) and not problems,
         note="; ".join(problems),
     )
 
@@ -112,17 +115,24 @@ def _file_name(suite: str, model: str, taken: set[str]) -> str:
     return name
 
 
-def write_submissions(folder: Path, items: Iterable[ItemResult], files: list[SubmissionFile]) -> None:
-    """Write each planned file into the run folder: every evaluated id once, in id order; a question
-    without a chosen option gets the file's `unanswered_written`. Raises OSError when it cannot."""
+def submission_texts(items: Iterable[ItemResult], files: list[SubmissionFile]) -> dict[str, str]:
+    """Each planned file's text by name: every evaluated id once, in id order; a question without a chosen
+    option gets the file's `unanswered_written`."""
     by_group: dict[tuple[str, str], list[ItemResult]] = defaultdict(list)
     for item in items:
         by_group[(item.suite, item.model)].append(item)
+    texts = {}
     for planned in (found for found in files if found.file):
-        rows = sorted(by_group[(planned.suite, planned.model)], key=lambda item: item.id)
-        with (folder / planned.file).open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(HEADER)
-            for item in rows:
-                chosen = item.answer if item.status == "passed" and item.answer else planned.unanswered_written
-                writer.writerow((item.id, chosen))
+        handle = io.StringIO()
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(HEADER)
+        for item in sorted(by_group[(planned.suite, planned.model)], key=lambda item: item.id):
+            chosen = item.answer if item.status == "passed" and item.answer else planned.unanswered_written
+            writer.writerow((item.id, chosen))
+        texts[planned.file] = handle.getvalue()
+    return texts
+
+
+def not_written(files: list[SubmissionFile], why: str) -> list[SubmissionFile]:
+    """The files as they stand when the report (and so they) could not be written: none is ready."""
+    return [dataclasses.replace(found, ready=False, note=why) for found in files]

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from jinja2 import TemplateError, TemplateSyntaxError
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from vnllmtest.clipping import described, shown
 from vnllmtest.dataset_spec import HIDDEN_ANSWERS, DatasetSpec, SubmissionSpec
@@ -203,15 +203,15 @@ class SuiteSpec(Strict):
     submission: SubmissionSpec | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> SuiteSpec:
+    def _consistent(self, info: ValidationInfo) -> SuiteSpec:
         multiple_choice = self.task is TaskType.multiple_choice
         if self.submission is not None:
             _check_submission(self)
         if self.answers_hidden:
-            if self.submission is None or self.gates:
+            if not (info.context or {}).get(SUBMISSION_VIEW):
                 raise ValueError(
-                    "dataset.options.answers 'hidden' is what `pytest --submission` runs: records without answers, "
-                    "nothing scored and no gates; declare a submission: block instead"
+                    "dataset.options.answers 'hidden' is set by `pytest --submission` alone (records without "
+                    "answers, nothing scored); declare a submission: block instead"
                 )
             return self
         for metric in self.metrics:
@@ -261,7 +261,7 @@ class SuiteSpec(Strict):
         hidden = dataset.model_copy(update={**data, "sampling": None, "options": options})
         scoring = self.scoring.model_copy(update={"mode": chosen.letters})
         changed = self.model_copy(update={"dataset": hidden, "scoring": scoring, "gates": []})
-        return SuiteSpec.model_validate(changed.model_dump(mode="json"))
+        return SuiteSpec.model_validate(changed.model_dump(mode="json"), context=SUBMISSION_CONTEXT)
 
     @property
     def reported_metrics(self) -> list[str]:
@@ -285,10 +285,20 @@ class SuiteSpec(Strict):
         return self.judge is not None or bool(self.graded_metrics)
 
 
+SUBMISSION_VIEW = "submission_view"  # validation context key: the spec is SuiteSpec.as_submission's
+SUBMISSION_CONTEXT = {SUBMISSION_VIEW: True}
+
+
 def _check_submission(spec: SuiteSpec) -> None:
-    """A submission answers multiple-choice questions from records an adapter can read without answers."""
+    """A submission answers multiple-choice questions from records an adapter can read without answers, with a
+    prompt that needs no answer of them (few-shot examples would come from the hidden-answer split)."""
     if spec.task is not TaskType.multiple_choice:
         raise ValueError(f"submission: is for multiple-choice suites (a letter per question), not '{spec.task.value}'")
+    if spec.prompt.fewshot is not None:
+        raise ValueError(
+            "submission: a few-shot prompt takes its examples' answers from the data, and the submission's data has "
+            "none; a submission runs zero-shot (remove prompt.fewshot, or keep a zero-shot copy of the suite for it)"
+        )
     if HIDDEN_ANSWERS not in ADAPTERS.get(spec.dataset.adapter).options.get("answers", ()):
         raise ValueError(
             f"submission: adapter '{spec.dataset.adapter}' cannot read records without answers (it has no "

@@ -1,6 +1,6 @@
 """A trend over checkpoints: one point per stored run (one model of it), each metric per suite with its CI at
-every point (as the run's own report computed it) and its unscored items, and each step (a point against the
-previous one, or against a chosen reference point) compared by the baseline comparison's paired tests. The
+every point (as the run's own report computed it) and its items without a value, and each step (a point against
+the previous one, or against a chosen reference point) compared by the baseline comparison's paired tests. The
 p-values of all steps and metrics tested are adjusted together by Holm's step-down method; a step whose adjusted
 p is below alpha and whose difference is negative is a significant drop. Every metric either point of a step
 has that the step could not test (no shared items, no value in one point, definitions that differ) is listed
@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from vnllmtest.comparison import Comparison, Incomparable, MetricDifference, compare, defined_version
 from vnllmtest.metrics import Estimate, holm_adjust
-from vnllmtest.stored_estimates import metrics_by_suite, recorded_bootstrap, run_estimate, unscored
+from vnllmtest.stored_estimates import metrics_by_suite, recorded_bootstrap, run_estimate, without_value
 from vnllmtest.stored_run import BaselineError, StoredRun, load_run
 
 CORRECTION = "Holm–Bonferroni"
@@ -97,7 +97,7 @@ class Trend:
     reference: int | None  # the reference point's index; None: each point against the previous one
     alpha: float
     estimates: dict[tuple[str, str], list[Estimate]]  # (suite, metric): one estimate per point
-    unscored: dict[tuple[str, str], list[int]]  # (suite, metric): items without a value, per point
+    without_value: dict[tuple[str, str], list[int]]  # (suite, metric): items without a value, per point
     versions: dict[str, list[int | None]]  # metric: its definition version at each point
     steps: list[Step] = field(default_factory=list)
     tested: list[Tested] = field(default_factory=list)
@@ -216,7 +216,8 @@ def build_trend(points: list[Point], reference: int | None, alpha: float, iterat
                 run_estimate(point.run, suite, point.model, metric, *bootstrap)
                 for point, bootstrap in zip(points, bootstraps, strict=True)
             ]
-            trend.unscored[(suite, metric)] = [unscored(point.run, suite, point.model, metric) for point in points]
+            counts = [without_value(point.run, suite, point.model, metric) for point in points]
+            trend.without_value[(suite, metric)] = counts
             trend.versions[metric] = [run.definition_version(metric) for run in runs]
     pairs = [(n, n - 1) for n in range(1, len(points))] if reference is None else [
         (n, reference) for n in range(len(points)) if n != reference

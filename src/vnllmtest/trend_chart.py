@@ -30,7 +30,7 @@ def trend_chart(trend: Trend, suite: str, metric: str) -> str:
         parts.append(svg("text", f"{tick:g}", class_="label", x=X0 - 6, y=y + 4))
     xs = [_x(index, len(estimates)) for index in range(len(estimates))]
     every = math.ceil(len(estimates) / LABELLED)
-    missing = trend.unscored[(suite, metric)]
+    missing = trend.without_value[(suite, metric)]
     for segment in _segments(estimates):
         parts.append(_band([(xs[i], estimates[i]) for i in segment], scale))
         line = " ".join(f"{xs[i]:.1f},{_y(estimates[i].value, scale):.1f}" for i in segment)
@@ -40,8 +40,8 @@ def trend_chart(trend: Trend, suite: str, metric: str) -> str:
         if index % every == 0:
             parts.append(svg("text", str(point.number), class_="tick", x=x, y=Y1 + 30))
         if _has_value(found):
-            unscored = f" ({missing[index]} unscored)" if missing[index] else ""
-            parts.append(_dot(x, found, scale, f"{point.number}: {point.label}: {found.describe()}{unscored}"))
+            lacking = f" ({missing[index]} without a value)" if missing[index] else ""
+            parts.append(_dot(x, found, scale, f"{point.number}: {point.label}: {found.describe()}{lacking}"))
         else:
             title = f"<title>{esc(f'{point.number}: {point.label}: n/a')}</title>"
             parts.append(f'<g>{title}{svg("text", "×", class_="tick", x=x, y=Y1 - 4)}</g>')

@@ -13,11 +13,11 @@ from vnllmtest.trend_markdown import (
     method_text,
     metric_table,
     notes,
-    verdict,
     point_cells,
     step_heading,
     step_items,
     steps_table,
+    verdict,
 )
 
 TREND_CSS = CSS + """

@@ -1,5 +1,5 @@
 """trend.md (and what `vnllmtest trend` prints): the verdict, the checkpoints, each suite's metrics over them with
-their CIs, unscored items and the significant drops marked, every step's paired tests with Holm-adjusted p-values
+their CIs, items without a value and the significant drops marked, every step's paired tests with Holm-adjusted p-values
 and what it could not test, and the flipped items. Text from a run is kept to one line and `|` escaped."""
 
 from __future__ import annotations
@@ -74,18 +74,18 @@ Table = tuple[list[str], list[list[Cell]]]  # header, rows
 
 
 def metric_table(trend: Trend, suite: str) -> Table:
-    """One row a metric: its estimate at each point with the items left unscored, tagged with the definition
-    version where versions differ along the row, and marked where the step into that point is a significant
-    drop."""
+    """One row a metric: its estimate at each point with the items without a value (errored or unscored), tagged
+    with the definition version where versions differ along the row, and marked where the step into that point is
+    a significant drop."""
     header = ["Metric", *(f"{p.number}: {p.label}" for p in trend.points)]
     rows = []
     for (of_suite, metric), estimates in trend.estimates.items():
         if of_suite != suite:
             continue
-        versions, missing = trend.versions[metric], trend.unscored[(suite, metric)]
+        versions, missing = trend.versions[metric], trend.without_value[(suite, metric)]
         cells: list[Cell] = [(metric, "")]
         for index, found in enumerate(estimates):
-            text = found.describe() + (f" ({missing[index]} unscored)" if missing[index] else "")
+            text = found.describe() + (f" ({missing[index]} without a value)" if missing[index] else "")
             if len(set(versions)) > 1:
                 text += f" (v{'?' if versions[index] is None else versions[index]})"
             step = trend.step_into(index)

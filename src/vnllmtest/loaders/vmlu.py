@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vnllmtest.clipping import described
+from vnllmtest.dataset_spec import HIDDEN_ANSWERS
 from vnllmtest.extensions import DatasetAdapter
 from vnllmtest.loaders.base import (
     Item,
@@ -47,7 +48,7 @@ def to_item(record: RawRecord, options: Mapping[str, Any]) -> Item:
     expected = [chr(ord("A") + i) for i in range(len(choices))]
     if labels != expected:
         raise RecordError("choices", f"labels {''.join(labels)} are not {''.join(expected)} in order")
-    references = () if options.get("answers") == "hidden" else (_answer(data, labels),)
+    references = () if options.get("answers") == HIDDEN_ANSWERS else (_answer(data, labels),)
     tags = {}
     subject = _SUBJECT_ID.match(item_id)
     if subject:
@@ -72,4 +73,4 @@ def _answer(data: Mapping[str, Any], labels: list[str]) -> str:
     return answer
 
 
-ADAPTER = DatasetAdapter(to_item, options={"answers": ("given", "hidden")})
+ADAPTER = DatasetAdapter(to_item, options={"answers": ("given", HIDDEN_ANSWERS)})

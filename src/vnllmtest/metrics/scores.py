@@ -29,7 +29,7 @@ def _best_over_references(
     if not refs:
         return float(abstained)
     predicted = [] if abstained else list(tokens(prediction))
-    normalised = None if abstained else normalize_text(prediction)
+    normalised = None if abstained or tokens is syllables else normalize_text(prediction)  # syllables: no need
     best = 0.0
     for ref in refs:
         reference = list(tokens(ref))

@@ -167,7 +167,7 @@ def holm_adjust(p_values: Sequence[float]) -> list[float]:
     order = np.argsort(data, kind="stable")
     scaled = data[order] * np.arange(data.size, 0, -1)
     adjusted = np.empty_like(data)
-    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled)) if data.size else scaled
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
     return [float(value) for value in adjusted]
 
 

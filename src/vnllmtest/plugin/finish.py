@@ -21,8 +21,8 @@ from vnllmtest.plugin.junit import gates_to_junit
 from vnllmtest.plugin.settings import Settings
 from vnllmtest.report import RunReport, new_run_folder, write_failure_summary, write_run
 from vnllmtest.stored_run import StoredRun
-from vnllmtest.submission import SubmissionFile, plan_submissions, write_submissions
-from vnllmtest.suite import SuiteSpec
+from vnllmtest.submission import SubmissionFile, not_written, plan_submissions, submission_texts
+from vnllmtest.suite import SUBMISSION_CONTEXT, SuiteSpec
 
 
 class Gathered(Protocol):
@@ -55,7 +55,7 @@ def finish_run(gathered: Gathered, session: pytest.Session, exitstatus: int) -> 
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldfail or session.shouldstop)
     settings, records = gathered.settings, gathered.records
     items = [ItemResult.from_record(record["item"]) for record in records]
-    specs = _specs(records)
+    specs = _specs(records, settings.submission)
     iterations = settings.bootstrap_iterations
     if gathered.baseline is not None:
         gathered.comparison = compare(
@@ -94,11 +94,14 @@ def finish_run(gathered: Gathered, session: pytest.Session, exitstatus: int) -> 
     try:
         gathered.run_folder = new_run_folder(Path(settings.report_dir))
         facts.id = gathered.run_folder.name
-        write_submissions(gathered.run_folder, items, gathered.submissions)
-        write_run(gathered.run_folder, report, _rerun_options(gathered.config, settings.argv))
+        extra = submission_texts(items, gathered.submissions)
+        write_run(gathered.run_folder, report, _rerun_options(gathered.config, settings.argv), extra)
     except OSError as exc:
         status = pytest.ExitCode.INTERNAL_ERROR
         gathered.report_error = f"could not write the report: {exc}"
+        if gathered.submissions:  # they are written with the report, or not at all
+            gathered.submissions = not_written(gathered.submissions, "the report could not be written")
+            manifest["submissions"] = [planned.to_json() for planned in gathered.submissions]
         facts.exit_status, facts.report_error = int(status), gathered.report_error
         gathered.verdict = run_verdict(gathered.summaries, facts)
         if gathered.run_folder is not None:
@@ -113,7 +116,7 @@ def _suite_paths(records: Sequence[dict[str, Any]]) -> dict[str, str]:
     return {record["context"]["suite"]: record["context"]["suite_path"] for record in records}
 
 
-def _specs(records: Sequence[dict[str, Any]]) -> dict[str, SuiteSpec]:
+def _specs(records: Sequence[dict[str, Any]], submission: bool) -> dict[str, SuiteSpec]:
     """Suite specs by name, as collected (under --submission, as SuiteSpec.as_submission made them): each
     process sends a suite's spec with the first item it reports of it (xdist workers collect, the
     controller does not; the files may have changed since)."""
@@ -121,7 +124,8 @@ def _specs(records: Sequence[dict[str, Any]]) -> dict[str, SuiteSpec]:
     for record in records:
         context = record["context"]
         if "suite_spec" in context and context["suite"] not in specs:
-            specs[context["suite"]] = SuiteSpec.model_validate(context["suite_spec"])
+            views = SUBMISSION_CONTEXT if submission else None
+            specs[context["suite"]] = SuiteSpec.model_validate(context["suite_spec"], context=views)
     return specs
 
 
