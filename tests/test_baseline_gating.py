@@ -209,7 +209,7 @@ def with_a_broken_line(folder: Path) -> Path:
     ("setup", "expected"),
     [
         (missing_folder, "*--baseline: */missing: no such run folder or file*"),
-        (without_items, "*items.jsonl: not found; a baseline needs*"),
+        (without_items, "*items.jsonl: not found; a stored run needs*"),
         (with_a_broken_line, "*items.jsonl:1: not a JSON record*"),
     ],
 )

@@ -239,3 +239,9 @@ def test_a_binary_metric_with_another_value_is_an_error_naming_the_line(runs, tm
     assert expected in err
     assert main(["compare", str(broken), str(runs["step-1000"])]) == 2  # read by the same check as every stored run
     assert f"{broken / 'items.jsonl'}:{line}: metric 'accuracy' is declared binary" in capsys.readouterr().err
+
+
+def test_a_report_folder_of_runs_is_named_with_its_newest_run(runs, tmp_path, capsys):
+    status, _, err = trend_cli(capsys, runs["step-1000"].parent, runs["step-2000"], "--out", tmp_path)
+    assert status == 2
+    assert f"{runs['step-1000'].parent} holds runs, not a run: name one of them (the newest: {runs['step-1000']})" in err

@@ -75,7 +75,9 @@ def load_run(path: Path) -> StoredRun:
     if not path.exists():
         raise BaselineError(f"{path}: no such run folder or file")
     if not items_file.is_file():
-        raise BaselineError(f"{items_file}: not found; a baseline needs the run's items.jsonl beside summary.json")
+        runs = sorted(found.parent.name for found in path.glob("*/items.jsonl")) if path.is_dir() else []
+        hint = f" {path} holds runs, not a run: name one of them (the newest: {path / runs[-1]})" if runs else ""
+        raise BaselineError(f"{items_file}: not found; a stored run needs its items.jsonl beside summary.json.{hint}")
     summary_file = folder / "summary.json"
     summary = _read_summary(summary_file) if summary_file.is_file() else None
     manifest = (summary or {}).get("manifest")
