@@ -101,6 +101,8 @@ def test_a_submission_run_writes_every_id_once_and_counts_what_it_could_not_answ
     ])
     [group] = run.results
     assert group["metrics"] == {} and group["gates"] == []
+    assert run.summary["gates_verdict"] == "Gates not passed: 1 item errored."
+    assert run.summary["run"]["submission"] is True
     assert group["statuses"] == {"passed": 3, "missed": 2, "error": 1}
     assert group["failure_classes"] == {"extraction_failed": 1, "ambiguous": 1, "model_error": 1}
     assert run.manifest["suites"]["vmlu"]["data_origin"].endswith("private/vmlu/test.jsonl")
@@ -118,6 +120,7 @@ def test_a_letter_for_unanswered_questions_and_a_complete_file_ready_to_submit(p
     result = pytester.runpytest_subprocess("suites", "--submission", "--data", "sample", "--model", model, "-n", "2")
     assert result.ret == 0
     run = read_run(root)
+    assert run.summary["gates_verdict"] == "No gates: a --submission run has hidden answers, so nothing is scored."
     assert dict(_rows(run)[1:]) == {
         "01-0012": "B", "03-0007": "A", "22-0100": "A", "41-0001": "A", "41-0002": "B", "58-0003": "E",
     }

@@ -188,6 +188,10 @@ class GatesVerdict:
     headline: str
 
 
+NO_GATES = "No gates declared."
+NO_GATES_SUBMISSION = "No gates: a --submission run has hidden answers, so nothing is scored."
+
+
 def run_verdict(summaries: Sequence[GroupSummary], facts: RunFacts) -> GatesVerdict:
     """The run's verdict on its gates, from the groups and the run's facts."""
     return gates_verdict(
@@ -201,6 +205,7 @@ def run_verdict(summaries: Sequence[GroupSummary], facts: RunFacts) -> GatesVerd
         exit_status=facts.exit_status,
         require_gates=facts.require_gates,
         report_written=not facts.report_error,
+        no_gates=NO_GATES_SUBMISSION if facts.submission else NO_GATES,
     )
 
 
@@ -216,6 +221,7 @@ def gates_verdict(
     require_gates: bool = False,
     report_written: bool = True,
     exit_status: int = 0,
+    no_gates: str = NO_GATES,
 ) -> GatesVerdict:
     """The one verdict the terminal, summary.json, summary.md and report.html all show, from the
     gates' states and what else went wrong in the run."""
@@ -249,7 +255,7 @@ def gates_verdict(
     if problems:
         return GatesVerdict(False, evaluated, "Gates not passed: " + "; ".join(problems) + ".")
     if total == 0:
-        return GatesVerdict(passed, evaluated, "No gates declared.")
+        return GatesVerdict(passed, evaluated, no_gates)
     if undecided:
         parts = []
         if counts["not_evaluated"]:

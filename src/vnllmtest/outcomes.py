@@ -154,6 +154,7 @@ class RunFacts:
     other_failures: list[str] = field(default_factory=list)  # failed tests that are not suite items
     cache_faults: list[str] = field(default_factory=list)
     report_error: str | None = None
+    submission: bool = False  # --submission: answers hidden, nothing scored, no gates
 
     def to_json(self) -> dict[str, Any]:
         found = dataclasses.asdict(self)

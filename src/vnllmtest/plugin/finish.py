@@ -88,6 +88,7 @@ def finish_run(gathered: Gathered, session: pytest.Session, exitstatus: int) -> 
         collection_errors=gathered.collection_errors,
         other_failures=gathered.other_failures,
         cache_faults=gathered.cache_faults,
+        submission=settings.submission,
     )
     facts.exit_status = status = _exit_status(gathered, session.exitstatus, facts)
     report = RunReport(gathered.summaries, items, manifest, facts, gathered.verdict, gathered.comparison)
