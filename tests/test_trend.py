@@ -12,7 +12,7 @@ import pytest
 from trend_runs import HOSTILE_ID, MISSING_ID, tampered, trend_runs
 
 from vnllmtest.cli import main
-from vnllmtest.metrics import estimate, holm_adjust, mcnemar_exact
+from vnllmtest.metrics import Estimate, estimate, holm_adjust, mcnemar_exact
 from vnllmtest.trend import build_trend, load_points
 
 
@@ -207,6 +207,12 @@ def test_points_use_the_bootstrap_their_runs_recorded(runs, tmp_path, capsys):
     (recorded / "summary.json").write_text(json.dumps(summary), "utf-8")
     status, _, err = trend_cli(capsys, runs["step-2000"], recorded, "--out", tmp_path)
     assert status == 2 and f"{recorded / 'summary.json'}: field 'manifest.options.bootstrap_seed': expected" in err
+    # compare reads runs through the same estimates: its table shows each run's reported values, and the same error
+    assert main(["compare", str(runs["step-1000"]), str(runs["step-2000"]), "--bootstrap-iterations", "50"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| mc | accuracy |"))
+    assert row.split(" | ")[3].startswith(Estimate(*reported[("mc", "accuracy")].values()).describe())
+    assert main(["compare", str(runs["step-2000"]), str(recorded)]) == 2
+    assert "field 'manifest.options.bootstrap_seed'" in capsys.readouterr().err
 
 
 def test_run_text_stays_on_its_line_and_ids_keep_their_backticks(runs, tmp_path, capsys):

@@ -42,10 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = {"baseline_model": arguments.baseline_model, "iterations": iterations}
         comparisons = [compare(run.items, baseline, metrics, current_run=run, **options) for run in runs]
         gated = [gate_run(*pair, arguments.require_gates) for pair in zip(runs, comparisons)] if arguments.gate else []
+        text = compare_markdown(baseline, runs, comparisons, iterations)  # reads each run's recorded bootstrap
     except BaselineError as exc:
         print(f"vnllmtest compare: {exc}", file=sys.stderr)
         return 2
-    sys.stdout.write(compare_markdown(baseline, runs, comparisons, iterations))
+    sys.stdout.write(text)
     sys.stdout.write("".join(line + "\n" for gates in gated for line in gates.markdown()))
     return 0 if all(gates.verdict.passed for gates in gated) else 1
 
@@ -71,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=1000,
         metavar="N",
-        help="bootstrap resamples for CIs (permutation p-values use at least 10,000 draws)",
+        help="bootstrap resamples for the paired differences' CIs, and for a run's own metrics when it recorded none "
+        "(permutation p-values use at least 10,000 draws)",
     )
     command.add_argument(
         "--gate",

@@ -11,9 +11,12 @@ from vnllmtest.outcomes import cluster_labels
 from vnllmtest.stored_run import BaselineError, StoredRun
 
 
-def run_estimate(run: StoredRun, suite: str, model: str, metric: str, iterations: int, seed: int = 0) -> Estimate:
-    """`metric` over the (suite, model) items of `run` that have a value (errors left out), in item-id order
-    as the report resampled them, resampling clusters where the items have them."""
+def run_estimate(run: StoredRun, suite: str, model: str, metric: str, iterations: int) -> Estimate:
+    """`metric` over the (suite, model) items of `run` that have a value (errors left out), as the run's report
+    computed it: items in id order, the bootstrap resamples and seed the run recorded (`iterations` and seed 0
+    for a run that recorded none), clusters resampled where the items have them. BaselineError names a
+    malformed recorded option."""
+    iterations, seed = recorded_bootstrap(run, iterations)
     having = sorted(
         (
             item

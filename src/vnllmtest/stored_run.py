@@ -3,6 +3,7 @@ record by record, so that a malformed file is a clear error before any model loa
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import Counter
@@ -251,6 +252,7 @@ def _binary_under(summary: Mapping[str, Any] | None) -> Callable[[str], bool]:
     and 1): declared so today, under the definition the run used (another version is not compared anyway)."""
     from vnllmtest.metric_table import is_known_metric, metric_info  # the metrics stack, only when a run is read
 
+    @functools.cache  # once per metric name, not once per item
     def binary(metric: str) -> bool:
         if not is_known_metric(metric):
             return False

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from vnllmtest.comparison import Comparison, Incomparable, MetricDifference, compare, defined_version
 from vnllmtest.metrics import Estimate, holm_adjust
-from vnllmtest.stored_estimates import metrics_by_suite, recorded_bootstrap, run_estimate, without_value
+from vnllmtest.stored_estimates import metrics_by_suite, run_estimate, without_value
 from vnllmtest.stored_run import BaselineError, StoredRun, load_run
 
 CORRECTION = "Holm–Bonferroni"
@@ -205,7 +205,6 @@ def build_trend(points: list[Point], reference: int | None, alpha: float, iterat
     step could not test."""
     runs = [point.run for point in points]
     suites = metrics_by_suite(*runs)
-    bootstraps = [recorded_bootstrap(run, iterations) for run in runs]
     trend = Trend(points, reference, alpha, {}, {}, {})
     for suite, names in suites.items():
         for metric in names:
@@ -213,8 +212,7 @@ def build_trend(points: list[Point], reference: int | None, alpha: float, iterat
                 trend.unknown += [metric] if metric not in trend.unknown else []
                 continue
             trend.estimates[(suite, metric)] = [
-                run_estimate(point.run, suite, point.model, metric, *bootstrap)
-                for point, bootstrap in zip(points, bootstraps, strict=True)
+                run_estimate(point.run, suite, point.model, metric, iterations) for point in points
             ]
             counts = [without_value(point.run, suite, point.model, metric) for point in points]
             trend.without_value[(suite, metric)] = counts
